@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_DIR } from '../../src/proto-path';
+import { PROTO_LOADER_OPTIONS } from '../../src/broker/broker-service';
+import type { Broker } from '../../src/broker';
+import type { ProtoGrpcType } from '../../src/generated/bank';
+
+/** The bank package loaded from proto/examples/bank.proto. */
+export function bankProto(): ProtoGrpcType {
+  const def = protoLoader.loadSync(path.join(PROTO_DIR, 'examples', 'bank.proto'), PROTO_LOADER_OPTIONS);
+  return grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
+}
+
+/** Simulated work per call, ms, from BANK_WORK_MS (default 1): load without burning CPU. */
+export function workMs(): number {
+  const v = Number(process.env.BANK_WORK_MS ?? '1');
+  return Number.isFinite(v) && v >= 0 ? v : 1;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms) : setImmediate(r)));
+
+interface AccountState {
+  owner: string;
+  balance: number;
+}
+
+/** Handlers of bank.Banking and bank.Securities; each call spends `work` ms. */
+export function bankImplementations(nodeId: string, work = workMs()) {
+  const accounts = new Map<string, AccountState>();
+  const transactions = new Map<string, string>();
+  const fail = (cb: grpc.sendUnaryData<unknown>, code: grpc.status, details: string) => cb({ code, details }, null);
+  const account = (id: string) => accounts.get(id);
+
+  const unary =
+    <Req, Res>(fn: (req: Req, cb: grpc.sendUnaryData<unknown>) => Res | undefined) =>
+    (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      void sleep(work).then(() => {
+        const res = fn(call.request, cb);
+        if (res !== undefined) cb(null, res);
+      });
+    };
+
+  const banking = {
+    OpenAccount: unary((req: { owner: string; initialCents: string }, cb) => {
+      const initial = Number(req.initialCents);
+      if (!req.owner) return void fail(cb, grpc.status.INVALID_ARGUMENT, "'owner' is empty");
+      if (!(initial >= 0)) return void fail(cb, grpc.status.INVALID_ARGUMENT, "'initial_cents' is negative");
+      const accountId = `${nodeId}-${randomUUID().slice(0, 8)}`;
+      accounts.set(accountId, { owner: req.owner, balance: initial });
+      return { accountId, owner: req.owner, balanceCents: initial };
+    }),
+    Deposit: unary((req: { accountId: string; amountCents: string }, cb) => {
+      const a = account(req.accountId);
+      const amount = Number(req.amountCents);
+      if (!(amount > 0)) return void fail(cb, grpc.status.INVALID_ARGUMENT, "'amount_cents' must be positive");
+      if (a) a.balance += amount;
+      return { accountId: req.accountId, balanceCents: a?.balance ?? amount, servedBy: nodeId };
+    }),
+    Withdraw: unary((req: { accountId: string; amountCents: string }, cb) => {
+      const a = account(req.accountId);
+      const amount = Number(req.amountCents);
+      if (!(amount > 0)) return void fail(cb, grpc.status.INVALID_ARGUMENT, "'amount_cents' must be positive");
+      if (a && a.balance < amount) return void fail(cb, grpc.status.FAILED_PRECONDITION, 'insufficient funds');
+      if (a) a.balance -= amount;
+      return { accountId: req.accountId, balanceCents: a?.balance ?? 0, servedBy: nodeId };
+    }),
+    GetBalance: unary((req: { accountId: string }) => ({
+      accountId: req.accountId,
+      balanceCents: account(req.accountId)?.balance ?? 0,
+      servedBy: nodeId,
+    })),
+    BeginTransaction: unary((req: { accountId: string }) => {
+      const transactionId = `${nodeId}-tx-${randomUUID().slice(0, 8)}`;
+      transactions.set(transactionId, req.accountId);
+      return { transactionId, accountId: req.accountId };
+    }),
+    Commit: unary((req: { transactionId: string }) => ({
+      transactionId: req.transactionId,
+      committed: transactions.delete(req.transactionId),
+    })),
+    Abort: unary((req: { transactionId: string }) => {
+      transactions.delete(req.transactionId);
+      return { transactionId: req.transactionId, committed: false };
+    }),
+    StreamStatements: (call: grpc.ServerWritableStream<{ accountId: string; count: number }, unknown>) => {
+      void (async () => {
+        const n = Math.min(call.request.count || 3, 10_000);
+        for (let i = 0; i < n && !call.cancelled; i++) {
+          await sleep(work);
+          call.write({ accountId: call.request.accountId, index: i, amountCents: (i + 1) * 100, servedBy: nodeId });
+        }
+        call.end();
+      })();
+    },
+  };
+
+  const price = (symbol: string) => {
+    let h = 0;
+    for (const c of symbol) h = (h * 31 + c.charCodeAt(0)) % 100_000;
+    return 10 + h / 100 + Math.sin(Date.now() / 10_000);
+  };
+  const securities = {
+    GetQuote: unary((req: { symbol: string }) => ({ symbol: req.symbol, price: price(req.symbol), atMs: String(Date.now()), servedBy: nodeId })),
+    WatchQuotes: (call: grpc.ServerWritableStream<{ symbols: string[]; count: number }, unknown>) => {
+      void (async () => {
+        const symbols = call.request.symbols.length > 0 ? call.request.symbols : ['ACME'];
+        const n = Math.min(call.request.count || 3, 10_000);
+        for (let i = 0; i < n && !call.cancelled; i++) {
+          await sleep(work);
+          const symbol = symbols[i % symbols.length];
+          call.write({ symbol, price: price(symbol), atMs: String(Date.now()), servedBy: nodeId });
+        }
+        call.end();
+      })();
+    },
+  };
+  return { banking, securities };
+}
+
+/** Registers bank.Banking and bank.Securities on `broker` (the `--module` entry point). */
+export function register(broker: Broker): void {
+  const proto = bankProto();
+  const impl = bankImplementations(broker.nodeId);
+  broker.addService(proto.bank.Banking.service, impl.banking as unknown as grpc.UntypedServiceImplementation);
+  broker.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
+}

@@ -1,0 +1,323 @@
+import { randomInt } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { InProcessBus } from '../cluster/in-process-exchange';
+import type { Exchange, ExchangeStatus } from '../cluster/exchange';
+import { loadMeterByName, LoopDelay, type LoadMeter } from '../cluster/load-meter';
+import { NatsExchange } from '../cluster/nats-exchange';
+import { PeerView } from '../cluster/peer-view';
+import { decodeReport, encodeReport, isRejected, type LoadReport, type ReportStatus } from '../cluster/report-codec';
+import { createLogger, RateLimitedLog, type Logger } from '../log';
+import { peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
+import { splitMethodPath, parseHostPort } from '../wire';
+import { Admission } from './admission';
+import { brokerProto, type MemberInfo } from './broker-service';
+import { CallGate } from './call-gate';
+import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options';
+
+type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
+
+/**
+ * One node of a peerbroker cluster: hosts gRPC services, reports its load to its
+ * peers, and on every call decides to run it here or redirect it to a better peer.
+ */
+export class Broker {
+  readonly options: ResolvedBrokerOptions;
+  readonly log: Logger;
+  readonly peers: PeerView;
+  private readonly server: grpc.Server;
+  private readonly admission: Admission;
+  private readonly gate: CallGate;
+  private readonly services = new Set<string>();
+  private readonly self: SelfState;
+  private readonly policy: PolicyConfig;
+  private readonly incarnation = Date.now();
+  private readonly meters: LoadMeter[];
+  private readonly loopDelay = new LoopDelay();
+  private readonly dropLog = new RateLimitedLog(10_000);
+  private exchange?: Exchange;
+  private seq = 0;
+  private status: ReportStatus = 'ONLINE';
+  private lastLoopDelayMs = 0;
+  private reportTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
+  private urgentReport?: NodeJS.Immediate;
+  private boundEndpoint?: string;
+  private state: 'new' | 'started' | 'stopped' = 'new';
+
+  constructor(options: BrokerOptions) {
+    this.options = parseBrokerOptions(options);
+    const o = this.options;
+    this.log = (o.logger ?? createLogger()).child({ node: o.nodeId });
+    this.peers = new PeerView({
+      cluster: o.cluster,
+      selfId: o.nodeId,
+      offlineAfterPeriods: o.offlineAfterPeriods,
+      forgetAfterMs: 60_000,
+      maxClockSkewMs: 30_000,
+    });
+    this.meters = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
+    this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.reportSoon());
+    const services = this.services;
+    this.self = {
+      nodeId: o.nodeId,
+      load: 0,
+      running: 0,
+      queued: 0,
+      capacity: o.capacity,
+      maxQueue: o.maxQueue,
+      hosts: (s) => services.has(s),
+    };
+    this.policy = { threshold: o.threshold, margin: o.margin, maxHops: o.maxHops, staleAfterPeriods: 2 };
+    this.gate = new CallGate(this.self, this.admission, this.peers, this.policy, peerChoiceByName(o.peerChoice), o.nodeId, (d) =>
+      this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
+    );
+    this.server = new grpc.Server();
+    this.watchPeers();
+  }
+
+  /** This node's id. */
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** The `host:port` clients use to reach this node (known after start). */
+  get endpoint(): string {
+    if (!this.boundEndpoint) throw new Error(`broker '${this.nodeId}' is not started`);
+    return this.boundEndpoint;
+  }
+
+  /** Calls run here, redirected and rejected since start. */
+  get stats(): { run: number; redirected: number; rejected: number } {
+    return { ...this.gate.stats };
+  }
+
+  /** Load now, 0..1. */
+  load(): number {
+    return this.admission.load();
+  }
+
+  /** The peer-choice rule in use. */
+  get peerChoice(): PeerChoice {
+    return this.gate.choice;
+  }
+
+  /**
+   * Hosts a gRPC service: `definition` as proto-loader and grpc-js give it
+   * (`pkg.Service.service`), `implementation` an object of handlers.
+   */
+  addService(definition: ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    if (this.state !== 'new') throw new Error(`broker '${this.nodeId}': addService after start`);
+    const wrapped: grpc.UntypedServiceImplementation = {};
+    let serviceName: string | undefined;
+    for (const [name, method] of Object.entries(definition)) {
+      const parts = splitMethodPath(method.path);
+      if (!parts) throw new Error(`method '${name}' has a malformed path '${method.path}'`);
+      serviceName = parts.service;
+      const handler = implementation[name] ?? implementation[method.originalName ?? name];
+      if (!handler) throw new Error(`service '${parts.service}': no handler for method '${name}'`);
+      wrapped[name] = this.gate.wrap(method, parts.service, handler);
+    }
+    if (!serviceName) throw new Error('service definition has no methods');
+    if (this.services.has(serviceName)) throw new Error(`service '${serviceName}' is already added`);
+    this.services.add(serviceName);
+    this.server.addService(definition, wrapped);
+  }
+
+  /** Binds the gRPC server, joins the control plane and starts reporting. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`broker '${this.nodeId}' was already started`);
+    this.state = 'started';
+    const o = this.options;
+    this.server.addService(brokerProto().peerbroker.v1.Broker.service, {
+      Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { nodeId: o.nodeId, members: this.members() }),
+      Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.statusMessage()),
+    });
+    const creds = o.serverCredentials ?? grpc.ServerCredentials.createInsecure();
+    const port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(o.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const { host } = parseHostPort(o.listen);
+    this.boundEndpoint = o.advertise ?? `${host}:${port}`;
+    this.exchange = this.makeExchange();
+    if (this.exchange) {
+      this.exchange.onStatus = (s, detail) => this.onExchangeStatus(s, detail);
+      await this.exchange.start((nodeId, data) => this.onReport(nodeId, data));
+    } else {
+      this.log.warn('no NATS servers and no exchange given: this node runs alone');
+    }
+    this.scheduleReports();
+    this.sweepTimer = setInterval(() => this.peers.sweep(performance.now()), Math.max(10, o.periodMs / 2));
+    this.sweepTimer.unref();
+    this.publishReport();
+    this.log.info(
+      { endpoint: this.boundEndpoint, services: [...this.services], control: this.exchange?.describe() ?? 'none' },
+      'broker started',
+    );
+  }
+
+  /** Says LEAVING to the peers, stops serving and closes every handle. */
+  async stop(): Promise<void> {
+    if (this.state !== 'started') return;
+    this.state = 'stopped';
+    this.status = 'LEAVING';
+    clearTimeout(this.reportTimer);
+    clearInterval(this.sweepTimer);
+    if (this.urgentReport) clearImmediate(this.urgentReport);
+    this.publishReport();
+    await this.exchange?.flush();
+    await this.exchange?.close().catch(() => {});
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2_000);
+      force.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    this.loopDelay.close();
+    for (const m of this.meters) m.close?.();
+    this.log.info('broker stopped');
+  }
+
+  /** Every node this node knows, itself first. */
+  members(): MemberInfo[] {
+    const now = performance.now();
+    const list: MemberInfo[] = [this.selfMember()];
+    for (const p of this.peers.peers) {
+      list.push({
+        nodeId: p.nodeId,
+        endpoint: p.endpoint,
+        status: this.peers.displayStatus(p, now),
+        load: p.load,
+        services: [...p.services],
+        endpoints: p.endpoints,
+        inFlight: p.inFlight,
+        capacity: p.capacity,
+        reportAgeMs: Math.round(now - p.receivedAt),
+      });
+    }
+    return list;
+  }
+
+  private selfMember(): MemberInfo {
+    return {
+      nodeId: this.nodeId,
+      endpoint: this.boundEndpoint ?? '',
+      status: this.status,
+      load: this.admission.load(),
+      services: [...this.services],
+      endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
+      inFlight: this.admission.running + this.admission.queued,
+      capacity: this.options.capacity,
+      reportAgeMs: 0,
+    };
+  }
+
+  private statusMessage() {
+    const dropped = Object.values(this.peers.dropped).reduce((a, b) => a + b, 0);
+    return {
+      self: this.selfMember(),
+      callsRun: String(this.gate.stats.run),
+      callsRedirected: String(this.gate.stats.redirected),
+      callsRejected: String(this.gate.stats.rejected),
+      reportsDropped: String(dropped),
+    };
+  }
+
+  private makeExchange(): Exchange | undefined {
+    const o = this.options;
+    if (o.exchange) return o.exchange;
+    if (o.nats.length === 0) return undefined;
+    return new NatsExchange({
+      servers: o.nats,
+      cluster: o.cluster,
+      name: `peerbroker-${o.cluster}-${o.nodeId}`,
+      connection: { noEcho: true, ...o.natsOptions },
+    });
+  }
+
+  private onReport(nodeId: string, data: Uint8Array): void {
+    if (nodeId === this.nodeId && !(this.exchange instanceof NatsExchange)) return; // our own echo
+    const r = decodeReport(data);
+    if (isRejected(r)) {
+      this.peers.drop(r.reason, nodeId);
+      this.dropLog.maybe(r.reason, performance.now(), (suppressed) =>
+        this.log.warn({ subject: nodeId, reason: r.reason, detail: r.message, suppressed }, 'load report dropped'),
+      );
+      return;
+    }
+    const reason = this.peers.apply(r, nodeId, performance.now(), Date.now());
+    if (reason) {
+      this.dropLog.maybe(reason, performance.now(), (suppressed) =>
+        this.log.warn({ subject: nodeId, reason, suppressed }, 'load report dropped'),
+      );
+    }
+  }
+
+  private watchPeers(): void {
+    this.peers.on('online', (p) => this.log.info({ peer: p.nodeId, endpoint: p.endpoint }, 'peer on-line'));
+    this.peers.on('offline', (p) => this.log.info({ peer: p.nodeId, endpoint: p.endpoint }, 'peer off-line'));
+    this.peers.on('left', (p) => this.log.info({ peer: p.nodeId }, 'peer left'));
+  }
+
+  private onExchangeStatus(s: ExchangeStatus, detail: string): void {
+    if (s === 'disconnected' || s === 'reconnecting') this.log.warn({ detail }, `control plane ${s}`);
+    else this.log.info({ detail }, `control plane ${s}`);
+  }
+
+  // Jittered by ±10 % so nodes started together do not report in lockstep.
+  private scheduleReports(): void {
+    const period = this.options.periodMs;
+    const next = period * 0.9 + randomInt(Math.max(1, Math.round(period * 0.2)));
+    this.reportTimer = setTimeout(() => {
+      this.publishReport();
+      this.scheduleReports();
+    }, next);
+    this.reportTimer.unref();
+  }
+
+  // A threshold crossing is reported at once, coalesced within one turn of the loop.
+  private reportSoon(): void {
+    if (this.urgentReport || this.state !== 'started') return;
+    this.urgentReport = setImmediate(() => {
+      this.urgentReport = undefined;
+      this.publishReport();
+    });
+  }
+
+  private publishReport(): void {
+    let meterLoad = 0;
+    for (const m of this.meters) meterLoad = Math.max(meterLoad, m.sample());
+    this.admission.meterLoad = meterLoad;
+    this.lastLoopDelayMs = this.loopDelay.take() || this.lastLoopDelayMs;
+    if (!this.exchange) return;
+    const report: LoadReport = {
+      cluster: this.options.cluster,
+      nodeId: this.nodeId,
+      endpoint: this.boundEndpoint ?? '',
+      incarnation: this.incarnation,
+      seq: ++this.seq,
+      sentAtMs: Date.now(),
+      load: this.admission.load(),
+      inFlight: this.admission.running,
+      capacity: this.options.capacity,
+      status: this.status,
+      services: [...this.services],
+      endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
+      periodMs: this.options.periodMs,
+      queued: this.admission.queued,
+      loopDelayMs: this.lastLoopDelayMs,
+      callsRun: this.gate.stats.run,
+      callsRedirected: this.gate.stats.redirected,
+    };
+    this.exchange.publish(this.nodeId, encodeReport(report));
+  }
+}
+
+/** A shared bus for brokers that live in one process (no NATS). */
+export function inProcessBus(): InProcessBus {
+  return new InProcessBus();
+}

@@ -1,0 +1,164 @@
+import type { ServerCredentials } from '@grpc/grpc-js';
+import type { ConnectionOptions } from 'nats';
+import { z } from 'zod';
+import { isValidNodeId } from '../cluster/report-codec';
+import type { Exchange } from '../cluster/exchange';
+import type { LoadMeter } from '../cluster/load-meter';
+import { ConfigError } from '../errors';
+import type { Logger } from '../log';
+import { peerChoiceNames } from '../policy';
+import { parseHostPort } from '../wire';
+
+/** Default reporting period (DESIGN.md). */
+export const DEFAULT_PERIOD_MS = 500;
+/** Default load below which a call always runs here. */
+export const DEFAULT_THRESHOLD = 0.5;
+/** Default load difference a peer must beat to be sent a call. */
+export const DEFAULT_MARGIN = 0.2;
+/** Default concurrent calls at 100 % load. */
+export const DEFAULT_CAPACITY = 64;
+/** Default redirects after which a call is run wherever it is. */
+export const DEFAULT_MAX_HOPS = 2;
+/** Default missed periods before a silent peer is off-line. */
+export const DEFAULT_OFFLINE_AFTER_PERIODS = 3;
+/** Default peer-choice rule (chosen by the benchmark; see bench/README.md). */
+export const DEFAULT_PEER_CHOICE = 'least-loaded-accounted';
+/** Default cluster name. */
+export const DEFAULT_CLUSTER = 'default';
+
+/** Options of a Broker. */
+export interface BrokerOptions {
+  /** This node's id: letters, digits, `_` and `-`, at most 64. Required. */
+  nodeId: string;
+  /** `host:port` the gRPC server listens on; port 0 picks a free one. Default `127.0.0.1:0`. */
+  listen?: string;
+  /** `host:port` peers and clients are told to use. Default: the bound listen address. */
+  advertise?: string;
+  /** Cluster name: brokers of one cluster see each other's reports. Default `default`. */
+  cluster?: string;
+  /** NATS server URLs (or one comma-separated string). Without them and without `exchange`, the node runs alone. */
+  nats?: string[] | string;
+  /** Extra `nats` connection options (TLS, credentials). */
+  natsOptions?: Partial<ConnectionOptions>;
+  /** A ready exchange instead of NATS (the in-process fallback). */
+  exchange?: Exchange;
+  /** Concurrent calls at 100 % load; more wait in a queue. Default 64. */
+  capacity?: number;
+  /** Calls that may wait for a slot. Default 4 × capacity. */
+  maxQueue?: number;
+  /** Below this load (0..1) a call always runs here. Default 0.5. */
+  threshold?: number;
+  /** A peer must be this much less loaded to be sent a call. Default 0.2. */
+  margin?: number;
+  /** Reporting period, ms. Default 500. */
+  periodMs?: number;
+  /** Missed periods before a silent peer is off-line. Default 3. */
+  offlineAfterPeriods?: number;
+  /** A call that followed this many redirects runs where it lands. Default 2. */
+  maxHops?: number;
+  /** Peer-choice rule by name. Default `least-loaded-accounted`. */
+  peerChoice?: string;
+  /** Extra load meters (names or objects), sampled every period; load is the highest. Default none. */
+  meters?: Array<string | LoadMeter>;
+  /** gRPC server credentials. Default insecure (loopback only). */
+  serverCredentials?: ServerCredentials;
+  /** Logger to derive the broker's loggers from. Default: pino on stderr. */
+  logger?: Logger;
+}
+
+/** Options with every default applied. */
+export type ResolvedBrokerOptions = Required<
+  Pick<
+    BrokerOptions,
+    | 'nodeId'
+    | 'listen'
+    | 'cluster'
+    | 'capacity'
+    | 'maxQueue'
+    | 'threshold'
+    | 'margin'
+    | 'periodMs'
+    | 'offlineAfterPeriods'
+    | 'maxHops'
+    | 'peerChoice'
+  >
+> & { advertise?: string; nats: string[] } & Pick<
+    BrokerOptions,
+    'exchange' | 'serverCredentials' | 'logger' | 'meters' | 'natsOptions'
+  >;
+
+const hostPort = z.string().refine(
+  (v) => {
+    try {
+      parseHostPort(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be host:port' },
+);
+const natsUrl = z.string().regex(/^(nats|tls|ws|wss):\/\/[^\s,]+$|^[A-Za-z0-9.-]+:\d+$/, 'must be a NATS URL');
+
+/** The schema of the tunable values (shared with the CLI and runtime config). */
+export const tunables = {
+  capacity: z.number().int().min(1).max(1_000_000),
+  maxQueue: z.number().int().min(0).max(10_000_000),
+  threshold: z.number().min(0).max(1),
+  margin: z.number().min(0).max(1),
+  periodMs: z.number().int().min(10).max(600_000),
+  offlineAfterPeriods: z.number().int().min(2).max(1000),
+  maxHops: z.number().int().min(0).max(16),
+};
+
+const schema = z
+  .object({
+    nodeId: z.string().refine(isValidNodeId, { message: 'must be 1-64 letters, digits, _ or -' }),
+    listen: hostPort.default('127.0.0.1:0'),
+    advertise: hostPort.optional(),
+    cluster: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -')
+      .default(DEFAULT_CLUSTER),
+    nats: z
+      .union([z.string(), z.array(z.string())])
+      .transform((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v))
+      .pipe(z.array(natsUrl))
+      .default([]),
+    capacity: tunables.capacity.default(DEFAULT_CAPACITY),
+    maxQueue: tunables.maxQueue.optional(),
+    threshold: tunables.threshold.default(DEFAULT_THRESHOLD),
+    margin: tunables.margin.default(DEFAULT_MARGIN),
+    periodMs: tunables.periodMs.default(DEFAULT_PERIOD_MS),
+    offlineAfterPeriods: tunables.offlineAfterPeriods.default(DEFAULT_OFFLINE_AFTER_PERIODS),
+    maxHops: tunables.maxHops.default(DEFAULT_MAX_HOPS),
+    peerChoice: z
+      .string()
+      .refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` })
+      .default(DEFAULT_PEER_CHOICE),
+    meters: z.array(z.any()).optional(),
+    exchange: z.any().optional(),
+    natsOptions: z.any().optional(),
+    serverCredentials: z.any().optional(),
+    logger: z.any().optional(),
+  })
+  .strict();
+
+/** Validates options and applies defaults; a bad value throws a ConfigError naming the field. */
+export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions {
+  const r = schema.safeParse(input);
+  if (!r.success) throw toConfigError(r.error);
+  const o = r.data;
+  return { ...o, maxQueue: o.maxQueue ?? 4 * o.capacity } as ResolvedBrokerOptions;
+}
+
+/** Turns the first zod issue into a ConfigError with the field's path. */
+export function toConfigError(error: z.ZodError, rename: (key: string) => string = (k) => k): ConfigError {
+  const issue = error.issues[0];
+  const field =
+    issue.code === 'unrecognized_keys'
+      ? rename(String(issue.keys[0]))
+      : issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : (i > 0 ? '.' : '') + rename(String(p)))).join('');
+  const message = issue.code === 'unrecognized_keys' ? 'is not a known option' : issue.message;
+  return new ConfigError(field || '(options)', message);
+}

@@ -1,0 +1,23 @@
+/** The state of the control-plane connection, as a typed stream (nats.js style). */
+export type ExchangeStatus = 'connected' | 'disconnected' | 'reconnecting' | 'reconnected' | 'closed';
+
+/** Carries load reports between brokers. NATS in production; in-process for the fallback demo. */
+export interface Exchange {
+  /** Subscribes to every load subject of the cluster; `onMessage` gets the subject's node token. */
+  start(onMessage: (nodeId: string, data: Uint8Array) => void): Promise<void>;
+  /** Publishes this node's report on its own subject. Never throws; drops while disconnected. */
+  publish(nodeId: string, data: Uint8Array): void;
+  /** Flushes pending publishes (used before a clean stop). */
+  flush(): Promise<void>;
+  /** Closes the connection and subscription. */
+  close(): Promise<void>;
+  /** Called on every connection status change. */
+  onStatus?: (status: ExchangeStatus, detail: string) => void;
+  /** A description for logs: which server or bus. */
+  describe(): string;
+}
+
+/** `peerbroker.<cluster>.load.<node>` */
+export function loadSubject(cluster: string, nodeId: string): string {
+  return `peerbroker.${cluster}.load.${nodeId}`;
+}

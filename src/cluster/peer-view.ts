@@ -1,0 +1,196 @@
+import { EventEmitter } from 'node:events';
+import type { PeerEntry, PeerStatus } from '../policy';
+import type { DropReason, LoadReport } from './report-codec';
+
+/** A peer with everything its last report said. */
+export interface PeerRecord extends PeerEntry {
+  incarnation: number;
+  seq: number;
+  endpoints: string[];
+  queued: number;
+  loopDelayMs: number;
+  callsRun: number;
+  callsRedirected: number;
+  /** Local time (ms, monotonic) the peer went off-line; 0 while it reports. */
+  offlineSince: number;
+}
+
+/** Options of the peer view; all durations in ms. */
+export interface PeerViewOptions {
+  cluster: string;
+  selfId: string;
+  /** Missed periods before a silent peer is off-line. Default 3. */
+  offlineAfterPeriods: number;
+  /** Off-line peers are forgotten after this long. Default 60 000. */
+  forgetAfterMs: number;
+  /** Reports sent further ahead of our clock than this are dropped. Default 30 000. */
+  maxClockSkewMs: number;
+}
+
+/** Events of the peer view: a typed stream of membership changes, not log lines. */
+export interface PeerViewEvents {
+  online: [peer: PeerRecord];
+  offline: [peer: PeerRecord];
+  left: [peer: PeerRecord];
+  dropped: [reason: DropReason, nodeId: string | undefined];
+}
+
+/**
+ * Membership and load of every peer, from their reports. The policy reads `peers`
+ * (an array updated in place) on every call; this class is the only writer.
+ */
+export class PeerView extends EventEmitter<PeerViewEvents> {
+  /** Every known peer, off-line ones included until forgotten. Never replaced, only mutated. */
+  readonly peers: PeerRecord[] = [];
+  private readonly byId = new Map<string, PeerRecord>();
+  // Last incarnation and seq of peers that left or were forgotten, so a replay cannot revive them.
+  private readonly tombstones = new Map<string, { incarnation: number; seq: number; at: number }>();
+  /** Reports dropped, by reason. */
+  readonly dropped: Record<DropReason, number> = {
+    malformed: 0,
+    invalid: 0,
+    'wrong-cluster': 0,
+    'wrong-subject': 0,
+    'old-incarnation': 0,
+    replay: 0,
+    future: 0,
+    'own-id': 0,
+  };
+  accepted = 0;
+
+  constructor(private readonly opts: PeerViewOptions) {
+    super();
+  }
+
+  /** Counts a message that never became a report (bad bytes or bad fields). */
+  drop(reason: DropReason, nodeId?: string): void {
+    this.dropped[reason]++;
+    this.emit('dropped', reason, nodeId);
+  }
+
+  /**
+   * Applies a decoded report that arrived on `subjectNode`'s subject at local time `now`
+   * (monotonic ms) and wall time `wallNow`. Returns the reason when it was dropped.
+   */
+  apply(r: LoadReport, subjectNode: string, now: number, wallNow: number): DropReason | undefined {
+    const reason = this.check(r, subjectNode, wallNow);
+    if (reason) {
+      this.drop(reason, r.nodeId);
+      return reason;
+    }
+    this.accepted++;
+    let p = this.byId.get(r.nodeId);
+    if (r.status === 'LEAVING') {
+      this.tombstones.set(r.nodeId, { incarnation: r.incarnation, seq: r.seq, at: now });
+      if (p) {
+        this.remove(p);
+        this.emit('left', p);
+      }
+      return undefined;
+    }
+    const wasOnline = p !== undefined && p.status !== 'OFFLINE';
+    if (!p) {
+      p = {
+        nodeId: r.nodeId,
+        endpoint: r.endpoint,
+        status: r.status,
+        load: r.load,
+        extra: 0,
+        inFlight: r.inFlight,
+        capacity: r.capacity,
+        services: new Set(r.services),
+        receivedAt: now,
+        periodMs: r.periodMs,
+        incarnation: r.incarnation,
+        seq: r.seq,
+        endpoints: r.endpoints,
+        queued: r.queued,
+        loopDelayMs: r.loopDelayMs,
+        callsRun: r.callsRun,
+        callsRedirected: r.callsRedirected,
+        offlineSince: 0,
+      };
+      this.byId.set(p.nodeId, p);
+      this.peers.push(p);
+    } else {
+      p.endpoint = r.endpoint;
+      p.status = r.status;
+      p.load = r.load;
+      p.extra = 0;
+      p.inFlight = r.inFlight;
+      p.capacity = r.capacity;
+      if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
+      p.receivedAt = now;
+      p.periodMs = r.periodMs;
+      p.incarnation = r.incarnation;
+      p.seq = r.seq;
+      p.endpoints = r.endpoints;
+      p.queued = r.queued;
+      p.loopDelayMs = r.loopDelayMs;
+      p.callsRun = r.callsRun;
+      p.callsRedirected = r.callsRedirected;
+      p.offlineSince = 0;
+    }
+    if (!wasOnline) this.emit('online', p);
+    return undefined;
+  }
+
+  private check(r: LoadReport, subjectNode: string, wallNow: number): DropReason | undefined {
+    if (r.cluster !== this.opts.cluster) return 'wrong-cluster';
+    if (r.nodeId !== subjectNode) return 'wrong-subject';
+    if (r.nodeId === this.opts.selfId) return 'own-id';
+    if (r.sentAtMs > wallNow + this.opts.maxClockSkewMs) return 'future';
+    const last = this.byId.get(r.nodeId) ?? this.tombstones.get(r.nodeId);
+    if (last) {
+      if (r.incarnation < last.incarnation) return 'old-incarnation';
+      if (r.incarnation === last.incarnation && r.seq <= last.seq) return 'replay';
+    }
+    return undefined;
+  }
+
+  /** Marks peers silent for `offlineAfterPeriods` periods off-line; forgets long-gone ones. */
+  sweep(now: number): void {
+    for (const [id, t] of this.tombstones) if (now - t.at > this.opts.forgetAfterMs) this.tombstones.delete(id);
+    for (let i = this.peers.length - 1; i >= 0; i--) {
+      const p = this.peers[i];
+      if (p.status === 'OFFLINE') {
+        if (now - p.offlineSince > this.opts.forgetAfterMs) this.remove(p);
+      } else if (now - p.receivedAt > this.opts.offlineAfterPeriods * p.periodMs) {
+        p.status = 'OFFLINE';
+        p.offlineSince = now;
+        this.emit('offline', p);
+      }
+    }
+  }
+
+  /** The peer with this id, if known. */
+  get(nodeId: string): PeerRecord | undefined {
+    return this.byId.get(nodeId);
+  }
+
+  /** Counts a redirect sent to `peer` against its load until its next report. */
+  account(peer: PeerEntry): void {
+    peer.extra += 1 / Math.max(1, peer.capacity);
+  }
+
+  /** Status as a person would read it: `UNKNOWN` when the last report is over two periods old. */
+  displayStatus(p: PeerRecord, now: number): PeerStatus | 'UNKNOWN' {
+    if (p.status !== 'OFFLINE' && now - p.receivedAt > 2 * p.periodMs) return 'UNKNOWN';
+    return p.status;
+  }
+
+  private remove(p: PeerRecord): void {
+    if (!this.tombstones.has(p.nodeId)) {
+      this.tombstones.set(p.nodeId, { incarnation: p.incarnation, seq: p.seq, at: p.receivedAt });
+    }
+    this.byId.delete(p.nodeId);
+    const i = this.peers.indexOf(p);
+    if (i >= 0) this.peers.splice(i, 1);
+  }
+}
+
+function sameMembers(a: ReadonlySet<string>, b: readonly string[]): boolean {
+  if (a.size !== b.length) return false;
+  for (const s of b) if (!a.has(s)) return false;
+  return true;
+}

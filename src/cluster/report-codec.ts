@@ -1,0 +1,165 @@
+import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
+import { PROTO_DIR } from '../proto-path';
+import { parseHostPort } from '../wire';
+
+/** A load report, decoded and checked. Field meanings: proto/peerbroker/v1/cluster.proto. */
+export interface LoadReport {
+  cluster: string;
+  nodeId: string;
+  endpoint: string;
+  incarnation: number;
+  seq: number;
+  sentAtMs: number;
+  load: number;
+  inFlight: number;
+  capacity: number;
+  status: ReportStatus;
+  services: string[];
+  endpoints: string[];
+  periodMs: number;
+  queued: number;
+  loopDelayMs: number;
+  callsRun: number;
+  callsRedirected: number;
+}
+
+export type ReportStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING';
+
+/** Why a message on a load subject was dropped; each is counted. */
+export type DropReason =
+  | 'malformed'
+  | 'invalid'
+  | 'wrong-cluster'
+  | 'wrong-subject'
+  | 'old-incarnation'
+  | 'replay'
+  | 'future'
+  | 'own-id';
+
+/** A report that failed to decode or validate, with the reason and a short description. */
+export interface Rejected {
+  reason: DropReason;
+  message: string;
+}
+
+/** Largest report accepted; a real one is a few hundred bytes. */
+export const MAX_REPORT_BYTES = 64 * 1024;
+const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const SERVICE = /^[A-Za-z_][A-Za-z0-9_.]{0,255}$/;
+const STATUSES: readonly ReportStatus[] = ['ONLINE', 'DRAINING', 'UNHEALTHY', 'LEAVING'];
+
+let reportType: protobuf.Type | undefined;
+function type(): protobuf.Type {
+  reportType ??= protobuf
+    .loadSync(path.join(PROTO_DIR, 'peerbroker', 'v1', 'cluster.proto'))
+    .lookupType('peerbroker.v1.LoadReport');
+  return reportType;
+}
+
+/** True when `id` can be a node id (it is used as a NATS subject token). */
+export function isValidNodeId(id: string): boolean {
+  return NODE_ID.test(id);
+}
+
+/** Encodes a report to protobuf bytes. */
+export function encodeReport(r: LoadReport): Uint8Array {
+  const t = type();
+  return t
+    .encode(t.fromObject({
+      cluster: r.cluster,
+      nodeId: r.nodeId,
+      endpoint: r.endpoint,
+      incarnation: r.incarnation,
+      seq: r.seq,
+      sentAtMs: r.sentAtMs,
+      load: r.load,
+      inFlight: r.inFlight,
+      capacity: r.capacity,
+      status: r.status,
+      services: r.services,
+      endpoints: r.endpoints,
+      periodMs: r.periodMs,
+      queued: r.queued,
+      loopDelayMs: r.loopDelayMs,
+      callsRun: r.callsRun,
+      callsRedirected: r.callsRedirected,
+    }))
+    .finish();
+}
+
+/** Decodes and validates a report; never throws. */
+export function decodeReport(bytes: Uint8Array): LoadReport | Rejected {
+  if (bytes.length === 0 || bytes.length > MAX_REPORT_BYTES) {
+    return { reason: 'malformed', message: `size ${bytes.length} bytes` };
+  }
+  let o: Record<string, unknown>;
+  try {
+    const t = type();
+    o = t.toObject(t.decode(bytes), { longs: Number, enums: String, defaults: true, arrays: true });
+  } catch (err) {
+    return { reason: 'malformed', message: (err as Error).message.slice(0, 120) };
+  }
+  return validate(o);
+}
+
+function validate(o: Record<string, unknown>): LoadReport | Rejected {
+  const bad = (message: string): Rejected => ({ reason: 'invalid', message });
+  const nodeId = o.nodeId as string;
+  if (!isValidNodeId(nodeId)) return bad(`node id '${String(nodeId).slice(0, 64)}' is not valid`);
+  if (typeof o.cluster !== 'string' || o.cluster.length === 0) return bad('cluster is empty');
+  const endpoint = o.endpoint as string;
+  try {
+    parseHostPort(endpoint);
+  } catch {
+    return bad(`endpoint '${String(endpoint).slice(0, 64)}' is not host:port`);
+  }
+  const load = o.load as number;
+  if (!Number.isFinite(load) || load < 0 || load > 1) return bad(`load ${load} is outside 0..1`);
+  const capacity = o.capacity as number;
+  if (!(capacity >= 1)) return bad('capacity is 0');
+  const periodMs = o.periodMs as number;
+  if (!(periodMs >= 10 && periodMs <= 600_000)) return bad(`period ${periodMs} ms is outside 10..600000`);
+  const status = o.status as ReportStatus;
+  if (!STATUSES.includes(status)) return bad(`status '${String(status)}' is unknown`);
+  const services = o.services as string[];
+  if (services.length > 1000 || !services.every((s) => SERVICE.test(s))) return bad('services are not valid');
+  const endpoints = o.endpoints as string[];
+  if (endpoints.length > 64) return bad('too many endpoints');
+  for (const e of endpoints) {
+    try {
+      parseHostPort(e);
+    } catch {
+      return bad(`endpoint '${String(e).slice(0, 64)}' is not host:port`);
+    }
+  }
+  for (const k of ['incarnation', 'seq', 'sentAtMs', 'inFlight', 'queued', 'callsRun', 'callsRedirected'] as const) {
+    if (!Number.isSafeInteger(o[k]) || (o[k] as number) < 0) return bad(`${k} is not a count`);
+  }
+  const loopDelayMs = o.loopDelayMs as number;
+  if (!Number.isFinite(loopDelayMs) || loopDelayMs < 0) return bad('loop delay is not a duration');
+  return {
+    cluster: o.cluster,
+    nodeId,
+    endpoint,
+    incarnation: o.incarnation as number,
+    seq: o.seq as number,
+    sentAtMs: o.sentAtMs as number,
+    load,
+    inFlight: o.inFlight as number,
+    capacity,
+    status,
+    services,
+    endpoints,
+    periodMs,
+    queued: o.queued as number,
+    loopDelayMs,
+    callsRun: o.callsRun as number,
+    callsRedirected: o.callsRedirected as number,
+  };
+}
+
+/** True when `r` is a rejection, not a report. */
+export function isRejected(r: LoadReport | Rejected): r is Rejected {
+  return (r as Rejected).reason !== undefined;
+}

@@ -1,0 +1,8 @@
+/** peerbroker: a peer-to-peer load-balancing gRPC object broker. */
+export * from './broker';
+export * from './client';
+export { PeerView, NatsExchange, InProcessBus, loadSubject, registerLoadMeter, type Exchange, type LoadMeter, type LoadReport } from './cluster';
+export { registerPeerChoice, peerChoiceNames, type PeerChoice, type Decision } from './policy';
+export { PeerbrokerError, ConfigError, RedirectError } from './errors';
+export * from './wire';
+export { PROTO_DIR } from './proto-path';

@@ -1,0 +1,68 @@
+import type { status } from '@grpc/grpc-js';
+import type { RedirectReason } from '../wire';
+
+/** A peer as the policy sees it: kept up to date in place by the peer view. */
+export interface PeerEntry {
+  readonly nodeId: string;
+  endpoint: string;
+  /** `ONLINE`, `DRAINING`, `UNHEALTHY`, `LEAVING` or `OFFLINE`. */
+  status: PeerStatus;
+  /** Load from the last report, 0..1. */
+  load: number;
+  /** Load this node added by redirects sent since that report (local accounting). */
+  extra: number;
+  inFlight: number;
+  capacity: number;
+  services: ReadonlySet<string>;
+  /** Local monotonic time (ms) the last report arrived. */
+  receivedAt: number;
+  /** The peer's own reporting period, ms. */
+  periodMs: number;
+}
+
+export type PeerStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING' | 'OFFLINE';
+
+/** What the policy knows of the call, read from its path and metadata. */
+export interface CallInfo {
+  /** `pkg.Service` part of the method path. */
+  service: string;
+  /** Redirects this call followed so far (`peerbroker-hops`). */
+  hops: number;
+  /** The client announced it follows redirects (`peerbroker-follow: 1`). */
+  follows: boolean;
+}
+
+/** This node, measured at the moment of the call. */
+export interface SelfState {
+  nodeId: string;
+  load: number;
+  running: number;
+  queued: number;
+  capacity: number;
+  maxQueue: number;
+  hosts(service: string): boolean;
+}
+
+/** The tunable rules of the decision. */
+export interface PolicyConfig {
+  threshold: number;
+  margin: number;
+  maxHops: number;
+  /** A report older than this many of the peer's periods makes the peer unknown. */
+  staleAfterPeriods: number;
+}
+
+/** The outcome of the decision: a tagged union, as grpc-js's PickResult. */
+export type Decision =
+  | { readonly kind: 'local' }
+  | { readonly kind: 'redirect'; readonly peer: PeerEntry; readonly reason: RedirectReason; readonly detail: string }
+  | { readonly kind: 'reject'; readonly code: status; readonly message: string };
+
+/** Picks one peer among eligible candidates (all online, fresh, hosting the service). */
+export interface PeerChoice {
+  readonly name: string;
+  /** The load the rule compares: reported, or reported plus local accounting. */
+  loadOf(peer: PeerEntry): number;
+  /** Never called with an empty list. */
+  select(candidates: readonly PeerEntry[]): PeerEntry;
+}
