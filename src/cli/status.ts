@@ -1,0 +1,79 @@
+import { connect } from 'nats';
+import { loadSubject } from '../cluster/exchange';
+import { decodeReport, isRejected, type LoadReport } from '../cluster/report-codec';
+import { ConfigError } from '../errors';
+
+/** Options of `peerbroker status`. */
+export interface StatusFlags {
+  nats: string;
+  cluster: string;
+  /** How long to listen for reports, ms. Default 1500 (three default periods). */
+  waitMs?: number;
+  json?: boolean;
+}
+
+/** Collects one report per node for `waitMs` and returns the latest of each. */
+export async function collectReports(flags: StatusFlags): Promise<{ reports: LoadReport[]; dropped: number }> {
+  const servers = flags.nats.split(',').map((s) => s.trim()).filter(Boolean);
+  if (servers.length === 0) throw new ConfigError('nats', 'is required');
+  const nc = await connect({ servers, name: 'peerbroker-status', timeout: 3_000 });
+  const prefix = loadSubject(flags.cluster, '');
+  const latest = new Map<string, LoadReport>();
+  let dropped = 0;
+  const sub = nc.subscribe(`${prefix}*`, {
+    callback: (err, msg) => {
+      if (err) return;
+      const r = decodeReport(msg.data);
+      if (isRejected(r) || r.cluster !== flags.cluster || r.nodeId !== msg.subject.slice(prefix.length)) {
+        dropped++;
+        return;
+      }
+      const prev = latest.get(r.nodeId);
+      if (!prev || r.incarnation > prev.incarnation || (r.incarnation === prev.incarnation && r.seq > prev.seq)) {
+        latest.set(r.nodeId, r);
+      }
+    },
+  });
+  await new Promise((r) => setTimeout(r, flags.waitMs ?? 1_500));
+  sub.unsubscribe();
+  await nc.close();
+  const reports = [...latest.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  return { reports, dropped };
+}
+
+/** Renders reports as the table `peerbroker status` prints. */
+export function formatStatusTable(reports: LoadReport[], now = Date.now()): string {
+  const rows = [
+    ['NODE', 'STATUS', 'LOAD', 'IN-FLIGHT', 'QUEUED', 'CAPACITY', 'ENDPOINT', 'RUN', 'REDIRECTED', 'AGE', 'SERVICES'],
+    ...reports.map((r) => [
+      r.nodeId,
+      r.status,
+      r.load.toFixed(2),
+      String(r.inFlight),
+      String(r.queued),
+      String(r.capacity),
+      r.endpoints.length > 1 ? `${r.endpoint} (+${r.endpoints.filter((e) => e !== r.endpoint).join(',')})` : r.endpoint,
+      String(r.callsRun),
+      String(r.callsRedirected),
+      `${Math.max(0, now - r.sentAtMs)}ms`,
+      r.services.join(','),
+    ]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+/** `peerbroker status`: prints every node's live load, status, endpoint and services. */
+export async function runStatus(flags: StatusFlags): Promise<void> {
+  const { reports, dropped } = await collectReports(flags);
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ cluster: flags.cluster, nodes: reports, dropped }, null, 2) + '\n');
+    return;
+  }
+  if (reports.length === 0) {
+    process.stdout.write(`no reports from cluster '${flags.cluster}' within ${flags.waitMs ?? 1_500} ms\n`);
+    return;
+  }
+  process.stdout.write(formatStatusTable(reports) + '\n');
+  if (dropped > 0) process.stdout.write(`(${dropped} malformed or foreign messages ignored)\n`);
+}
