@@ -54,6 +54,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     'old-incarnation': 0,
     replay: 0,
     future: 0,
+    expired: 0,
     'own-id': 0,
   };
   accepted = 0;
@@ -83,7 +84,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     if (r.status === 'LEAVING') {
       this.tombstones.set(r.nodeId, { incarnation: r.incarnation, seq: r.seq, at: now });
       if (p) {
-        this.remove(p);
+        this.remove(p, now);
         this.emit('left', p);
       }
       return undefined;
@@ -140,6 +141,8 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     if (r.nodeId !== subjectNode) return 'wrong-subject';
     if (r.nodeId === this.opts.selfId) return 'own-id';
     if (r.sentAtMs > wallNow + this.opts.maxClockSkewMs) return 'future';
+    // Older than any tombstone is kept: a replay of it could otherwise revive a forgotten peer.
+    if (r.sentAtMs < wallNow - this.opts.forgetAfterMs) return 'expired';
     const last = this.byId.get(r.nodeId) ?? this.tombstones.get(r.nodeId);
     if (last) {
       if (r.incarnation < last.incarnation) return 'old-incarnation';
@@ -154,7 +157,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     for (let i = this.peers.length - 1; i >= 0; i--) {
       const p = this.peers[i];
       if (p.status === 'OFFLINE') {
-        if (now - p.offlineSince > this.opts.forgetAfterMs) this.remove(p);
+        if (now - p.offlineSince > this.opts.forgetAfterMs) this.remove(p, now);
       } else if (now - p.receivedAt > this.opts.offlineAfterPeriods * p.periodMs) {
         p.status = 'OFFLINE';
         p.offlineSince = now;
@@ -179,9 +182,9 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     return p.status;
   }
 
-  private remove(p: PeerRecord): void {
+  private remove(p: PeerRecord, now: number): void {
     if (!this.tombstones.has(p.nodeId)) {
-      this.tombstones.set(p.nodeId, { incarnation: p.incarnation, seq: p.seq, at: p.receivedAt });
+      this.tombstones.set(p.nodeId, { incarnation: p.incarnation, seq: p.seq, at: now });
     }
     this.byId.delete(p.nodeId);
     const i = this.peers.indexOf(p);

@@ -35,6 +35,7 @@ export type DropReason =
   | 'old-incarnation'
   | 'replay'
   | 'future'
+  | 'expired'
   | 'own-id';
 
 /** A report that failed to decode or validate, with the reason and a short description. */
@@ -96,7 +97,9 @@ export function decodeReport(bytes: Uint8Array): LoadReport | Rejected {
   let o: Record<string, unknown>;
   try {
     const t = type();
-    o = t.toObject(t.decode(bytes), { longs: Number, enums: String, defaults: true, arrays: true });
+    // A plain view: protobufjs's Buffer reader clamps a cut-off string instead of failing.
+    const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    o = t.toObject(t.decode(plain), { longs: Number, enums: String, defaults: true, arrays: true });
   } catch (err) {
     return { reason: 'malformed', message: (err as Error).message.slice(0, 120) };
   }

@@ -42,7 +42,8 @@ export function decide(
   if (self.load < cfg.threshold && !full) return LOCAL;
 
   // Full: any peer with room will do. Otherwise a peer must be lower by the margin.
-  const limit = full ? 1 - Number.EPSILON : self.load - cfg.margin;
+  // The tolerance keeps "exactly margin lower" eligible despite rounding (0.7 - 0.2 < 0.5).
+  const limit = full ? 1 - 1e-9 : self.load - cfg.margin + 1e-9;
   scratch.length = 0;
   for (let i = 0; i < peers.length; i++) {
     const p = peers[i];

@@ -1,0 +1,134 @@
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { parseBrokerOptions, type BrokerOptions } from '../../../src/broker/options';
+import { ConfigError } from '../../../src/errors';
+import { peerChoiceNames } from '../../../src/policy';
+
+function configError(input: Record<string, unknown>): ConfigError {
+  try {
+    parseBrokerOptions(input as unknown as BrokerOptions);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`no error for ${JSON.stringify(input)}`);
+}
+
+describe('parseBrokerOptions', () => {
+  it('applies the documented defaults when only nodeId is given', () => {
+    const o = parseBrokerOptions({ nodeId: 'n1' });
+    expect(o).toMatchObject({
+      nodeId: 'n1',
+      threshold: 0.5,
+      margin: 0.2,
+      periodMs: 500,
+      maxHops: 2,
+      capacity: 64,
+      maxQueue: 256,
+      cluster: 'default',
+      listen: '127.0.0.1:0',
+      offlineAfterPeriods: 3,
+      peerChoice: 'least-loaded-accounted',
+      nats: [],
+    });
+    expect(o.advertise).toBeUndefined();
+  });
+
+  it('defaults maxQueue to 4 × the given capacity', () => {
+    expect(parseBrokerOptions({ nodeId: 'n1', capacity: 10 }).maxQueue).toBe(40);
+  });
+
+  it('keeps an explicit maxQueue, including 0', () => {
+    expect(parseBrokerOptions({ nodeId: 'n1', capacity: 10, maxQueue: 5 }).maxQueue).toBe(5);
+    expect(parseBrokerOptions({ nodeId: 'n1', maxQueue: 0 }).maxQueue).toBe(0);
+  });
+
+  it('keeps the values it is given', () => {
+    const o = parseBrokerOptions({
+      nodeId: 'n-2_b',
+      listen: '127.0.0.2:7002',
+      advertise: 'node2.example:7002',
+      cluster: 'prod',
+      threshold: 0.7,
+      margin: 0.1,
+      periodMs: 250,
+      maxHops: 3,
+      peerChoice: 'two-choices',
+    });
+    expect(o).toMatchObject({
+      nodeId: 'n-2_b',
+      listen: '127.0.0.2:7002',
+      advertise: 'node2.example:7002',
+      cluster: 'prod',
+      threshold: 0.7,
+      margin: 0.1,
+      periodMs: 250,
+      maxHops: 3,
+      peerChoice: 'two-choices',
+    });
+  });
+
+  it('splits nats given as a comma-separated string, trimming spaces', () => {
+    const o = parseBrokerOptions({ nodeId: 'n1', nats: 'nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224' });
+    expect(o.nats).toEqual(['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223', '127.0.0.1:4224']);
+  });
+
+  it('keeps nats given as an array', () => {
+    const o = parseBrokerOptions({ nodeId: 'n1', nats: ['tls://a.example:4222'] });
+    expect(o.nats).toEqual(['tls://a.example:4222']);
+  });
+
+  const bad: Array<[string, Record<string, unknown>, string]> = [
+    ['threshold 1.5', { threshold: 1.5 }, 'threshold'],
+    ['margin -1', { margin: -1 }, 'margin'],
+    ['periodMs 0', { periodMs: 0 }, 'periodMs'],
+    ['capacity 0', { capacity: 0 }, 'capacity'],
+    ['capacity 1.5', { capacity: 1.5 }, 'capacity'],
+    ['maxHops -1', { maxHops: -1 }, 'maxHops'],
+    ['offlineAfterPeriods 1', { offlineAfterPeriods: 1 }, 'offlineAfterPeriods'],
+    ["nodeId 'a.b'", { nodeId: 'a.b' }, 'nodeId'],
+    ["nodeId 'a*'", { nodeId: 'a*' }, 'nodeId'],
+    ["listen 'nohost'", { listen: 'nohost' }, 'listen'],
+    ["advertise 'host:99999'", { advertise: 'host:99999' }, 'advertise'],
+    ["cluster 'a.b'", { cluster: 'a.b' }, 'cluster'],
+    ["threshold '0.5' (a string)", { threshold: '0.5' }, 'threshold'],
+  ];
+
+  it.each(bad)('rejects %s with a ConfigError naming the field', (_what, input, field) => {
+    const err = configError({ nodeId: 'n1', ...input });
+    expect(err.field).toBe(field);
+    expect(err.message).toContain(`'${field}'`);
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('rejects a missing nodeId with a ConfigError naming nodeId', () => {
+    const err = configError({});
+    expect(err.field).toBe('nodeId');
+  });
+
+  it("rejects nats ['http://x'] with a ConfigError naming the entry", () => {
+    const err = configError({ nodeId: 'n1', nats: ['http://x'] });
+    expect(err.field).toBe('nats[0]');
+    expect(err.message).toContain('nats');
+    expect(err.message).toContain('NATS URL');
+  });
+
+  it('names the offending entry of a comma-separated nats string', () => {
+    const err = configError({ nodeId: 'n1', nats: 'nats://a:4222,http://b' });
+    expect(err.field).toBe('nats[1]');
+  });
+
+  it("rejects peerChoice 'nope' with a message listing the known rules", () => {
+    const err = configError({ nodeId: 'n1', peerChoice: 'nope' });
+    expect(err.field).toBe('peerChoice');
+    expect(err.message).toContain('peerChoice');
+    for (const name of peerChoiceNames()) expect(err.message).toContain(name);
+  });
+
+  it('rejects the misspelt key thresold as an unknown option', () => {
+    const err = configError({ nodeId: 'n1', thresold: 0.7 });
+    expect(err.field).toBe('thresold');
+    expect(err.message).toContain("'thresold'");
+    expect(err.message).toContain('not a known option');
+  });
+});

@@ -1,0 +1,326 @@
+import { describe, expect, it } from 'vitest';
+import { PeerView, type PeerViewOptions } from '../../../src/cluster/peer-view';
+import type { DropReason, LoadReport } from '../../../src/cluster/report-codec';
+
+const WALL = 1_732_590_000_000;
+const PERIOD = 500;
+
+const options: PeerViewOptions = {
+  cluster: 'prod',
+  selfId: 'n1',
+  offlineAfterPeriods: 3,
+  forgetAfterMs: 60_000,
+  maxClockSkewMs: 30_000,
+};
+
+function report(over: Partial<LoadReport> = {}): LoadReport {
+  return {
+    cluster: 'prod',
+    nodeId: 'n2',
+    endpoint: '127.0.0.2:7002',
+    incarnation: WALL - 60_000,
+    seq: 1,
+    sentAtMs: WALL,
+    load: 0.3,
+    inFlight: 19,
+    capacity: 64,
+    status: 'ONLINE',
+    services: ['bank.Banking'],
+    endpoints: ['127.0.0.2:7002'],
+    periodMs: PERIOD,
+    queued: 0,
+    loopDelayMs: 1.5,
+    callsRun: 100,
+    callsRedirected: 4,
+    ...over,
+  };
+}
+
+/** A view plus a log of every event it emitted, in order. */
+function setup(opts: Partial<PeerViewOptions> = {}) {
+  const view = new PeerView({ ...options, ...opts });
+  const events: string[] = [];
+  view.on('online', (p) => events.push(`online ${p.nodeId}`));
+  view.on('offline', (p) => events.push(`offline ${p.nodeId}`));
+  view.on('left', (p) => events.push(`left ${p.nodeId}`));
+  view.on('dropped', (reason, id) => events.push(`dropped ${reason} ${id}`));
+  return { view, events };
+}
+
+function totalDropped(view: PeerView): number {
+  return Object.values(view.dropped).reduce((a, b) => a + b, 0);
+}
+
+describe('PeerView', () => {
+  describe('a first report from a peer', () => {
+    it('adds the peer with what its report said and emits online', () => {
+      const { view, events } = setup();
+      expect(view.apply(report(), 'n2', 1000, WALL)).toBeUndefined();
+      expect(events).toEqual(['online n2']);
+      const p = view.get('n2')!;
+      expect(view.peers).toEqual([p]);
+      expect(p).toMatchObject({
+        nodeId: 'n2',
+        endpoint: '127.0.0.2:7002',
+        status: 'ONLINE',
+        load: 0.3,
+        extra: 0,
+        capacity: 64,
+        receivedAt: 1000,
+        periodMs: PERIOD,
+        seq: 1,
+      });
+      expect([...p.services]).toEqual(['bank.Banking']);
+      expect(view.accepted).toBe(1);
+    });
+
+    it('emits online only once while the peer keeps reporting', () => {
+      const { view, events } = setup();
+      view.apply(report({ seq: 1 }), 'n2', 1000, WALL);
+      view.apply(report({ seq: 2, load: 0.4 }), 'n2', 1500, WALL + 500);
+      view.apply(report({ seq: 3, load: 0.5 }), 'n2', 2000, WALL + 1000);
+      expect(events).toEqual(['online n2']);
+      expect(view.get('n2')!.load).toBe(0.5);
+      expect(view.peers).toHaveLength(1);
+    });
+
+    it('updates the peers array in place, so a holder of it sees the change', () => {
+      const { view } = setup();
+      const held = view.peers;
+      view.apply(report(), 'n2', 1000, WALL);
+      view.apply(report({ nodeId: 'n3', endpoint: '127.0.0.3:7003' }), 'n3', 1000, WALL);
+      expect(held).toBe(view.peers);
+      expect(held.map((p) => p.nodeId)).toEqual(['n2', 'n3']);
+    });
+  });
+
+  describe('reports that are dropped', () => {
+    const cases: Array<[string, DropReason, LoadReport, string]> = [
+      ['from another cluster', 'wrong-cluster', report({ cluster: 'staging', seq: 9, load: 0.9 }), 'n2'],
+      ["on another node's subject", 'wrong-subject', report({ seq: 9, load: 0.9 }), 'n3'],
+      ['sent too far ahead of our clock', 'future', report({ seq: 9, load: 0.9, sentAtMs: WALL + 30_001 }), 'n2'],
+      ['from an older incarnation', 'old-incarnation', report({ incarnation: WALL - 120_000, seq: 9, load: 0.9 }), 'n2'],
+      ['replayed (same seq)', 'replay', report({ seq: 5, load: 0.9 }), 'n2'],
+      ['older (lower seq)', 'replay', report({ seq: 4, load: 0.9 }), 'n2'],
+    ];
+
+    it.each(cases)('a report %s is dropped as %s, counted, and changes nothing', (_what, reason, r, subject) => {
+      const { view, events } = setup();
+      view.apply(report({ seq: 5, load: 0.3 }), 'n2', 1000, WALL);
+      const before = { ...view.get('n2')! };
+      events.length = 0;
+
+      expect(view.apply(r, subject, 2000, WALL)).toBe(reason);
+
+      expect(view.dropped[reason]).toBe(1);
+      expect(totalDropped(view)).toBe(1);
+      expect(events).toEqual([`dropped ${reason} ${r.nodeId}`]);
+      expect(view.get('n2')).toEqual(before);
+      expect(view.get('n2')!.load).toBe(0.3);
+      expect(view.accepted).toBe(1);
+      expect(view.peers).toHaveLength(1);
+    });
+
+    it("drops a report carrying this node's own id as own-id and adds no peer", () => {
+      const { view, events } = setup();
+      expect(view.apply(report({ nodeId: 'n1' }), 'n1', 1000, WALL)).toBe('own-id');
+      expect(view.dropped['own-id']).toBe(1);
+      expect(view.peers).toHaveLength(0);
+      expect(events).toEqual(['dropped own-id n1']);
+    });
+
+    it('does not add an unknown peer from a report on the wrong subject', () => {
+      const { view } = setup();
+      expect(view.apply(report({ nodeId: 'n2' }), 'n9', 1000, WALL)).toBe('wrong-subject');
+      expect(view.get('n2')).toBeUndefined();
+      expect(view.get('n9')).toBeUndefined();
+    });
+
+    it('accepts a report sent exactly maxClockSkewMs ahead of our clock', () => {
+      const { view } = setup();
+      expect(view.apply(report({ sentAtMs: WALL + 30_000 }), 'n2', 1000, WALL)).toBeUndefined();
+    });
+
+    it('counts each drop reason separately', () => {
+      const { view } = setup();
+      view.apply(report({ seq: 5 }), 'n2', 1000, WALL);
+      view.apply(report({ seq: 5 }), 'n2', 1100, WALL);
+      view.apply(report({ seq: 3 }), 'n2', 1200, WALL);
+      view.apply(report({ cluster: 'x' }), 'n2', 1300, WALL);
+      view.drop('malformed');
+      expect(view.dropped).toMatchObject({ replay: 2, 'wrong-cluster': 1, malformed: 1, future: 0 });
+    });
+  });
+
+  describe('incarnations', () => {
+    it('lets a newer incarnation replace an older one even with a lower seq', () => {
+      const { view, events } = setup();
+      view.apply(report({ incarnation: 1000, seq: 500, load: 0.9 }), 'n2', 1000, WALL);
+      expect(view.apply(report({ incarnation: 2000, seq: 1, load: 0.1 }), 'n2', 1500, WALL)).toBeUndefined();
+      const p = view.get('n2')!;
+      expect(p).toMatchObject({ incarnation: 2000, seq: 1, load: 0.1 });
+      expect(view.peers).toHaveLength(1);
+      // A restart seen before the peer went off-line is not a new arrival.
+      expect(events).toEqual(['online n2']);
+    });
+
+    it('then drops the old incarnation, whatever its seq', () => {
+      const { view } = setup();
+      view.apply(report({ incarnation: 1000, seq: 500 }), 'n2', 1000, WALL);
+      view.apply(report({ incarnation: 2000, seq: 1 }), 'n2', 1500, WALL);
+      expect(view.apply(report({ incarnation: 1000, seq: 501, load: 0.99 }), 'n2', 1600, WALL)).toBe('old-incarnation');
+      expect(view.get('n2')!.incarnation).toBe(2000);
+    });
+  });
+
+  describe('a peer that leaves', () => {
+    it('is removed at once on a LEAVING report and left is emitted', () => {
+      const { view, events } = setup();
+      view.apply(report({ seq: 1 }), 'n2', 1000, WALL);
+      const p = view.get('n2')!;
+      expect(view.apply(report({ seq: 2, status: 'LEAVING' }), 'n2', 1500, WALL)).toBeUndefined();
+      expect(view.get('n2')).toBeUndefined();
+      expect(view.peers).toHaveLength(0);
+      expect(events).toEqual(['online n2', 'left n2']);
+      expect(events.filter((e) => e.startsWith('left'))).toHaveLength(1);
+      expect(p.nodeId).toBe('n2');
+    });
+
+    it('is not brought back by a replay of an earlier ONLINE report of the same incarnation', () => {
+      const { view, events } = setup();
+      const online = report({ seq: 1 });
+      view.apply(online, 'n2', 1000, WALL);
+      view.apply(report({ seq: 2, status: 'LEAVING' }), 'n2', 1500, WALL);
+      events.length = 0;
+
+      expect(view.apply(online, 'n2', 2000, WALL)).toBe('replay');
+      expect(view.get('n2')).toBeUndefined();
+      expect(view.peers).toHaveLength(0);
+      expect(events).toEqual(['dropped replay n2']);
+    });
+
+    it('is not added by a LEAVING report from a peer never seen, and a replay of its older report is still dropped', () => {
+      const { view, events } = setup();
+      view.apply(report({ seq: 7, status: 'LEAVING' }), 'n2', 1000, WALL);
+      expect(view.peers).toHaveLength(0);
+      expect(events).toEqual([]);
+      expect(view.apply(report({ seq: 6 }), 'n2', 1100, WALL)).toBe('replay');
+      expect(view.peers).toHaveLength(0);
+    });
+
+    it('comes back when it restarts with a newer incarnation', () => {
+      const { view, events } = setup();
+      view.apply(report({ incarnation: 1000, seq: 1 }), 'n2', 1000, WALL);
+      view.apply(report({ incarnation: 1000, seq: 2, status: 'LEAVING' }), 'n2', 1500, WALL);
+      expect(view.apply(report({ incarnation: 3000, seq: 1 }), 'n2', 5000, WALL)).toBeUndefined();
+      expect(view.get('n2')!.status).toBe('ONLINE');
+      expect(events).toEqual(['online n2', 'left n2', 'online n2']);
+    });
+  });
+
+  describe('sweep', () => {
+    it('leaves a peer online while it is silent for at most offlineAfterPeriods periods', () => {
+      const { view, events } = setup();
+      view.apply(report(), 'n2', 1000, WALL);
+      view.sweep(1000 + 3 * PERIOD);
+      expect(view.get('n2')!.status).toBe('ONLINE');
+      expect(events).toEqual(['online n2']);
+    });
+
+    it('marks a peer silent for more than offlineAfterPeriods periods OFFLINE and emits offline exactly once', () => {
+      const { view, events } = setup();
+      view.apply(report(), 'n2', 1000, WALL);
+      view.sweep(1000 + 3 * PERIOD + 1);
+      view.sweep(1000 + 4 * PERIOD);
+      view.sweep(1000 + 10 * PERIOD);
+      const p = view.get('n2')!;
+      expect(p.status).toBe('OFFLINE');
+      expect(p.offlineSince).toBe(1000 + 3 * PERIOD + 1);
+      expect(events).toEqual(['online n2', 'offline n2']);
+    });
+
+    it("uses the peer's own period to judge silence", () => {
+      const { view } = setup();
+      view.apply(report({ periodMs: 2000 }), 'n2', 1000, WALL);
+      view.sweep(1000 + 3 * PERIOD + 1);
+      expect(view.get('n2')!.status).toBe('ONLINE');
+      view.sweep(1000 + 3 * 2000 + 1);
+      expect(view.get('n2')!.status).toBe('OFFLINE');
+    });
+
+    it('brings an OFFLINE peer back ONLINE on its next report and emits online', () => {
+      const { view, events } = setup();
+      view.apply(report({ seq: 1 }), 'n2', 1000, WALL);
+      view.sweep(5000);
+      expect(view.apply(report({ seq: 2, load: 0.7 }), 'n2', 6000, WALL + 5000)).toBeUndefined();
+      const p = view.get('n2')!;
+      expect(p).toMatchObject({ status: 'ONLINE', load: 0.7, offlineSince: 0, receivedAt: 6000 });
+      expect(events).toEqual(['online n2', 'offline n2', 'online n2']);
+      expect(view.peers).toHaveLength(1);
+    });
+
+    it('forgets a peer that stayed OFFLINE longer than forgetAfterMs', () => {
+      const { view } = setup();
+      view.apply(report(), 'n2', 1000, WALL);
+      view.sweep(3000);
+      view.sweep(3000 + 60_000);
+      expect(view.get('n2')).toBeDefined();
+      view.sweep(3000 + 60_001);
+      expect(view.get('n2')).toBeUndefined();
+      expect(view.peers).toHaveLength(0);
+    });
+  });
+
+  describe('local accounting', () => {
+    it('adds 1/capacity to extra for every redirect sent to the peer', () => {
+      const { view } = setup();
+      view.apply(report({ capacity: 8 }), 'n2', 1000, WALL);
+      const p = view.get('n2')!;
+      view.account(p);
+      expect(p.extra).toBe(1 / 8);
+      view.account(p);
+      view.account(p);
+      expect(p.extra).toBe(3 / 8);
+    });
+
+    it('resets extra to 0 when the next report arrives', () => {
+      const { view } = setup();
+      view.apply(report({ seq: 1 }), 'n2', 1000, WALL);
+      const p = view.get('n2')!;
+      view.account(p);
+      view.account(p);
+      view.apply(report({ seq: 2 }), 'n2', 1500, WALL);
+      expect(p.extra).toBe(0);
+    });
+
+    it('keeps extra when a dropped report arrives', () => {
+      const { view } = setup();
+      view.apply(report({ seq: 2 }), 'n2', 1000, WALL);
+      const p = view.get('n2')!;
+      view.account(p);
+      view.apply(report({ seq: 1 }), 'n2', 1500, WALL);
+      expect(p.extra).toBe(1 / 64);
+    });
+  });
+
+  describe('displayStatus', () => {
+    it('shows the reported status while reports are at most two periods old', () => {
+      const { view } = setup();
+      view.apply(report({ status: 'DRAINING' }), 'n2', 1000, WALL);
+      expect(view.displayStatus(view.get('n2')!, 1000 + 2 * PERIOD)).toBe('DRAINING');
+    });
+
+    it('says UNKNOWN after more than two periods without a report', () => {
+      const { view } = setup();
+      view.apply(report(), 'n2', 1000, WALL);
+      expect(view.displayStatus(view.get('n2')!, 1000 + 2 * PERIOD + 1)).toBe('UNKNOWN');
+    });
+
+    it('says OFFLINE, not UNKNOWN, once the sweep marked the peer off-line', () => {
+      const { view } = setup();
+      view.apply(report(), 'n2', 1000, WALL);
+      view.sweep(1000 + 3 * PERIOD + 1);
+      expect(view.displayStatus(view.get('n2')!, 1000 + 10 * PERIOD)).toBe('OFFLINE');
+    });
+  });
+});
