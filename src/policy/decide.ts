@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import type { RedirectReason } from '../wire';
 import type { CallInfo, Decision, PeerChoice, PeerEntry, PolicyConfig, SelfState } from './types';
 
 /** The decision that runs the call on this node; shared, never allocated per call. */
@@ -17,8 +18,9 @@ export function isEligible(peer: PeerEntry, service: string, now: number, cfg: P
 }
 
 /**
- * DESIGN.md steps 1, 4 and 5: hop limit, threshold and margin, overload.
- * Pure: a function of the call, this node, the peers and the config.
+ * DESIGN.md's decision: session affinity, hop limit, content, dedicated homes,
+ * load (threshold and margin), overload. Pure: a function of the call, this node,
+ * the peers, the config and the time.
  */
 export function decide(
   call: CallInfo,
@@ -28,35 +30,135 @@ export function decide(
   choice: PeerChoice,
   now: number,
 ): Decision {
-  if (!self.hosts(call.service)) {
-    return {
-      kind: 'reject',
-      code: status.UNIMPLEMENTED,
-      message: `peerbroker: service '${call.service}' is not hosted on node '${self.nodeId}'`,
-    };
+  const canMove = call.follows || cfg.forwardLegacy === true;
+
+  // Step 2 first: a pinned call goes to its owner whatever the hops or the load.
+  if (call.session !== '' && cfg.rules) {
+    const role = cfg.rules.sessionRole(call.path);
+    if (role?.within) return sessionDecision(call, self, peers, canMove);
   }
+
+  const hosted = self.hosts(call.service);
   const full = self.running >= self.capacity && self.queued >= self.maxQueue;
+
   // Step 1: a call at the hop limit is never bounced again.
-  if (call.hops >= cfg.maxHops || !call.follows) return full ? overloaded(self) : LOCAL;
+  if (call.hops >= cfg.maxHops) {
+    if (!hosted) return notHosted(call, self, 'it reached the hop limit');
+    return full ? overloaded(self) : LOCAL;
+  }
+
+  // Step 3: content. A service not hosted here goes to the least-loaded host.
+  if (!hosted) {
+    collect(peers, call.service, now, cfg, choice, Infinity, null);
+    if (scratch.length === 0) {
+      return {
+        kind: 'reject',
+        code: status.UNIMPLEMENTED,
+        message: `peerbroker: no online node hosts service '${call.service}'`,
+      };
+    }
+    const peer = pick(choice);
+    if (!canMove) return notHosted(call, self, `it is hosted on ${peer.nodeId}; this client does not follow redirects`);
+    return redirect(peer, 'service', `service '${call.service}' is not hosted on ${self.nodeId}`);
+  }
+  if (!canMove) return full ? overloaded(self) : LOCAL;
+
+  // A draining or unhealthy node moves every call it can, to any peer with room.
+  if (self.status !== undefined && self.status !== 'ONLINE') {
+    collect(peers, call.service, now, cfg, choice, 1 - 1e-9, null);
+    if (scratch.length > 0) {
+      return redirect(pick(choice), self.status === 'DRAINING' ? 'draining' : 'unhealthy', `node ${self.nodeId} is ${self.status.toLowerCase()}`);
+    }
+    return full ? overloaded(self) : LOCAL;
+  }
+
+  // Dedicated homes: a home below threshold gets the call; above, other hosts share it.
+  const homes = cfg.rules?.homes(call.path) ?? null;
+  if (homes !== null && !homes.has(self.nodeId)) {
+    scratch.length = 0;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i];
+      if (homes.has(p.nodeId) && isEligible(p, call.service, now, cfg) && choice.loadOf(p) < cfg.threshold) scratch.push(p);
+    }
+    if (scratch.length > 0) return redirect(pick(choice), 'service', `${call.path} prefers its home`);
+  }
+
   // Step 4: below threshold, run here.
   if (self.load < cfg.threshold && !full) return LOCAL;
 
   // Full: any peer with room will do. Otherwise a peer must be lower by the margin.
   // The tolerance keeps "exactly margin lower" eligible despite rounding (0.7 - 0.2 < 0.5).
   const limit = full ? 1 - 1e-9 : self.load - cfg.margin + 1e-9;
+  collect(peers, call.service, now, cfg, choice, limit, homes !== null && !homes.has(self.nodeId) ? homes : null);
+  if (scratch.length === 0) return full ? overloaded(self) : LOCAL;
+  const peer = pick(choice);
+  return redirect(peer, 'load', `load ${self.load.toFixed(2)} > ${cfg.threshold.toFixed(2)}, peer at ${choice.loadOf(peer).toFixed(2)}`);
+}
+
+// Fills `scratch` with eligible peers whose load is at most `limit`, leaving out `exclude`.
+function collect(
+  peers: readonly PeerEntry[],
+  service: string,
+  now: number,
+  cfg: PolicyConfig,
+  choice: PeerChoice,
+  limit: number,
+  exclude: ReadonlySet<string> | null,
+): void {
   scratch.length = 0;
   for (let i = 0; i < peers.length; i++) {
     const p = peers[i];
-    if (isEligible(p, call.service, now, cfg) && choice.loadOf(p) <= limit) scratch.push(p);
+    if (isEligible(p, service, now, cfg) && choice.loadOf(p) <= limit && (exclude === null || !exclude.has(p.nodeId))) {
+      scratch.push(p);
+    }
   }
-  if (scratch.length === 0) return full ? overloaded(self) : LOCAL;
+}
+
+function pick(choice: PeerChoice): PeerEntry {
   const peer = choice.select(scratch);
   scratch.length = 0;
+  return peer;
+}
+
+function redirect(peer: PeerEntry, reason: RedirectReason, detail: string): Decision {
+  return { kind: 'redirect', peer, reason, detail };
+}
+
+function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEntry[], canMove: boolean): Decision {
+  if (call.sessionOwner === self.nodeId) {
+    if (self.hasSession?.(call.session)) return LOCAL;
+    return {
+      kind: 'reject',
+      code: status.FAILED_PRECONDITION,
+      message: `peerbroker: session '${call.session}' is unknown or expired on node '${self.nodeId}'`,
+    };
+  }
+  let owner: PeerEntry | undefined;
+  for (let i = 0; i < peers.length; i++) if (peers[i].nodeId === call.sessionOwner) owner = peers[i];
+  if (!owner || owner.status === 'OFFLINE' || owner.status === 'LEAVING') {
+    return {
+      kind: 'reject',
+      code: status.FAILED_PRECONDITION,
+      message:
+        `peerbroker: session owner '${call.sessionOwner}' is off-line: the session's state was on that node ` +
+        'and is lost; start a new session',
+    };
+  }
+  if (!canMove) {
+    return {
+      kind: 'reject',
+      code: status.FAILED_PRECONDITION,
+      message: `peerbroker: session belongs to node '${owner.nodeId}' and this client does not follow redirects`,
+    };
+  }
+  return redirect(owner, 'session', `session belongs to ${owner.nodeId}`);
+}
+
+function notHosted(call: CallInfo, self: SelfState, why: string): Decision {
   return {
-    kind: 'redirect',
-    peer,
-    reason: 'load',
-    detail: `load ${self.load.toFixed(2)} > ${cfg.threshold.toFixed(2)}, peer at ${choice.loadOf(peer).toFixed(2)}`,
+    kind: 'reject',
+    code: status.UNIMPLEMENTED,
+    message: `peerbroker: service '${call.service}' is not hosted on node '${self.nodeId}' and ${why}`,
   };
 }
 

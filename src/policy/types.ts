@@ -1,5 +1,6 @@
 import type { status } from '@grpc/grpc-js';
 import type { RedirectReason } from '../wire';
+import type { CompiledRules } from './rules';
 
 /** A peer as the policy sees it: kept up to date in place by the peer view. */
 export interface PeerEntry {
@@ -24,23 +25,33 @@ export type PeerStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING' | 'OFFL
 
 /** What the policy knows of the call, read from its path and metadata. */
 export interface CallInfo {
+  /** The gRPC path `/pkg.Service/Method`. */
+  path: string;
   /** `pkg.Service` part of the method path. */
   service: string;
   /** Redirects this call followed so far (`peerbroker-hops`). */
   hops: number;
   /** The client announced it follows redirects (`peerbroker-follow: 1`). */
   follows: boolean;
+  /** The session token the call carries, or ''. */
+  session: string;
+  /** The node id part of that token, or ''. */
+  sessionOwner: string;
 }
 
 /** This node, measured at the moment of the call. */
 export interface SelfState {
   nodeId: string;
+  /** `ONLINE`, or `DRAINING` / `UNHEALTHY`: then every call that can move is moved. */
+  status?: 'ONLINE' | 'DRAINING' | 'UNHEALTHY';
   load: number;
   running: number;
   queued: number;
   capacity: number;
   maxQueue: number;
   hosts(service: string): boolean;
+  /** True when this node owns the live session `token`. */
+  hasSession?(token: string): boolean;
 }
 
 /** The tunable rules of the decision. */
@@ -50,6 +61,10 @@ export interface PolicyConfig {
   maxHops: number;
   /** A report older than this many of the peer's periods makes the peer unknown. */
   staleAfterPeriods: number;
+  /** Calls of clients that do not follow redirects may be moved (the broker forwards them). */
+  forwardLegacy?: boolean;
+  /** Session and dedicated-home rules. */
+  rules?: CompiledRules;
 }
 
 /** The outcome of the decision: a tagged union, as grpc-js's PickResult. */

@@ -84,11 +84,18 @@ const choices: PeerChoice[] = [leastLoaded, leastLoadedAccounted, twoChoices(() 
 
 describe('decide', () => {
   describe('a service this node does not host', () => {
-    it('is rejected with UNIMPLEMENTED and a message naming the service and the node', () => {
+    it('is rejected with UNIMPLEMENTED and a message naming the service when no online node hosts it', () => {
       const d = run(self(0.1), [peer('n2', 0)], call({ service: 'bank.Securities' }));
       const r = expectReject(d, status.UNIMPLEMENTED);
+      expect(r.message).toContain("no online node hosts service 'bank.Securities'");
+    });
+
+    it('is rejected naming the service, this node and the host when the client does not follow redirects', () => {
+      const host = peer('n2', 0, { services: new Set(['bank.Securities']) });
+      const r = expectReject(run(self(0.1), [host], call({ service: 'bank.Securities', follows: false })), status.UNIMPLEMENTED);
       expect(r.message).toContain("'bank.Securities'");
       expect(r.message).toContain("'n1'");
+      expect(r.message).toContain('n2');
     });
 
     it('is rejected even for a client that does not follow redirects and at the hop limit', () => {
