@@ -30,7 +30,7 @@ export class CallGate {
   readonly stats: GateStats = { run: 0, redirected: 0, rejected: 0 };
   /** Response headers of an accepted call; shared because grpc-js only reads them. */
   private readonly acceptedHeaders = new Metadata();
-  private readonly call: CallInfo = { service: '', hops: 0, follows: false };
+  private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, session: '', sessionOwner: '' };
 
   constructor(
     private readonly self: SelfState,
