@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_DIR } from '../../src/proto-path';
@@ -9,7 +8,8 @@ import type { ProtoGrpcType } from '../../src/generated/bank';
 
 /** The bank package loaded from proto/examples/bank.proto. */
 export function bankProto(): ProtoGrpcType {
-  const def = protoLoader.loadSync(path.join(PROTO_DIR, 'examples', 'bank.proto'), PROTO_LOADER_OPTIONS);
+  // includeDirs lets bank.proto import peerbroker/v1/options.proto (the session options).
+  const def = protoLoader.loadSync('examples/bank.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
   return grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
 }
 
@@ -94,6 +94,21 @@ export function bankImplementations(nodeId: string, work = workMs()) {
         call.end();
       })();
     },
+    DepositBatch: (
+      call: grpc.ServerReadableStream<{ accountId: string; amountCents: string }, unknown>,
+      cb: grpc.sendUnaryData<unknown>,
+    ) => {
+      let count = 0;
+      let total = 0;
+      call.on('data', (item: { accountId: string; amountCents: string }) => {
+        const amount = Number(item.amountCents);
+        const a = account(item.accountId);
+        if (a && amount > 0) a.balance += amount;
+        count++;
+        total += amount;
+      });
+      call.on('end', () => void sleep(work).then(() => cb(null, { count, totalCents: String(total), servedBy: nodeId })));
+    },
   };
 
   const price = (symbol: string) => {
@@ -103,6 +118,16 @@ export function bankImplementations(nodeId: string, work = workMs()) {
   };
   const securities = {
     GetQuote: unary((req: { symbol: string }) => ({ symbol: req.symbol, price: price(req.symbol), atMs: String(Date.now()), servedBy: nodeId })),
+    Trade: (call: grpc.ServerDuplexStream<{ orderId: string; symbol: string; quantity: string }, unknown>) => {
+      // Fills go out in order: each waits for the previous one.
+      let chain = Promise.resolve();
+      call.on('data', (o: { orderId: string; symbol: string; quantity: string }) => {
+        chain = chain.then(() => sleep(work)).then(() => {
+          call.write({ orderId: o.orderId, symbol: o.symbol, quantity: o.quantity, price: price(o.symbol), servedBy: nodeId });
+        });
+      });
+      call.on('end', () => void chain.then(() => call.end()));
+    },
     WatchQuotes: (call: grpc.ServerWritableStream<{ symbols: string[]; count: number }, unknown>) => {
       void (async () => {
         const symbols = call.request.symbols.length > 0 ? call.request.symbols : ['ACME'];

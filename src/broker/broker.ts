@@ -7,11 +7,14 @@ import { NatsExchange } from '../cluster/nats-exchange';
 import { PeerView } from '../cluster/peer-view';
 import { decodeReport, encodeReport, isRejected, type LoadReport, type ReportStatus } from '../cluster/report-codec';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
-import { peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
+import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState, type SessionRule } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
 import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from './broker-service';
 import { CallGate } from './call-gate';
+import { Forwarder } from './forwarder';
+import { sessionRulesFromProto } from './proto-rules';
+import { SessionTable } from './session-table';
 import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options';
 
 type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
@@ -27,7 +30,13 @@ export class Broker {
   private readonly server: grpc.Server;
   private readonly admission: Admission;
   private readonly gate: CallGate;
+  /** Services hosted here (a subset of those added when `services` is set). */
   private readonly services = new Set<string>();
+  private readonly protoSessionRules: SessionRule[] = [];
+  /** Every service added; calls for those not hosted are redirected to a host. */
+  private readonly added = new Set<string>();
+  private readonly sessions: SessionTable;
+  private readonly forwarder: Forwarder;
   private readonly self: SelfState;
   private readonly policy: PolicyConfig;
   private readonly incarnation = Date.now();
@@ -67,10 +76,28 @@ export class Broker {
       maxQueue: o.maxQueue,
       hosts: (s) => services.has(s),
     };
-    this.policy = { threshold: o.threshold, margin: o.margin, maxHops: o.maxHops, staleAfterPeriods: 2 };
-    this.gate = new CallGate(this.self, this.admission, this.peers, this.policy, peerChoiceByName(o.peerChoice), o.nodeId, (d) =>
-      this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
-    );
+    this.self.hasSession = (token) => this.sessions.touch(token, Date.now());
+    this.sessions = new SessionTable(o.nodeId);
+    this.forwarder = new Forwarder(o.maxHops);
+    this.policy = {
+      threshold: o.threshold,
+      margin: o.margin,
+      maxHops: o.maxHops,
+      staleAfterPeriods: 2,
+      forwardLegacy: o.forwardLegacy,
+      rules: new CompiledRules(o.sessions, o.dedicated),
+    };
+    this.gate = new CallGate({
+      nodeId: o.nodeId,
+      self: this.self,
+      admission: this.admission,
+      peers: this.peers,
+      config: this.policy,
+      choice: peerChoiceByName(o.peerChoice),
+      sessions: this.sessions,
+      forwarder: this.forwarder,
+      onRedirect: (d) => this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
+    });
     this.server = new grpc.Server();
     this.watchPeers();
   }
@@ -87,7 +114,7 @@ export class Broker {
   }
 
   /** Calls run here, redirected and rejected since start. */
-  get stats(): { run: number; redirected: number; rejected: number } {
+  get stats(): { run: number; redirected: number; forwarded: number; rejected: number } {
     return { ...this.gate.stats };
   }
 
@@ -118,8 +145,10 @@ export class Broker {
       wrapped[name] = this.gate.wrap(method, parts.service, handler);
     }
     if (!serviceName) throw new Error('service definition has no methods');
-    if (this.services.has(serviceName)) throw new Error(`service '${serviceName}' is already added`);
-    this.services.add(serviceName);
+    if (this.added.has(serviceName)) throw new Error(`service '${serviceName}' is already added`);
+    this.added.add(serviceName);
+    if (!this.options.services || this.options.services.includes(serviceName)) this.services.add(serviceName);
+    this.protoSessionRules.push(...sessionRulesFromProto(serviceName, definition));
     this.server.addService(definition, wrapped);
   }
 
@@ -128,6 +157,10 @@ export class Broker {
     if (this.state !== 'new') throw new Error(`broker '${this.nodeId}' was already started`);
     this.state = 'started';
     const o = this.options;
+    for (const s of o.services ?? []) {
+      if (!this.added.has(s)) throw new Error(`'services' names '${s}', which the module did not add (added: ${[...this.added].join(', ')})`);
+    }
+    if (this.protoSessionRules.length > 0) this.policy.rules = new CompiledRules([...o.sessions, ...this.protoSessionRules], o.dedicated);
     this.server.addService(brokerProto().peerbroker.v1.Broker.service, {
       Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { nodeId: o.nodeId, members: this.members() }),
       Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.statusMessage()),
@@ -146,7 +179,10 @@ export class Broker {
       this.log.warn('no NATS servers and no exchange given: this node runs alone');
     }
     this.scheduleReports();
-    this.sweepTimer = setInterval(() => this.peers.sweep(performance.now()), Math.max(10, o.periodMs / 2));
+    this.sweepTimer = setInterval(() => {
+      this.peers.sweep(performance.now());
+      this.sessions.sweep(Date.now());
+    }, Math.max(10, o.periodMs / 2));
     this.sweepTimer.unref();
     this.publishReport();
     this.log.info(
@@ -177,6 +213,7 @@ export class Broker {
         resolve();
       });
     });
+    this.forwarder.close();
     this.loopDelay.close();
     for (const m of this.meters) m.close?.();
     this.log.info('broker stopped');

@@ -1,154 +1,192 @@
 import {
   Metadata,
   status,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
   type MethodDefinition,
   type sendUnaryData,
   type ServerErrorResponse,
-  type ServerUnaryCall,
-  type ServerWritableStream,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import type { PeerView } from '../cluster/peer-view';
 import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON } from '../wire';
+import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
 import type { Admission } from './admission';
+import type { Forwarder } from './forwarder';
+import { tokenOwner, type SessionTable } from './session-table';
 
 /** Counters of what the gate did, since start. */
 export interface GateStats {
   run: number;
   redirected: number;
+  forwarded: number;
   rejected: number;
 }
 
+/** What the gate needs of its broker. */
+export interface GateDeps {
+  nodeId: string;
+  self: SelfState;
+  admission: Admission;
+  peers: PeerView;
+  config: PolicyConfig;
+  choice: PeerChoice;
+  sessions: SessionTable;
+  forwarder: Forwarder;
+  onRedirect?: (d: Extract<Decision, { kind: 'redirect' }>) => void;
+}
+
+type Call = NodeJS.EventEmitter & { metadata: Metadata; sendMetadata(md: Metadata): void };
+type Redirect = Extract<Decision, { kind: 'redirect' }>;
+
+/** The gRPC session token of a call, or '' (a malformed one is reported by `decideFor`). */
+const MALFORMED_TOKEN: Decision = Object.freeze({
+  kind: 'reject',
+  code: status.INVALID_ARGUMENT,
+  message: `peerbroker: malformed '${MD_SESSION}' token (expected <nodeId>.<random>, at most 129 characters)`,
+});
+
 /**
- * Applies the decision to every call before the handler runs, and keeps the
- * in-flight count. One gate per broker; handlers are wrapped once, at addService.
+ * Applies the decision to every call before the handler runs, keeps the in-flight
+ * count, starts and ends sessions. Handlers are wrapped once, at addService.
  */
 export class CallGate {
-  readonly stats: GateStats = { run: 0, redirected: 0, rejected: 0 };
+  readonly stats: GateStats = { run: 0, redirected: 0, forwarded: 0, rejected: 0 };
   /** Response headers of an accepted call; shared because grpc-js only reads them. */
   private readonly acceptedHeaders = new Metadata();
   private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, session: '', sessionOwner: '' };
+  choice: PeerChoice;
 
-  constructor(
-    private readonly self: SelfState,
-    private readonly admission: Admission,
-    private readonly peers: PeerView,
-    readonly config: PolicyConfig,
-    public choice: PeerChoice,
-    nodeId: string,
-    private readonly onRedirect: (d: Extract<Decision, { kind: 'redirect' }>) => void = () => {},
-  ) {
-    this.acceptedHeaders.set(MD_NODE, nodeId);
+  constructor(private readonly d: GateDeps) {
+    this.acceptedHeaders.set(MD_NODE, d.nodeId);
+    this.choice = d.choice;
   }
 
   /** Wraps a user handler of `method` so the decision runs first. */
   wrap(method: MethodDefinition<unknown, unknown>, service: string, handler: UntypedHandleCall): UntypedHandleCall {
-    if (!method.requestStream && !method.responseStream) {
-      return this.wrapUnary(service, handler as handleUnaryCall<unknown, unknown>);
-    }
-    if (!method.requestStream && method.responseStream) {
-      return this.wrapServerStream(service, handler as handleServerStreamingCall<unknown, unknown>);
-    }
-    // Client-streaming and bidi: the stub does not announce following for them yet,
-    // so they run here; they are still counted as load.
-    return this.wrapOther(handler);
-  }
-
-  /** The decision for a call to `service` with `md`, at this moment. */
-  decideFor(service: string, md: Metadata): Decision {
-    const call = this.call;
-    call.service = service;
-    call.follows = md.get(MD_FOLLOW)[0] === '1';
-    call.hops = call.follows ? parseHops(md.get(MD_HOPS)[0], this.config.maxHops) : 0;
-    this.self.load = this.admission.load();
-    this.self.running = this.admission.running;
-    this.self.queued = this.admission.queued;
-    return decide(call, this.self, this.peers.peers, this.config, this.choice, performance.now());
-  }
-
-  private wrapUnary(service: string, handler: handleUnaryCall<unknown, unknown>): handleUnaryCall<unknown, unknown> {
-    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-      const d = this.decideFor(service, call.metadata);
-      if (d !== LOCAL) return callback(this.notLocal(d));
-      if (this.call.follows) call.sendMetadata(this.acceptedHeaders);
-      let done = false;
-      const finish = () => {
-        if (!done) {
-          done = true;
-          this.admission.release();
-        }
-      };
-      const waiting = this.admission.admit(() => {
-        this.stats.run++;
-        try {
-          handler(call, (err, value, trailer, flags) => {
-            finish();
-            callback(err, value, trailer, flags);
-          });
-        } catch (err) {
-          finish();
-          callback({ code: status.UNKNOWN, details: `handler threw: ${(err as Error).message}` });
-        }
-      });
-      call.once('cancelled', () => (waiting && !waiting.started ? waiting.cancel() : finish()));
-    };
-  }
-
-  private wrapServerStream(
-    service: string,
-    handler: handleServerStreamingCall<unknown, unknown>,
-  ): handleServerStreamingCall<unknown, unknown> {
-    return (call: ServerWritableStream<unknown, unknown>) => {
-      const d = this.decideFor(service, call.metadata);
+    const h = handler as (call: Call, cb?: sendUnaryData<unknown>) => void;
+    const path = method.path;
+    // Unary and client-streaming calls end with a callback; the others end their stream.
+    const withCallback = !method.responseStream;
+    return ((call: Call, callback?: sendUnaryData<unknown>) => {
+      const d = this.decideFor(path, service, call.metadata);
       if (d !== LOCAL) {
-        call.emit('error', this.notLocal(d));
+        if (d.kind === 'redirect' && !this.call.follows) {
+          this.stats.forwarded++;
+          this.countRedirect(d);
+          this.d.forwarder.forward(method, call as never, d.peer.endpoint, callback);
+          return;
+        }
+        const err = this.notLocal(d);
+        if (withCallback) callback!(err, null);
+        else call.emit('error', err);
         return;
       }
-      if (this.call.follows) call.sendMetadata(this.acceptedHeaders);
-      this.track(call, () => {
-        this.stats.run++;
-        handler(call);
-      });
-    };
-  }
-
-  private wrapOther(handler: UntypedHandleCall): UntypedHandleCall {
-    return ((call: ServerWritableStream<unknown, unknown>, ...rest: unknown[]) => {
-      this.track(call, () => {
-        this.stats.run++;
-        (handler as (...a: unknown[]) => void)(call, ...rest);
-      });
+      this.runLocal(path, call, withCallback ? callback! : undefined, h);
     }) as UntypedHandleCall;
   }
 
-  // A streaming call holds its slot until it ends or is cancelled.
-  private track(call: NodeJS.EventEmitter, start: () => void): void {
+  /** The decision for a call to `path` with `md`, at this moment. */
+  decideFor(path: string, service: string, md: Metadata): Decision {
+    const call = this.call;
+    call.path = path;
+    call.service = service;
+    call.follows = md.get(MD_FOLLOW)[0] === '1';
+    call.hops = call.follows ? parseHops(md.get(MD_HOPS)[0], this.d.config.maxHops) : 0;
+    const token = md.get(MD_SESSION)[0];
+    if (token === undefined || token === '') {
+      call.session = '';
+      call.sessionOwner = '';
+    } else {
+      const owner = typeof token === 'string' ? tokenOwner(token) : null;
+      if (owner === null) return MALFORMED_TOKEN;
+      call.session = token as string;
+      call.sessionOwner = owner;
+    }
+    const a = this.d.admission;
+    const self = this.d.self;
+    self.load = a.load();
+    self.running = a.running;
+    self.queued = a.queued;
+    return decide(call, self, this.d.peers.peers, this.d.config, this.choice, performance.now());
+  }
+
+  private runLocal(
+    path: string,
+    call: Call,
+    callback: sendUnaryData<unknown> | undefined,
+    handler: (call: Call, cb?: sendUnaryData<unknown>) => void,
+  ): void {
+    const follows = this.call.follows;
+    const role = this.d.config.rules?.sessionRole(path) ?? null;
+    const token = this.call.session;
+    const opensSession = role !== null && role.enter;
+    const closesSession = role !== null && role.exit && token !== '' && this.call.sessionOwner === this.d.nodeId;
+    let headersSent = false;
+    const sendHeaders = (sessionValue?: string) => {
+      if (headersSent) return;
+      headersSent = true;
+      if (sessionValue === undefined) {
+        if (follows) call.sendMetadata(this.acceptedHeaders);
+        return;
+      }
+      const md = this.acceptedHeaders.clone();
+      md.set(MD_SESSION, sessionValue);
+      call.sendMetadata(md);
+    };
+
     let done = false;
     let started = false;
     const finish = () => {
       if (started && !done) {
         done = true;
-        this.admission.release();
+        this.d.admission.release();
       }
     };
-    const waiting = this.admission.admit(() => {
+    const start = () => {
       started = true;
-      start();
-    });
-    call.once('finish', finish);
-    call.once('close', finish);
+      this.stats.run++;
+      if (callback) {
+        // A session starts or ends only when its call succeeded: its header goes with the answer.
+        if (!opensSession && !closesSession) sendHeaders();
+        const cb: sendUnaryData<unknown> = (err, value, trailer, flags) => {
+          finish();
+          if (!err && opensSession) sendHeaders(this.d.sessions.open(Date.now(), role!.idleMs));
+          else if (!err && closesSession) {
+            this.d.sessions.close(token);
+            sendHeaders('');
+          } else sendHeaders();
+          callback(err, value, trailer, flags);
+        };
+        try {
+          handler(call, cb);
+        } catch (err) {
+          cb({ code: status.UNKNOWN, details: `handler threw: ${(err as Error).message}` }, null);
+        }
+        return;
+      }
+      // Streaming responses: the header must go first, so a session opens at the start.
+      if (opensSession) sendHeaders(this.d.sessions.open(Date.now(), role!.idleMs));
+      else if (closesSession) {
+        this.d.sessions.close(token);
+        sendHeaders('');
+      } else sendHeaders();
+      call.once('finish', finish);
+      call.once('close', finish);
+      handler(call);
+    };
+    const waiting = this.d.admission.admit(start);
     call.once('cancelled', () => (waiting && !waiting.started ? waiting.cancel() : finish()));
+  }
+
+  private countRedirect(d: Redirect): void {
+    this.stats.redirected++;
+    this.d.peers.account(d.peer);
+    this.d.onRedirect?.(d);
   }
 
   /** The status a redirect or reject is sent as; counts it. */
   notLocal(d: Decision): ServerErrorResponse {
     if (d.kind === 'redirect') {
-      this.stats.redirected++;
-      this.peers.account(d.peer);
-      this.onRedirect(d);
+      this.countRedirect(d);
       const trailers = new Metadata();
       trailers.set(MD_LOCATION, d.peer.endpoint);
       trailers.set(MD_LOCATION_NODE, d.peer.nodeId);

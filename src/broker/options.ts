@@ -6,7 +6,7 @@ import type { Exchange } from '../cluster/exchange';
 import type { LoadMeter } from '../cluster/load-meter';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
-import { peerChoiceNames } from '../policy';
+import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';
 import { parseHostPort } from '../wire';
 
 /** Default reporting period (DESIGN.md). */
@@ -60,6 +60,14 @@ export interface BrokerOptions {
   peerChoice?: string;
   /** Extra load meters (names or objects), sampled every period; load is the highest. Default none. */
   meters?: Array<string | LoadMeter>;
+  /** Services this node hosts, by full name (`bank.Banking`); calls for the others are redirected. Default: all added. */
+  services?: string[];
+  /** Forward calls of clients that do not follow redirects, instead of running them here. Default false. */
+  forwardLegacy?: boolean;
+  /** Session rules (pinned calls); added to those declared in the .proto files. Default none. */
+  sessions?: SessionRule[];
+  /** Preferred homes: `{ 'bank.Securities/*': ['n2'] }`. Default none. */
+  dedicated?: DedicatedRules;
   /** gRPC server credentials. Default insecure (loopback only). */
   serverCredentials?: ServerCredentials;
   /** Logger to derive the broker's loggers from. Default: pino on stderr. */
@@ -81,8 +89,11 @@ export type ResolvedBrokerOptions = Required<
     | 'offlineAfterPeriods'
     | 'maxHops'
     | 'peerChoice'
+    | 'forwardLegacy'
+    | 'sessions'
+    | 'dedicated'
   >
-> & { advertise?: string; nats: string[] } & Pick<
+> & { advertise?: string; nats: string[]; services?: string[] } & Pick<
     BrokerOptions,
     'exchange' | 'serverCredentials' | 'logger' | 'meters' | 'natsOptions'
   >;
@@ -98,6 +109,17 @@ const hostPort = z.string().refine(
   },
   { message: 'must be host:port' },
 );
+const pattern = z.string().refine(isMethodPattern, { message: 'must be pkg.Service/Method, pkg.Service/* or *' });
+const patterns = z.union([pattern, z.array(pattern).min(1)]);
+
+/** Schema of a session rule. */
+export const sessionRuleSchema = z
+  .object({ enter: pattern, within: patterns, exit: patterns, idleMs: z.number().int().min(100).max(86_400_000).optional() })
+  .strict();
+
+/** Schema of the dedicated-home rules. */
+export const dedicatedSchema = z.record(pattern, z.array(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be node ids')).min(1));
+
 const natsUrl = z.string().regex(/^(nats|tls|ws|wss):\/\/[^\s,]+$|^[A-Za-z0-9.-]+:\d+$/, 'must be a NATS URL');
 
 /** The schema of the tunable values (shared with the CLI and runtime config). */
@@ -137,6 +159,10 @@ const schema = z
       .refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` })
       .default(DEFAULT_PEER_CHOICE),
     meters: z.array(z.any()).optional(),
+    services: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(),
+    forwardLegacy: z.boolean().default(false),
+    sessions: z.array(sessionRuleSchema).default([]),
+    dedicated: dedicatedSchema.default({}),
     exchange: z.any().optional(),
     natsOptions: z.any().optional(),
     serverCredentials: z.any().optional(),

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ChannelPool } from './channel-pool';
 import { DEFAULT_MEMBERS_REFRESH_MS, Membership } from './membership';
 import { DEFAULT_MAX_REDIRECTS, redirectInterceptor, type StubContext } from './redirect-interceptor';
+import { DEFAULT_MAX_HELD_MESSAGES, FollowingStream, streamingArgs } from './streaming-call';
 
 /** Options of `createClient`. */
 export interface ClientOptions {
@@ -15,24 +16,34 @@ export interface ClientOptions {
   maxRedirects?: number;
   /** How often the member list is refreshed, ms (0: only when needed). Default 10 000. */
   membersRefreshMs?: number;
+  /** Messages a client-streaming or bidi call holds (for replay) before a node accepts it. Default 64. */
+  maxHeldMessages?: number;
   /** More interceptors, run before the redirect interceptor. */
   interceptors?: grpc.Interceptor[];
 }
 
-/** A grpc-js client that follows peerbroker redirects; `peerbroker` holds the stub's parts. */
-export type BrokeredClient<C extends grpc.Client> = C & {
-  peerbroker: StubContext;
-};
+/** What `client.peerbroker` holds: the stub's parts and its session scope. */
+export interface StubHandle extends StubContext {
+  /** A client of the same service sharing this one's channels, with a session slot of its own. */
+  withSession(): BrokeredClient<grpc.Client>;
+}
 
-type ClientConstructor<C extends grpc.Client> = new (
+/** A grpc-js client that follows peerbroker redirects; `peerbroker` holds the stub's parts. */
+export type BrokeredClient<C extends grpc.Client> = C & { peerbroker: StubHandle };
+
+type ClientConstructor<C extends grpc.Client> = (new (
   address: string,
   credentials: grpc.ChannelCredentials,
   options?: grpc.ClientOptions,
-) => C;
+) => C) & { service?: grpc.ServiceDefinition };
 
 /**
  * Returns a normal grpc-js client of `Client` (a generated or loaded constructor)
  * whose calls follow redirects transparently. `close()` closes every pooled channel.
+ *
+ * Sessions: a client is in at most one session at a time; the token a node returns
+ * is sent on every later call of that client until the session's exit call ends it.
+ * For concurrent sessions, take one client per session with `client.peerbroker.withSession()`.
  */
 export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>, options: ClientOptions): BrokeredClient<C> {
   if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -40,22 +51,51 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
   }
   const pool = new ChannelPool(options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
   const members = new Membership(pool, options.endpoints, options.membersRefreshMs ?? DEFAULT_MEMBERS_REFRESH_MS);
-  const ctx: StubContext = {
+  members.start();
+  const shared = {
     pool,
     members,
     maxRedirects: options.maxRedirects ?? DEFAULT_MAX_REDIRECTS,
+    maxHeldMessages: options.maxHeldMessages ?? DEFAULT_MAX_HELD_MESSAGES,
     stats: { redirectsFollowed: 0, redirectsRefused: 0 },
   };
-  const first = options.endpoints[0];
-  const client = new Client(first, pool.credentials, {
-    channelOverride: pool.channel(first),
-    interceptors: [...(options.interceptors ?? []), redirectInterceptor(ctx)],
-  }) as BrokeredClient<C>;
-  members.start();
-  client.peerbroker = ctx;
-  client.close = () => {
+  const root = build(Client, options, shared);
+  root.close = () => {
     members.stop();
     pool.close();
   };
+  return root;
+}
+
+function build<C extends grpc.Client>(
+  Client: ClientConstructor<C>,
+  options: ClientOptions,
+  shared: Omit<StubContext, 'session'>,
+): BrokeredClient<C> {
+  const ctx: StubContext = { ...shared, session: { token: '' } };
+  const first = options.endpoints[0];
+  const client = new Client(first, shared.pool.credentials, {
+    channelOverride: shared.pool.channel(first),
+    interceptors: [...(options.interceptors ?? []), redirectInterceptor(ctx)],
+  }) as BrokeredClient<C>;
+  // Client-streaming and bidi methods: replaced by calls that hold and replay messages.
+  for (const [name, def] of Object.entries(Client.service ?? {})) {
+    if (!def.requestStream) continue;
+    const method = (...args: unknown[]) => {
+      const { metadata, options: callOptions, callback } = streamingArgs(args);
+      const onAnswer = def.responseStream ? undefined : (callback ?? (() => {}));
+      return new FollowingStream(ctx, def, metadata, callOptions, first, onAnswer);
+    };
+    (client as unknown as Record<string, unknown>)[name] = method;
+    if (def.originalName) (client as unknown as Record<string, unknown>)[def.originalName] = method;
+  }
+  const handle: StubHandle = Object.assign(ctx, {
+    withSession: () => {
+      const c = build(Client, options, shared) as unknown as BrokeredClient<grpc.Client>;
+      c.close = () => {}; // the channels belong to the root client
+      return c;
+    },
+  });
+  client.peerbroker = handle;
   return client;
 }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { InterceptingCall, Metadata, status, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js';
 import type { InterceptingListener } from '@grpc/grpc-js/build/src/call-interface';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE } from '../wire';
+import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_SESSION } from '../wire';
 import type { ChannelPool } from './channel-pool';
 import type { Membership } from './membership';
 
@@ -15,6 +15,10 @@ export interface StubContext {
   maxRedirects: number;
   /** Counts redirects followed, for tests and metrics. */
   stats: { redirectsFollowed: number; redirectsRefused: number };
+  /** The session this client is in: the token is sent on every call while set. */
+  session: { token: string };
+  /** Messages of a streaming-request call held before the node accepts. */
+  maxHeldMessages: number;
 }
 
 /** An attempt on another endpoint: what the interceptor needs to cancel it. */
@@ -80,7 +84,10 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
         else deliver(st);
       };
       const onMetadata = (m: Metadata) => {
-        if (!finished && m.get(MD_LOCATION).length === 0) upper.onReceiveMetadata(m);
+        if (!finished && m.get(MD_LOCATION).length === 0) {
+          takeSession(ctx, m);
+          upper.onReceiveMetadata(m);
+        }
       };
       if (!def.responseStream) {
         let value: unknown;
@@ -114,10 +121,14 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       start(md, listener, next) {
         upper = listener;
         md.set(MD_FOLLOW, '1');
+        if (ctx.session.token) md.set(MD_SESSION, ctx.session.token);
         metadata = md;
         next(md, {
           onReceiveMetadata(m, nextListener) {
-            if (m.get(MD_LOCATION).length === 0) nextListener(m);
+            if (m.get(MD_LOCATION).length === 0) {
+              takeSession(ctx, m);
+              nextListener(m);
+            }
           },
           onReceiveMessage(m, nextListener) {
             nextListener(m);
@@ -148,7 +159,14 @@ export function isRedirect(st: StatusObject): boolean {
   return st.code === status.RESOURCE_EXHAUSTED && st.metadata.get(MD_LOCATION).length > 0;
 }
 
-async function checkMember(ctx: StubContext, endpoint: string, from: string | undefined): Promise<boolean> {
+/** A session header starts (token) or ends (empty value) this client's session. */
+function takeSession(ctx: StubContext, m: Metadata): void {
+  const v = m.get(MD_SESSION);
+  if (v.length > 0) ctx.session.token = String(v[0]);
+}
+
+/** True when `endpoint` is a member, refreshing the member list once if it is not. */
+export async function checkMember(ctx: StubContext, endpoint: string, from: string | undefined): Promise<boolean> {
   if (ctx.members.has(endpoint)) return true;
   // A node that joined since the last refresh: ask again, once, at most every 200 ms.
   await ctx.members.refreshIfOlder(200, from).catch(() => {});

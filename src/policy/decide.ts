@@ -35,7 +35,8 @@ export function decide(
   // Step 2 first: a pinned call goes to its owner whatever the hops or the load.
   if (call.session !== '' && cfg.rules) {
     const role = cfg.rules.sessionRole(call.path);
-    if (role?.within) return sessionDecision(call, self, peers, canMove);
+    // An enter call is balanced as any other: it may start a new session elsewhere.
+    if (role !== null && role.within && !role.enter) return sessionDecision(call, self, peers, canMove);
   }
 
   const hosted = self.hosts(call.service);
@@ -43,7 +44,7 @@ export function decide(
 
   // Step 1: a call at the hop limit is never bounced again.
   if (call.hops >= cfg.maxHops) {
-    if (!hosted) return notHosted(call, self, 'it reached the hop limit');
+    if (!hosted) return notHosted(call, self, 'the call reached the hop limit');
     return full ? overloaded(self) : LOCAL;
   }
 
@@ -58,7 +59,7 @@ export function decide(
       };
     }
     const peer = pick(choice);
-    if (!canMove) return notHosted(call, self, `it is hosted on ${peer.nodeId}; this client does not follow redirects`);
+    if (!canMove) return notHosted(call, self, `it is hosted on ${peer.nodeId}, but this client does not follow redirects`);
     return redirect(peer, 'service', `service '${call.service}' is not hosted on ${self.nodeId}`);
   }
   if (!canMove) return full ? overloaded(self) : LOCAL;
@@ -158,7 +159,7 @@ function notHosted(call: CallInfo, self: SelfState, why: string): Decision {
   return {
     kind: 'reject',
     code: status.UNIMPLEMENTED,
-    message: `peerbroker: service '${call.service}' is not hosted on node '${self.nodeId}' and ${why}`,
+    message: `peerbroker: service '${call.service}' is not hosted on node '${self.nodeId}'; ${why}`,
   };
 }
 

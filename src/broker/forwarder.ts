@@ -1,0 +1,120 @@
+import * as grpc from '@grpc/grpc-js';
+import { Metadata, status, type MethodDefinition, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
+import { ChannelPool } from '../client/channel-pool';
+import { MD_FOLLOW, MD_HOPS } from '../wire';
+
+type AnyServerCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
+
+// Headers grpc-js and HTTP/2 set themselves; copying them would duplicate or corrupt them.
+const HOP_BY_HOP = new Set(['content-type', 'user-agent', 'te', 'host', 'accept-encoding', 'grpc-accept-encoding', 'grpc-encoding', 'grpc-timeout']);
+
+/**
+ * Relays calls of clients that do not follow redirects to the peer the decision
+ * chose (`forwardLegacy`), and relays the answer back. The peer is told the call
+ * is at the hop limit, so it runs it and never sends it on.
+ */
+export class Forwarder {
+  private readonly pool: ChannelPool;
+
+  constructor(
+    private readonly maxHops: number,
+    credentials?: grpc.ChannelCredentials,
+  ) {
+    this.pool = new ChannelPool(credentials ?? grpc.credentials.createInsecure());
+  }
+
+  /** Forwards `call` of `method` to `endpoint`; `done` gets the unary/client-streaming answer. */
+  forward(
+    method: MethodDefinition<unknown, unknown>,
+    call: AnyServerCall,
+    endpoint: string,
+    done?: grpc.sendUnaryData<unknown>,
+  ): void {
+    const client = this.pool.client(endpoint);
+    const md = this.outgoing(call.metadata);
+    const deadline = call.getDeadline();
+    const opts: grpc.CallOptions = { deadline: deadline === Infinity ? undefined : deadline };
+    const { path, requestSerialize: ser, responseDeserialize: de } = method;
+    const relayHeaders = (m: Metadata) => call.sendMetadata(m);
+    let upstream: grpc.ClientUnaryCall | grpc.ClientWritableStream<unknown> | grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
+
+    if (!method.requestStream) {
+      const request = (call as grpc.ServerUnaryCall<unknown, unknown>).request;
+      if (!method.responseStream) {
+        let value: unknown;
+        upstream = client.makeUnaryRequest(path, ser, de, request, md, opts, (_e, v) => (value = v));
+        upstream.on('status', (st: StatusObject) => (st.code === status.OK ? done!(null, value, st.metadata) : done!(toError(st))));
+      } else {
+        const up = client.makeServerStreamRequest(path, ser, de, request, md, opts);
+        this.relayStream(up, call as grpc.ServerWritableStream<unknown, unknown>);
+        upstream = up;
+      }
+    } else if (!method.responseStream) {
+      let value: unknown;
+      const up = client.makeClientStreamRequest(path, ser, de, md, opts, (_e, v) => (value = v));
+      up.on('status', (st: StatusObject) => (st.code === status.OK ? done!(null, value, st.metadata) : done!(toError(st))));
+      pipeRequests(call as grpc.ServerReadableStream<unknown, unknown>, up);
+      upstream = up;
+    } else {
+      const up = client.makeBidiStreamRequest(path, ser, de, md, opts);
+      pipeRequests(call as grpc.ServerDuplexStream<unknown, unknown>, up);
+      this.relayStream(up, call as grpc.ServerDuplexStream<unknown, unknown>);
+      upstream = up;
+    }
+    upstream.on('metadata', relayHeaders);
+    (call as NodeJS.EventEmitter).on('cancelled', () => upstream.cancel());
+  }
+
+  private relayStream(
+    up: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>,
+    down: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  ): void {
+    up.on('data', (m) => {
+      if (!down.write(m)) {
+        up.pause();
+        down.once('drain', () => up.resume());
+      }
+    });
+    up.on('error', () => {}); // the outcome arrives as 'status'
+    up.on('status', (st: StatusObject) => {
+      if (st.code === status.OK) down.end(st.metadata);
+      else down.emit('error', toError(st));
+    });
+  }
+
+  private outgoing(incoming: Metadata): Metadata {
+    const md = new Metadata();
+    for (const [k, v] of Object.entries(incoming.getMap())) {
+      if (!HOP_BY_HOP.has(k) && !k.startsWith(':')) md.set(k, v);
+    }
+    md.set(MD_FOLLOW, '1');
+    md.set(MD_HOPS, String(this.maxHops));
+    return md;
+  }
+
+  /** Closes the channels to peers. */
+  close(): void {
+    this.pool.close();
+  }
+}
+
+function pipeRequests(
+  down: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  up: grpc.ClientWritableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>,
+): void {
+  down.on('data', (m) => {
+    if (!up.write(m)) {
+      down.pause();
+      up.once('drain', () => down.resume());
+    }
+  });
+  down.on('end', () => up.end());
+}
+
+function toError(st: StatusObject): ServerErrorResponse {
+  return { name: 'Forwarded', message: st.details, code: st.code, details: st.details, metadata: st.metadata };
+}

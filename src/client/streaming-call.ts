@@ -1,0 +1,157 @@
+import { Duplex } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
+import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_SESSION } from '../wire';
+import { checkMember, isRedirect, type StubContext } from './redirect-interceptor';
+
+/** Default number of messages held (for replay) before the node accepts; more wait for the writer. */
+export const DEFAULT_MAX_HELD_MESSAGES = 64;
+
+type MethodDef = grpc.MethodDefinition<unknown, unknown>;
+
+/**
+ * A client-streaming or bidi call that follows redirects. Messages are held until a
+ * node accepts the call (its response headers arrive), so a redirect can replay them
+ * on the next node; once accepted, they flow straight through. At most
+ * `maxHeldMessages` are held: past that, `write()` waits (backpressure).
+ */
+export class FollowingStream extends Duplex {
+  private held: unknown[] = [];
+  private heldWaiting?: () => void;
+  private accepted = false;
+  private writerEnded = false;
+  private finished = false;
+  private attempt?: grpc.ClientDuplexStream<unknown, unknown>;
+  private endpoint: string;
+
+  constructor(
+    private readonly ctx: StubContext,
+    private readonly def: MethodDef,
+    private readonly metadata: Metadata,
+    private readonly options: grpc.CallOptions,
+    firstEndpoint: string,
+    private readonly onAnswer?: (err: grpc.ServiceError | null, value?: unknown) => void,
+  ) {
+    super({ objectMode: true });
+    this.endpoint = firstEndpoint;
+    this.start(firstEndpoint, 0);
+  }
+
+  /** Cancels the call on whichever node has it. */
+  cancel(): void {
+    this.attempt?.cancel();
+  }
+
+  /** The node serving the call now. */
+  getPeer(): string {
+    return this.attempt?.getPeer() ?? this.endpoint;
+  }
+
+  _write(message: unknown, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.finished) return cb();
+    if (this.accepted) {
+      this.attempt!.write(message, () => cb());
+      return;
+    }
+    this.held.push(message);
+    if (this.held.length < this.ctx.maxHeldMessages) cb();
+    else this.heldWaiting = () => cb();
+  }
+
+  _final(cb: (err?: Error | null) => void): void {
+    this.writerEnded = true;
+    if (this.accepted) this.attempt!.end();
+    cb();
+  }
+
+  _read(): void {
+    this.attempt?.resume();
+  }
+
+  private start(endpoint: string, hops: number): void {
+    this.endpoint = endpoint;
+    const md = this.metadata.clone();
+    md.set(MD_FOLLOW, '1');
+    md.set(MD_HOPS, String(hops));
+    if (this.ctx.session.token) md.set(MD_SESSION, this.ctx.session.token);
+    const { path, requestSerialize, responseDeserialize } = this.def;
+    const call = this.ctx.pool.client(endpoint).makeBidiStreamRequest(path, requestSerialize, responseDeserialize, md, this.options);
+    this.attempt = call;
+    call.on('metadata', (m: Metadata) => {
+      if (m.get(MD_LOCATION).length > 0 || this.accepted) return;
+      this.accepted = true;
+      const session = m.get(MD_SESSION);
+      if (session.length > 0) this.ctx.session.token = String(session[0]);
+      for (const held of this.held) call.write(held);
+      this.held = [];
+      this.heldWaiting?.();
+      this.heldWaiting = undefined;
+      if (this.writerEnded) call.end();
+      this.emit('metadata', m);
+    });
+    call.on('data', (m) => {
+      if (this.onAnswer) this.answer = m;
+      else if (!this.push(m)) call.pause();
+    });
+    call.on('error', () => {}); // the outcome arrives as 'status'
+    call.on('status', (st: StatusObject) => {
+      if (!this.accepted && isRedirect(st)) this.follow(st, hops + 1);
+      else this.finish(st);
+    });
+  }
+
+  private answer: unknown;
+
+  private follow(st: StatusObject, hops: number): void {
+    const location = String(st.metadata.get(MD_LOCATION)[0]);
+    const node = String(st.metadata.get(MD_LOCATION_NODE)[0] ?? '?');
+    if (hops > this.ctx.maxRedirects) {
+      return this.finish({ ...st, details: `peerbroker: gave up after ${this.ctx.maxRedirects} redirects; last: ${st.details}` });
+    }
+    void checkMember(this.ctx, location, this.endpoint).then((ok) => {
+      if (this.finished) return;
+      if (!ok) {
+        this.ctx.stats.redirectsRefused++;
+        return this.finish({
+          code: status.UNAVAILABLE,
+          details: `peerbroker: refused redirect to '${location}' (node '${node}'): not a known member of the cluster; the call did not run`,
+          metadata: new Metadata(),
+        });
+      }
+      this.ctx.stats.redirectsFollowed++;
+      this.start(location, hops);
+    });
+  }
+
+  private finish(st: StatusObject): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.heldWaiting?.();
+    this.emit('status', st);
+    if (st.code === status.OK) {
+      this.onAnswer?.(null, this.answer);
+      this.push(null);
+      return;
+    }
+    const err = Object.assign(new Error(`${st.code} ${status[st.code]}: ${st.details}`), st) as grpc.ServiceError;
+    if (this.onAnswer) this.onAnswer(err);
+    else this.destroy(err);
+  }
+}
+
+/** Splits the optional (metadata, options, callback) arguments of a streaming-request method. */
+export function streamingArgs(args: unknown[]): {
+  metadata: Metadata;
+  options: grpc.CallOptions;
+  callback?: (err: grpc.ServiceError | null, value?: unknown) => void;
+} {
+  let metadata = new Metadata();
+  let options: grpc.CallOptions = {};
+  let callback: ((err: grpc.ServiceError | null, value?: unknown) => void) | undefined;
+  for (const a of args) {
+    if (a instanceof Metadata) metadata = a;
+    else if (typeof a === 'function') callback = a as typeof callback;
+    else if (a && typeof a === 'object') options = a as grpc.CallOptions;
+  }
+  return { metadata, options, callback };
+}
