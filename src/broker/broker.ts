@@ -15,7 +15,8 @@ import { CallGate } from './call-gate';
 import { Forwarder } from './forwarder';
 import { sessionRulesFromProto } from './proto-rules';
 import { SessionTable } from './session-table';
-import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options';
+import { ConfigWatcher } from '../cluster/runtime-config';
+import { parseBrokerOptions, parseRuntimeValues, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
 type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
 
@@ -44,6 +45,9 @@ export class Broker {
   private readonly loopDelay = new LoopDelay();
   private readonly dropLog = new RateLimitedLog(10_000);
   private exchange?: Exchange;
+  private configWatcher?: ConfigWatcher;
+  /** The runtime values applied last (from `peerbroker config set`). */
+  private runtime: RuntimeConfig = {};
   private seq = 0;
   private status: ReportStatus = 'ONLINE';
   private lastLoopDelayMs = 0;
@@ -175,6 +179,16 @@ export class Broker {
     if (this.exchange) {
       this.exchange.onStatus = (s, detail) => this.onExchangeStatus(s, detail);
       await this.exchange.start((nodeId, data) => this.onReport(nodeId, data));
+      const nc = this.exchange instanceof NatsExchange ? this.exchange.connection() : undefined;
+      if (nc) {
+        this.configWatcher = new ConfigWatcher(
+          nc,
+          o.cluster,
+          (m) => this.applyConfigMessage(m.values, m.version),
+          (reason) => this.dropLog.maybe('config', performance.now(), () => this.log.warn({ reason }, 'config change ignored')),
+        );
+        await this.configWatcher.start();
+      }
     } else {
       this.log.warn('no NATS servers and no exchange given: this node runs alone');
     }
@@ -198,6 +212,7 @@ export class Broker {
     this.status = 'LEAVING';
     clearTimeout(this.reportTimer);
     clearInterval(this.sweepTimer);
+    this.configWatcher?.stop();
     if (this.urgentReport) clearImmediate(this.urgentReport);
     this.publishReport();
     await this.exchange?.flush();
@@ -217,6 +232,56 @@ export class Broker {
     this.loopDelay.close();
     for (const m of this.meters) m.close?.();
     this.log.info('broker stopped');
+  }
+
+  /** The threshold, margin, period and rules in force now. */
+  currentConfig(): Required<Omit<RuntimeConfig, 'sessions' | 'dedicated'>> & Pick<RuntimeConfig, 'sessions' | 'dedicated'> {
+    return {
+      threshold: this.policy.threshold,
+      margin: this.policy.margin,
+      periodMs: this.options.periodMs,
+      maxHops: this.policy.maxHops,
+      peerChoice: this.gate.choice.name,
+      forwardLegacy: this.policy.forwardLegacy === true,
+      sessions: this.runtime.sessions ?? this.options.sessions,
+      dedicated: this.runtime.dedicated ?? this.options.dedicated,
+    };
+  }
+
+  /**
+   * Applies runtime values on this node (what `peerbroker config set` does on every
+   * node). Invalid values throw a ConfigError and change nothing.
+   */
+  configure(values: RuntimeConfig): void {
+    const v = parseRuntimeValues(values);
+    const rules = v.sessions || v.dedicated
+      ? new CompiledRules([...(v.sessions ?? this.options.sessions), ...this.protoSessionRules], v.dedicated ?? this.options.dedicated)
+      : undefined;
+    const choice = v.peerChoice ? peerChoiceByName(v.peerChoice) : undefined;
+    // Everything is checked above; from here nothing can fail half-way.
+    if (v.threshold !== undefined) this.policy.threshold = this.admission.threshold = v.threshold;
+    if (v.margin !== undefined) this.policy.margin = v.margin;
+    if (v.maxHops !== undefined) this.policy.maxHops = v.maxHops;
+    if (v.forwardLegacy !== undefined) this.policy.forwardLegacy = v.forwardLegacy;
+    if (rules) this.policy.rules = rules;
+    if (choice) this.gate.choice = choice;
+    if (v.periodMs !== undefined && v.periodMs !== this.options.periodMs) {
+      this.options.periodMs = v.periodMs;
+      if (this.state === 'started') {
+        clearTimeout(this.reportTimer);
+        this.scheduleReports();
+      }
+    }
+    this.runtime = { ...this.runtime, ...v };
+  }
+
+  private applyConfigMessage(values: unknown, version: string): void {
+    try {
+      this.configure(values as RuntimeConfig);
+      this.log.info({ version, config: this.currentConfig() }, 'config applied');
+    } catch (err) {
+      this.log.warn({ version, reason: (err as Error).message }, 'config refused; keeping the last good one');
+    }
   }
 
   /** Every node this node knows, itself first. */

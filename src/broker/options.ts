@@ -188,3 +188,30 @@ export function toConfigError(error: z.ZodError, rename: (key: string) => string
   const message = issue.code === 'unrecognized_keys' ? 'is not a known option' : issue.message;
   return new ConfigError(field || '(options)', message);
 }
+
+/** Schema of the values `peerbroker config set` may change at run time. */
+export const runtimeSchema = z
+  .object({
+    threshold: tunables.threshold,
+    margin: tunables.margin,
+    periodMs: tunables.periodMs,
+    maxHops: tunables.maxHops,
+    peerChoice: z
+      .string()
+      .refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }),
+    forwardLegacy: z.boolean(),
+    sessions: z.array(sessionRuleSchema),
+    dedicated: dedicatedSchema,
+  })
+  .partial()
+  .strict();
+
+/** Runtime values, checked. */
+export type RuntimeConfig = z.infer<typeof runtimeSchema>;
+
+/** Validates runtime values; a bad one throws a ConfigError naming the field. */
+export function parseRuntimeValues(values: unknown, rename?: (key: string) => string): RuntimeConfig {
+  const r = runtimeSchema.safeParse(values);
+  if (!r.success) throw toConfigError(r.error, rename);
+  return r.data;
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../errors';
+import { runConfigGet, runConfigSet } from './config-command';
 import { runStart } from './start';
 import { runStatus } from './status';
 
@@ -32,6 +33,8 @@ program
   .option('--offline-after <n>', 'missed periods before a peer is off-line (default 3)', num('--offline-after'))
   .option('--max-hops <n>', 'redirects after which a call runs where it lands (default 2)', num('--max-hops'))
   .option('--peer-choice <name>', 'least-loaded | least-loaded-accounted | two-choices')
+  .option('--services <names>', 'services this node hosts, comma-separated (default: all of the module)')
+  .option('--forward-legacy', 'forward calls of clients that do not follow redirects')
   .option('--module <path>', 'module exporting register(broker)')
   .option('--log-level <level>', 'fatal | error | warn | info | debug (default info)')
   .action(async (o: Record<string, unknown>) => {
@@ -50,6 +53,8 @@ program
       'offline-after': o.offlineAfter,
       'max-hops': o.maxHops,
       'peer-choice': o.peerChoice,
+      services: o.services,
+      'forward-legacy': o.forwardLegacy,
       module: o.module,
       'log-level': o.logLevel,
     };
@@ -66,6 +71,21 @@ program
   .action(async (o: { nats: string; cluster: string; waitMs: number; json?: boolean }) => {
     await runStatus({ nats: o.nats, cluster: o.cluster, waitMs: o.waitMs, json: o.json });
   });
+
+const config = program.command('config').description('change threshold, margin, period and rules on every live node');
+config
+  .command('set')
+  .description('e.g. config set threshold=0.6 margin=0.15 period-ms=250 \'dedicated={"bank.Securities/*":["n2"]}\'')
+  .argument('<key=value...>', 'threshold, margin, period-ms, max-hops, peer-choice, forward-legacy, sessions, dedicated')
+  .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated')
+  .option('--cluster <name>', 'cluster name', 'default')
+  .action(async (pairs: string[], o: { nats: string; cluster: string }) => runConfigSet(o, pairs));
+config
+  .command('get')
+  .description('print the config kept in JetStream')
+  .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated')
+  .option('--cluster <name>', 'cluster name', 'default')
+  .action(async (o: { nats: string; cluster: string }) => runConfigGet(o));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

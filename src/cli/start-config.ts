@@ -20,6 +20,11 @@ export interface StartConfig {
   'max-hops'?: number;
   'peer-choice'?: string;
   meters?: string[];
+  /** Services hosted here, comma-separated or a list. */
+  services?: string | string[];
+  'forward-legacy'?: boolean;
+  sessions?: unknown[];
+  dedicated?: Record<string, string[]>;
   /** Path of a module exporting `register(broker)`. */
   module?: string;
   'log-level'?: string;
@@ -32,6 +37,7 @@ const FLAG_OF: Record<string, string> = {
   offlineAfterPeriods: 'offline-after',
   maxHops: 'max-hops',
   peerChoice: 'peer-choice',
+  forwardLegacy: 'forward-legacy',
 };
 
 const fileSchema = z
@@ -50,6 +56,10 @@ const fileSchema = z
     'max-hops': z.number(),
     'peer-choice': z.string(),
     meters: z.array(z.string()),
+    services: z.union([z.string(), z.array(z.string())]),
+    'forward-legacy': z.boolean(),
+    sessions: z.array(z.unknown()),
+    dedicated: z.record(z.string(), z.array(z.string())),
     module: z.string(),
     'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
@@ -93,6 +103,10 @@ export function toBrokerOptions(config: Partial<StartConfig>): BrokerOptions & {
     maxHops: config['max-hops'],
     peerChoice: config['peer-choice'],
     meters: config.meters,
+    services: typeof config.services === 'string' ? config.services.split(',').map((x) => x.trim()).filter(Boolean) : config.services,
+    forwardLegacy: config['forward-legacy'],
+    sessions: config.sessions as BrokerOptions['sessions'],
+    dedicated: config.dedicated,
   };
   for (const k of Object.keys(options) as Array<keyof BrokerOptions>) if (options[k] === undefined) delete options[k];
   try {

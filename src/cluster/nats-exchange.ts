@@ -82,6 +82,11 @@ export class NatsExchange implements Exchange {
     return `nats ${this.nc?.getServer() ?? this.opts.servers.join(',')}`;
   }
 
+  /** The NATS connection (for the config watcher), once started. */
+  connection(): NatsConnection | undefined {
+    return this.nc;
+  }
+
   /** The server this exchange is connected to now (`host:port`), for tests and status. */
   currentServer(): string | undefined {
     return this.nc?.getServer();

@@ -1,0 +1,78 @@
+import { connect } from 'nats';
+import { parseRuntimeValues, type RuntimeConfig } from '../broker/options';
+import { newConfigMessage, publishConfig, readCurrentConfig } from '../cluster/runtime-config';
+import { ConfigError } from '../errors';
+
+/** Flag names of the runtime values, and the option each sets. */
+const KEYS: Record<string, keyof RuntimeConfig> = {
+  threshold: 'threshold',
+  margin: 'margin',
+  'period-ms': 'periodMs',
+  'max-hops': 'maxHops',
+  'peer-choice': 'peerChoice',
+  'forward-legacy': 'forwardLegacy',
+  sessions: 'sessions',
+  dedicated: 'dedicated',
+};
+const FLAG_OF = Object.fromEntries(Object.entries(KEYS).map(([flag, key]) => [key, flag]));
+
+/** Parses `key=value` pairs: numbers, booleans, or JSON for rules. Unknown keys name the key. */
+export function parseAssignments(pairs: string[]): RuntimeConfig {
+  const values: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ConfigError(pair, "expected key=value, e.g. 'threshold=0.6'");
+    const flag = pair.slice(0, eq).trim();
+    const raw = pair.slice(eq + 1).trim();
+    const key = KEYS[flag];
+    if (!key) throw new ConfigError(flag, `is not a runtime setting (known: ${Object.keys(KEYS).join(', ')})`);
+    values[key] = parseValue(flag, raw);
+  }
+  return parseRuntimeValues(values, (k) => FLAG_OF[k] ?? k);
+}
+
+function parseValue(flag: string, raw: string): unknown {
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  if (raw.startsWith('[') || raw.startsWith('{')) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      throw new ConfigError(flag, 'is not valid JSON');
+    }
+  }
+  const n = Number(raw);
+  return raw !== '' && Number.isFinite(n) ? n : raw;
+}
+
+/** `peerbroker config set k=v ...`: validates, merges with the current config, stores and publishes it. */
+export async function runConfigSet(flags: { nats: string; cluster: string }, pairs: string[]): Promise<void> {
+  if (pairs.length === 0) throw new ConfigError('config set', 'give at least one key=value');
+  const change = parseAssignments(pairs);
+  const nc = await connect({ servers: flags.nats.split(','), name: 'peerbroker-config', timeout: 3_000 });
+  try {
+    const current = await readCurrentConfig(nc, flags.cluster);
+    const merged = parseRuntimeValues({ ...(current?.values ?? {}), ...change }, (k) => FLAG_OF[k] ?? k);
+    const message = newConfigMessage(merged);
+    const { durable } = await publishConfig(nc, flags.cluster, message);
+    process.stdout.write(
+      `config ${message.version} published to cluster '${flags.cluster}'` +
+        (durable ? ' and kept in JetStream' : ' (JetStream is off: nodes started later will not see it)') +
+        `\n${JSON.stringify(merged, null, 2)}\n`,
+    );
+  } finally {
+    await nc.close();
+  }
+}
+
+/** `peerbroker config get`: prints the config kept in JetStream. */
+export async function runConfigGet(flags: { nats: string; cluster: string }): Promise<void> {
+  const nc = await connect({ servers: flags.nats.split(','), name: 'peerbroker-config', timeout: 3_000 });
+  try {
+    const current = await readCurrentConfig(nc, flags.cluster);
+    process.stdout.write(
+      current ? `${JSON.stringify(current, null, 2)}\n` : `no runtime config kept for cluster '${flags.cluster}' (nodes use their start options)\n`,
+    );
+  } finally {
+    await nc.close();
+  }
+}
