@@ -100,6 +100,7 @@ export class Broker {
       choice: peerChoiceByName(o.peerChoice),
       sessions: this.sessions,
       forwarder: this.forwarder,
+      periodMs: () => this.options.periodMs,
       onRedirect: (d) => this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
     });
     this.server = new grpc.Server();

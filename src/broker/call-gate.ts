@@ -31,6 +31,8 @@ export interface GateDeps {
   choice: PeerChoice;
   sessions: SessionTable;
   forwarder: Forwarder;
+  /** The reporting period now, ms. */
+  periodMs: () => number;
   onRedirect?: (d: Extract<Decision, { kind: 'redirect' }>) => void;
 }
 
@@ -54,6 +56,8 @@ export class CallGate {
   private readonly acceptedHeaders = new Metadata();
   private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, session: '', sessionOwner: '' };
   choice: PeerChoice;
+  /** Mean time a local call holds its slot, ms (moving average); redirect accounting fades with it. */
+  meanCallMs = 0;
 
   constructor(private readonly d: GateDeps) {
     this.acceptedHeaders.set(MD_NODE, d.nodeId);
@@ -106,7 +110,9 @@ export class CallGate {
     self.load = a.load();
     self.running = a.running;
     self.queued = a.queued;
-    return decide(call, self, this.d.peers.peers, this.d.config, this.choice, performance.now());
+    const now = performance.now();
+    this.d.peers.fadeExtras(now, this.tauMs());
+    return decide(call, self, this.d.peers.peers, this.d.config, this.choice, now);
   }
 
   private runLocal(
@@ -135,14 +141,18 @@ export class CallGate {
 
     let done = false;
     let started = false;
+    let startedAt = 0;
     const finish = () => {
       if (started && !done) {
         done = true;
         this.d.admission.release();
+        const ms = performance.now() - startedAt;
+        this.meanCallMs = this.meanCallMs === 0 ? ms : this.meanCallMs * 0.95 + ms * 0.05;
       }
     };
     const start = () => {
       started = true;
+      startedAt = performance.now();
       this.stats.run++;
       if (callback) {
         // A session starts or ends only when its call succeeded: its header goes with the answer.
@@ -177,9 +187,14 @@ export class CallGate {
     call.once('cancelled', () => (waiting && !waiting.started ? waiting.cancel() : finish()));
   }
 
+  // Until calls were timed, a redirect counts for one reporting period.
+  private tauMs(): number {
+    return this.meanCallMs > 0 ? this.meanCallMs : this.d.periodMs();
+  }
+
   private countRedirect(d: Redirect): void {
     this.stats.redirected++;
-    this.d.peers.account(d.peer);
+    this.d.peers.account(d.peer, performance.now(), this.tauMs());
     this.d.onRedirect?.(d);
   }
 

@@ -13,6 +13,12 @@ export interface PeerRecord extends PeerEntry {
   callsRedirected: number;
   /** Local time (ms, monotonic) the peer went off-line; 0 while it reports. */
   offlineSince: number;
+  /** This node's redirected calls estimated running there, in load units (see `account`). */
+  flow?: number;
+  /** When `flow` was last faded, local monotonic ms. */
+  flowAt?: number;
+  /** `flow` when the last report arrived: the report counted those calls already. */
+  flowAtReport?: number;
 }
 
 /** Options of the peer view; all durations in ms. */
@@ -118,6 +124,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       p.status = r.status;
       p.load = r.load;
       p.extra = 0;
+      p.flowAtReport = p.flow ?? 0;
       p.inFlight = r.inFlight;
       p.capacity = r.capacity;
       if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
@@ -171,9 +178,32 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     return this.byId.get(nodeId);
   }
 
-  /** Counts a redirect sent to `peer` against its load until its next report. */
-  account(peer: PeerEntry): void {
-    peer.extra += 1 / Math.max(1, peer.capacity);
+  /**
+   * Counts a redirect sent to `peer` against its load. `flow` estimates this node's
+   * calls still running there: each redirect adds one slot, fading with the mean call
+   * time `tauMs` (rate × duration, Little's law). The peer's last report already
+   * counted the flow as it was then, so only the change since is added:
+   * `extra = flow(now) - flow(report)`. A burst raises it; in a steady stream it
+   * stays near 0 instead of counting the same calls twice.
+   */
+  account(peer: PeerEntry, now = 0, tauMs = Infinity): void {
+    const r = peer as PeerRecord;
+    r.flow = fade(r.flow ?? 0, now - (r.flowAt ?? now), tauMs) + 1 / Math.max(1, peer.capacity);
+    r.flowAt = now;
+    r.extra = r.flow - (r.flowAtReport ?? 0);
+  }
+
+  /** Fades every peer's accounted flow to time `now` (called before a decision). */
+  fadeExtras(now: number, tauMs: number): void {
+    const peers = this.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i];
+      if (p.flow !== undefined && p.flow > 0) {
+        p.flow = fade(p.flow, now - (p.flowAt ?? now), tauMs);
+        p.flowAt = now;
+        p.extra = p.flow - (p.flowAtReport ?? 0);
+      }
+    }
   }
 
   /** Status as a person would read it: `UNKNOWN` when the last report is over two periods old. */
@@ -190,6 +220,12 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     const i = this.peers.indexOf(p);
     if (i >= 0) this.peers.splice(i, 1);
   }
+}
+
+function fade(flow: number, dtMs: number, tauMs: number): number {
+  if (flow === 0 || dtMs <= 0 || tauMs === Infinity) return flow;
+  const v = flow * Math.exp(-dtMs / tauMs);
+  return v < 1e-4 ? 0 : v;
 }
 
 function sameMembers(a: ReadonlySet<string>, b: readonly string[]): boolean {

@@ -29,8 +29,10 @@ export function twoChoices(random: () => number = Math.random): PeerChoice {
   };
 }
 
+// `extra` may be negative (this node's calls there finished since the report).
 function accountedLoad(p: PeerEntry): number {
-  return p.load + p.extra;
+  const l = p.load + p.extra;
+  return l > 0 ? l : 0;
 }
 
 function minBy(c: readonly PeerEntry[], f: (p: PeerEntry) => number): PeerEntry {

@@ -10,7 +10,7 @@ export interface PeerEntry {
   status: PeerStatus;
   /** Load from the last report, 0..1. */
   load: number;
-  /** Load this node added by redirects sent since that report (local accounting). */
+  /** Change of this node's redirected load there since that report (local accounting; may be negative). */
   extra: number;
   inFlight: number;
   capacity: number;
