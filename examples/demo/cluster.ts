@@ -58,7 +58,9 @@ export async function startProcessCluster(natsBinary: string, s: DemoBrokerSetti
   const watch = (c: DemoChild) => {
     children.push(c);
     void c.exited.then(() => {
-      if (!stopping && !died) died = `${c.name} (pid ${c.pid}) exited unexpectedly; its last output:\n${indent(c.output())}`;
+      if (stopping || died) return;
+      const how = c.process.signalCode ? `killed by ${c.process.signalCode}` : `exit code ${c.process.exitCode}`;
+      died = `${c.name} (pid ${c.pid}) exited unexpectedly (${how}); its last output:\n${indent(c.output() || '(no output)')}`;
     });
   };
   const stop = async () => {

@@ -27,6 +27,8 @@ export interface PhaseResult {
   skipped: number;
   /** Failed calls by gRPC status name. */
   errors: Map<string, number>;
+  /** The first status details seen for each failing status name. */
+  errorSamples: Map<string, string>;
   /** Successful calls by the node that served them (`servedBy`). */
   servedBy: Map<string, number>;
   /** Latency of successful unary calls, ms. */
@@ -56,7 +58,7 @@ const ACCOUNTS = 50;
  */
 export async function runLoad(client: BankingClient, o: LoadOptions, progress: LoadProgress, signal?: AbortSignal): Promise<PhaseResult> {
   signal?.throwIfAborted();
-  const r: PhaseResult = { sent: 0, ok: 0, skipped: 0, errors: new Map(), servedBy: new Map(), unaryMs: [], streamMs: [], elapsedMs: 0 };
+  const r: PhaseResult = { sent: 0, ok: 0, skipped: 0, errors: new Map(), errorSamples: new Map(), servedBy: new Map(), unaryMs: [], streamMs: [], elapsedMs: 0 };
   const total = Math.round((o.ratePerSec * o.durationMs) / 1000);
   const t0 = performance.now();
   progress.startedAt = t0;
@@ -66,7 +68,7 @@ export async function runLoad(client: BankingClient, o: LoadOptions, progress: L
   let resolveDrained!: () => void;
   const drained = new Promise<void>((resolve) => (resolveDrained = resolve));
 
-  const end = (ok: boolean, kind: 'unary' | 'stream', began: number, servedBy: string | undefined, code?: number) => {
+  const end = (ok: boolean, kind: 'unary' | 'stream', began: number, servedBy: string | undefined, code?: number, details?: string) => {
     const now = performance.now();
     lastEnd = now;
     progress.inFlight--;
@@ -80,6 +82,7 @@ export async function runLoad(client: BankingClient, o: LoadOptions, progress: L
       progress.failed++;
       const name = grpc.status[code ?? grpc.status.UNKNOWN] ?? `code ${code}`;
       r.errors.set(name, (r.errors.get(name) ?? 0) + 1);
+      if (!r.errorSamples.has(name)) r.errorSamples.set(name, details ?? '');
     }
     if (allStarted && progress.inFlight === 0) resolveDrained();
   };
@@ -96,11 +99,11 @@ export async function runLoad(client: BankingClient, o: LoadOptions, progress: L
       const call = client.StreamStatements({ accountId, count: o.streamMessages }, { deadline });
       call.on('data', (m: { servedBy?: string }) => (servedBy ??= m.servedBy));
       call.on('error', () => {}); // the outcome arrives as 'status'
-      call.on('status', (st: grpc.StatusObject) => end(st.code === grpc.status.OK, 'stream', began, servedBy, st.code));
+      call.on('status', (st: grpc.StatusObject) => end(st.code === grpc.status.OK, 'stream', began, servedBy, st.code, st.details));
     } else if (i % 2 === 0) {
-      client.GetBalance({ accountId }, { deadline }, (err, res) => end(!err, 'unary', began, res?.servedBy, err?.code));
+      client.GetBalance({ accountId }, { deadline }, (err, res) => end(!err, 'unary', began, res?.servedBy, err?.code, err?.details));
     } else {
-      client.Deposit({ accountId, amountCents: 100 }, { deadline }, (err, res) => end(!err, 'unary', began, res?.servedBy, err?.code));
+      client.Deposit({ accountId, amountCents: 100 }, { deadline }, (err, res) => end(!err, 'unary', began, res?.servedBy, err?.code, err?.details));
     }
   };
 

@@ -27,6 +27,7 @@ export function formatPhase(p: PhaseReport, nodeIds: string[]): string[] {
     `  latency     unary   p50 ${ms(percentile(r.unaryMs, 50))}  p99 ${ms(percentile(r.unaryMs, 99))}  (${r.unaryMs.length} ok calls)`,
     `              streams p50 ${ms(percentile(r.streamMs, 50))}  p99 ${ms(percentile(r.streamMs, 99))}  (${r.streamMs.length} ok streams of ${p.streamMessages} messages)`,
     `  errors      ${failed} (${pct(failed, r.sent)})${errors ? `: ${errors}` : ''}`,
+    ...[...r.errorSamples.entries()].map(([name, details]) => `              e.g. ${name}: ${details || '(no details)'}`),
   ];
 }
 

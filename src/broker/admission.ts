@@ -1,25 +1,48 @@
+import { LoadCounters } from '../cluster/load-counters';
+
 /**
  * At most `capacity` handlers run at once; up to `maxQueue` more wait in FIFO order.
- * Load is (running + queued) / capacity, capped at 1, plus any sampled meter.
+ * Load is (running + queued) / capacity, capped at 1, plus any sampled meter. The
+ * counts live in shared memory, where the reporter thread reads them.
  */
 export class Admission {
-  running = 0;
   private readonly queue: Array<Waiting | undefined> = [];
   private head = 0;
-  /** Calls waiting, cancelled ones excluded. */
-  queued = 0;
-  /** Highest load of the sampled meters, 0..1. */
-  meterLoad = 0;
   private readonly onCross: (above: boolean) => void;
   private above = false;
+  readonly counters: LoadCounters;
 
   constructor(
     public capacity: number,
     public maxQueue: number,
     public threshold: number,
     onCross: (above: boolean) => void,
+    counters: LoadCounters = new LoadCounters(),
   ) {
     this.onCross = onCross;
+    this.counters = counters;
+  }
+
+  /** Handlers running now. */
+  get running(): number {
+    return this.counters.running;
+  }
+  set running(v: number) {
+    this.counters.running = v;
+  }
+  /** Calls waiting, cancelled ones excluded. */
+  get queued(): number {
+    return this.counters.queued;
+  }
+  set queued(v: number) {
+    this.counters.queued = v;
+  }
+  /** Highest load of the sampled meters, 0..1. */
+  get meterLoad(): number {
+    return this.counters.meterLoad;
+  }
+  set meterLoad(v: number) {
+    this.counters.meterLoad = v;
   }
 
   /** Load at this moment, 0..1. */

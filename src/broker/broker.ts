@@ -1,11 +1,14 @@
-import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { InProcessBus } from '../cluster/in-process-exchange';
-import type { Exchange, ExchangeStatus } from '../cluster/exchange';
-import { loadMeterByName, LoopDelay, type LoadMeter } from '../cluster/load-meter';
+import { LocalControlPlane, type ControlPlane } from '../cluster/control-plane';
+import type { ExchangeStatus } from '../cluster/exchange';
+import { LoadCounters } from '../cluster/load-counters';
+import { loadMeterByName, type LoadMeter } from '../cluster/load-meter';
 import { NatsExchange } from '../cluster/nats-exchange';
+import type { NodeInfo } from '../cluster/report-builder';
+import { WorkerControlPlane } from '../cluster/worker-control-plane';
 import { PeerView } from '../cluster/peer-view';
-import { decodeReport, encodeReport, isRejected, type LoadReport, type ReportStatus } from '../cluster/report-codec';
+import { decodeReport, isRejected } from '../cluster/report-codec';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState, type SessionRule } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
@@ -13,9 +16,10 @@ import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from './broker-service';
 import { CallGate } from './call-gate';
 import { Forwarder } from './forwarder';
+import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
 import { SessionTable } from './session-table';
-import { ConfigWatcher } from '../cluster/runtime-config';
+import type { ConfigMessage } from '../cluster/runtime-config';
 import { parseBrokerOptions, parseRuntimeValues, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
 type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
@@ -41,17 +45,12 @@ export class Broker {
   private readonly self: SelfState;
   private readonly policy: PolicyConfig;
   private readonly incarnation = Date.now();
-  private readonly meters: LoadMeter[];
-  private readonly loopDelay = new LoopDelay();
+  private readonly counters = new LoadCounters();
+  private readonly sampler: MainLoopSampler;
   private readonly dropLog = new RateLimitedLog(10_000);
-  private exchange?: Exchange;
-  private configWatcher?: ConfigWatcher;
+  private control?: ControlPlane;
   /** The runtime values applied last (from `peerbroker config set`). */
   private runtime: RuntimeConfig = {};
-  private seq = 0;
-  private status: ReportStatus = 'ONLINE';
-  private lastLoopDelayMs = 0;
-  private reportTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
   private urgentReport?: NodeJS.Immediate;
   private boundEndpoint?: string;
@@ -68,8 +67,8 @@ export class Broker {
       forgetAfterMs: 60_000,
       maxClockSkewMs: 30_000,
     });
-    this.meters = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
-    this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.reportSoon());
+    const meters: LoadMeter[] = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
+    this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.reportSoon(), this.counters);
     const services = this.services;
     this.self = {
       nodeId: o.nodeId,
@@ -103,6 +102,7 @@ export class Broker {
       periodMs: () => this.options.periodMs,
       onRedirect: (d) => this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
     });
+    this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.server = new grpc.Server();
     this.watchPeers();
   }
@@ -176,32 +176,26 @@ export class Broker {
     );
     const { host } = parseHostPort(o.listen);
     this.boundEndpoint = o.advertise ?? `${host}:${port}`;
-    this.exchange = this.makeExchange();
-    if (this.exchange) {
-      this.exchange.onStatus = (s, detail) => this.onExchangeStatus(s, detail);
-      await this.exchange.start((nodeId, data) => this.onReport(nodeId, data));
-      const nc = this.exchange instanceof NatsExchange ? this.exchange.connection() : undefined;
-      if (nc) {
-        this.configWatcher = new ConfigWatcher(
-          nc,
-          o.cluster,
-          (m) => this.applyConfigMessage(m.values, m.version),
-          (reason) => this.dropLog.maybe('config', performance.now(), () => this.log.warn({ reason }, 'config change ignored')),
-        );
-        await this.configWatcher.start();
-      }
+    this.sampler.start();
+    this.control = this.makeControlPlane();
+    if (this.control) {
+      await this.control.start(this.nodeInfo(), {
+        onReport: (nodeId, data) => this.onReport(nodeId, data),
+        onConfig: (m: ConfigMessage) => this.applyConfigMessage(m.values, m.version),
+        onStatus: (s, detail) => this.onExchangeStatus(s, detail),
+        onConfigError: (reason) =>
+          this.dropLog.maybe('config', performance.now(), () => this.log.warn({ reason }, 'config change ignored')),
+      });
     } else {
       this.log.warn('no NATS servers and no exchange given: this node runs alone');
     }
-    this.scheduleReports();
     this.sweepTimer = setInterval(() => {
       this.peers.sweep(performance.now());
       this.sessions.sweep(Date.now());
     }, Math.max(10, o.periodMs / 2));
     this.sweepTimer.unref();
-    this.publishReport();
     this.log.info(
-      { endpoint: this.boundEndpoint, services: [...this.services], control: this.exchange?.describe() ?? 'none' },
+      { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none' },
       'broker started',
     );
   }
@@ -210,14 +204,11 @@ export class Broker {
   async stop(): Promise<void> {
     if (this.state !== 'started') return;
     this.state = 'stopped';
-    this.status = 'LEAVING';
-    clearTimeout(this.reportTimer);
+    this.counters.status = 'LEAVING';
     clearInterval(this.sweepTimer);
-    this.configWatcher?.stop();
     if (this.urgentReport) clearImmediate(this.urgentReport);
-    this.publishReport();
-    await this.exchange?.flush();
-    await this.exchange?.close().catch(() => {});
+    this.sampler.sample();
+    await this.control?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'control plane stop failed'));
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();
@@ -230,8 +221,7 @@ export class Broker {
       });
     });
     this.forwarder.close();
-    this.loopDelay.close();
-    for (const m of this.meters) m.close?.();
+    this.sampler.stop();
     this.log.info('broker stopped');
   }
 
@@ -268,10 +258,7 @@ export class Broker {
     if (choice) this.gate.choice = choice;
     if (v.periodMs !== undefined && v.periodMs !== this.options.periodMs) {
       this.options.periodMs = v.periodMs;
-      if (this.state === 'started') {
-        clearTimeout(this.reportTimer);
-        this.scheduleReports();
-      }
+      if (this.state === 'started') this.control?.update(this.nodeInfo());
     }
     this.runtime = { ...this.runtime, ...v };
   }
@@ -309,7 +296,7 @@ export class Broker {
     return {
       nodeId: this.nodeId,
       endpoint: this.boundEndpoint ?? '',
-      status: this.status,
+      status: this.counters.status,
       load: this.admission.load(),
       services: [...this.services],
       endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
@@ -330,20 +317,37 @@ export class Broker {
     };
   }
 
-  private makeExchange(): Exchange | undefined {
+  private makeControlPlane(): ControlPlane | undefined {
     const o = this.options;
-    if (o.exchange) return o.exchange;
+    if (o.exchange) return new LocalControlPlane(o.exchange, this.counters);
     if (o.nats.length === 0) return undefined;
-    return new NatsExchange({
-      servers: o.nats,
-      cluster: o.cluster,
-      name: `peerbroker-${o.cluster}-${o.nodeId}`,
-      connection: { noEcho: true, ...o.natsOptions },
-    });
+    if (!o.reporterThread) {
+      const exchange = new NatsExchange({
+        servers: o.nats,
+        cluster: o.cluster,
+        name: `peerbroker-${o.cluster}-${o.nodeId}`,
+        connection: { noEcho: true, ...o.natsOptions },
+      });
+      return new LocalControlPlane(exchange, this.counters);
+    }
+    return new WorkerControlPlane(o.nats, this.counters, o.natsOptions);
+  }
+
+  /** What the reports say of this node that changes rarely. */
+  private nodeInfo(): NodeInfo {
+    return {
+      cluster: this.options.cluster,
+      nodeId: this.nodeId,
+      endpoint: this.boundEndpoint ?? '',
+      endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
+      services: [...this.services],
+      capacity: this.options.capacity,
+      periodMs: this.options.periodMs,
+      incarnation: this.incarnation,
+    };
   }
 
   private onReport(nodeId: string, data: Uint8Array): void {
-    if (nodeId === this.nodeId && !(this.exchange instanceof NatsExchange)) return; // our own echo
     const r = decodeReport(data);
     if (isRejected(r)) {
       this.peers.drop(r.reason, nodeId);
@@ -371,52 +375,13 @@ export class Broker {
     else this.log.info({ detail }, `control plane ${s}`);
   }
 
-  // Jittered by ±10 % so nodes started together do not report in lockstep.
-  private scheduleReports(): void {
-    const period = this.options.periodMs;
-    const next = period * 0.9 + randomInt(Math.max(1, Math.round(period * 0.2)));
-    this.reportTimer = setTimeout(() => {
-      this.publishReport();
-      this.scheduleReports();
-    }, next);
-    this.reportTimer.unref();
-  }
-
   // A threshold crossing is reported at once, coalesced within one turn of the loop.
   private reportSoon(): void {
     if (this.urgentReport || this.state !== 'started') return;
     this.urgentReport = setImmediate(() => {
       this.urgentReport = undefined;
-      this.publishReport();
+      this.control?.reportNow();
     });
-  }
-
-  private publishReport(): void {
-    let meterLoad = 0;
-    for (const m of this.meters) meterLoad = Math.max(meterLoad, m.sample());
-    this.admission.meterLoad = meterLoad;
-    this.lastLoopDelayMs = this.loopDelay.take() || this.lastLoopDelayMs;
-    if (!this.exchange) return;
-    const report: LoadReport = {
-      cluster: this.options.cluster,
-      nodeId: this.nodeId,
-      endpoint: this.boundEndpoint ?? '',
-      incarnation: this.incarnation,
-      seq: ++this.seq,
-      sentAtMs: Date.now(),
-      load: this.admission.load(),
-      inFlight: this.admission.running,
-      capacity: this.options.capacity,
-      status: this.status,
-      services: [...this.services],
-      endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
-      periodMs: this.options.periodMs,
-      queued: this.admission.queued,
-      loopDelayMs: this.lastLoopDelayMs,
-      callsRun: this.gate.stats.run,
-      callsRedirected: this.gate.stats.redirected,
-    };
-    this.exchange.publish(this.nodeId, encodeReport(report));
   }
 }
 

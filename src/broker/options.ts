@@ -40,6 +40,8 @@ export interface BrokerOptions {
   nats?: string[] | string;
   /** Extra `nats` connection options (TLS, credentials). */
   natsOptions?: Partial<ConnectionOptions>;
+  /** Report from a worker thread with its own NATS connection, so a blocked main loop still reports. Default true. */
+  reporterThread?: boolean;
   /** A ready exchange instead of NATS (the in-process fallback). */
   exchange?: Exchange;
   /** Concurrent calls at 100 % load; more wait in a queue. Default 64. */
@@ -92,6 +94,7 @@ export type ResolvedBrokerOptions = Required<
     | 'forwardLegacy'
     | 'sessions'
     | 'dedicated'
+    | 'reporterThread'
   >
 > & { advertise?: string; nats: string[]; services?: string[] } & Pick<
     BrokerOptions,
@@ -161,6 +164,7 @@ const schema = z
     meters: z.array(z.any()).optional(),
     services: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(),
     forwardLegacy: z.boolean().default(false),
+    reporterThread: z.boolean().default(true),
     sessions: z.array(sessionRuleSchema).default([]),
     dedicated: dedicatedSchema.default({}),
     exchange: z.any().optional(),

@@ -79,15 +79,21 @@ export class ConfigWatcher {
     private readonly onError: (reason: string) => void,
   ) {}
 
+  /** Subscribes to the config subject; the bucket is opened in the background (it may take a while, or never come). */
   async start(): Promise<void> {
     this.sub = this.nc.subscribe(configSubject(this.cluster), { callback: (err, msg) => !err && this.deliver(msg.data) });
+    void this.watchBucket();
+  }
+
+  private async watchBucket(): Promise<void> {
     try {
-      this.kv = await this.nc.jetstream().views.kv(configBucket(this.cluster), { history: 5 });
+      this.kv = await this.nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(this.cluster), { history: 5 });
       this.durable = true;
     } catch (err) {
-      this.onError(`JetStream key-value store unavailable, config changes are not kept: ${(err as Error).message}`);
+      if (!this.stopped) this.onError(`JetStream key-value store unavailable, config changes are not kept: ${(err as Error).message}`);
       return;
     }
+    if (this.stopped) return;
     const watch = await this.kv.watch({ key: KEY });
     void (async () => {
       for await (const e of watch) {
@@ -123,7 +129,7 @@ export class ConfigWatcher {
 /** Reads the current config from the bucket; undefined when none was set or JetStream is off. */
 export async function readCurrentConfig(nc: NatsConnection, cluster: string): Promise<ConfigMessage | undefined> {
   try {
-    const kv = await nc.jetstream().views.kv(configBucket(cluster), { history: 5 });
+    const kv = await nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });
     const e = await kv.get(KEY);
     return e && e.operation === 'PUT' ? decodeConfigMessage(e.value) : undefined;
   } catch {
@@ -136,7 +142,7 @@ export async function publishConfig(nc: NatsConnection, cluster: string, m: Conf
   const data = Buffer.from(JSON.stringify(m));
   let durable = false;
   try {
-    const kv = await nc.jetstream().views.kv(configBucket(cluster), { history: 5 });
+    const kv = await nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });
     await kv.put(KEY, data);
     durable = true;
   } catch {

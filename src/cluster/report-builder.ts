@@ -1,0 +1,64 @@
+import type { LoadCounters } from './load-counters';
+import type { LoadReport } from './report-codec';
+
+/** What a node says of itself that changes rarely (posted to the reporter on change). */
+export interface NodeInfo {
+  cluster: string;
+  nodeId: string;
+  endpoint: string;
+  endpoints: string[];
+  services: string[];
+  capacity: number;
+  periodMs: number;
+  incarnation: number;
+}
+
+/** How often the main loop stamps its heartbeat, ms. */
+export const HEARTBEAT_MS = 20;
+
+/**
+ * The main loop's delay as seen from another thread: how late its heartbeat is,
+ * or the delay it measured itself, whichever is higher.
+ */
+export function loopDelay(c: LoadCounters, wallNow: number): number {
+  const late = c.heartbeat > 0 ? Math.max(0, wallNow - c.heartbeat - HEARTBEAT_MS) : 0;
+  return Math.max(late, c.loopDelayMs);
+}
+
+/**
+ * Load from the main loop's delay: none up to a fifth of a period (ordinary jitter),
+ * rising to full load when the loop is a whole period late: its calls wait, so peers
+ * must not send it more.
+ */
+export function delayLoad(delayMs: number, periodMs: number): number {
+  const floor = 0.2 * periodMs;
+  if (delayMs <= floor) return 0;
+  return Math.min(1, (delayMs - floor) / (periodMs - floor));
+}
+
+/** A report from the shared counters. */
+export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNow: number): LoadReport {
+  const delay = loopDelay(c, wallNow);
+  const inFlight = (c.running + c.queued) / info.capacity;
+  const blocked = delayLoad(delay, info.periodMs);
+  const load = Math.min(1, Math.max(inFlight, c.meterLoad, blocked));
+  return {
+    cluster: info.cluster,
+    nodeId: info.nodeId,
+    endpoint: info.endpoint,
+    incarnation: info.incarnation,
+    seq,
+    sentAtMs: wallNow,
+    load,
+    inFlight: c.running,
+    capacity: info.capacity,
+    status: c.status,
+    services: info.services,
+    endpoints: info.endpoints,
+    periodMs: info.periodMs,
+    queued: c.queued,
+    loopDelayMs: delay,
+    callsRun: c.callsRun,
+    callsRedirected: c.callsRedirected,
+  };
+}

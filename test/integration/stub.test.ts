@@ -1,0 +1,241 @@
+import * as grpc from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { connect, type NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSubject, type Broker } from '../../src';
+import { encodeReport } from '../../src/cluster/report-codec';
+import {
+  bankClient,
+  cleanupBrokers,
+  fakeReport,
+  followMetadata,
+  holdSlots,
+  plainBankClient,
+  serverStream,
+  sleep,
+  startBroker,
+  unary,
+  waitFor,
+  waitForLoad,
+  type SlotHold,
+} from '../helpers/brokers';
+import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
+import { killAllTracked } from '../helpers/processes';
+
+const PERIOD_MS = 200;
+
+/** Starts n1 and n2 in their own cluster and waits until each sees the other ONLINE. */
+async function pair(nats: NatsServerHandle, cluster: string, over: { n1?: object; n2?: object } = {}): Promise<[Broker, Broker]> {
+  const common = { nats: [nats.url], cluster, capacity: 4, threshold: 0.5, margin: 0.2, periodMs: PERIOD_MS, workMs: 20 };
+  const n1 = await startBroker({ nodeId: 'n1', ...common, ...over.n1 });
+  const n2 = await startBroker({ nodeId: 'n2', ...common, ...over.n2 });
+  for (const b of [n1, n2]) {
+    await waitFor(() => b.members().every((m) => m.status === 'ONLINE') && b.members().length === 2, 15_000, 20, `${b.nodeId} to see its peer`);
+  }
+  return [n1, n2];
+}
+
+/** A pair where n1 runs three long plain streams (load 0.75) and n2 is idle, as each sees the other. */
+async function loadedPair(nats: NatsServerHandle, cluster: string, over: { n1?: object; n2?: object } = {}) {
+  const [n1, n2] = await pair(nats, cluster, over);
+  const hold = holdSlots(n1.endpoint, 3);
+  await waitForLoad(n2, n1, 0.75);
+  await waitForLoad(n1, n2, 0);
+  return { n1, n2, stop: () => (hold.release(), Promise.all([n1.stop(), n2.stop()])) };
+}
+
+describe('the redirect-following stub', () => {
+  let nats: NatsServerHandle;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+
+  afterAll(async () => {
+    await cleanupBrokers();
+    await nats?.stop();
+    await killAllTracked();
+  });
+
+  describe('with n1 over threshold and n2 idle', () => {
+    let n1: Broker;
+    let n2: Broker;
+    let stop: (() => Promise<unknown>) | undefined;
+
+    beforeAll(async () => {
+      ({ n1, n2, stop } = await loadedPair(nats, 'stub-follow'));
+    });
+
+    afterAll(() => stop?.());
+
+    it('completes a redirected unary call on the peer, with the peer named in the headers', async () => {
+      const client = bankClient([n1.endpoint]);
+      const r = await unary(client, 'GetBalance', { accountId: 'u1' });
+      expect(r.servedBy).toBe('n2');
+      expect(r.metadata.get('peerbroker-node')).toEqual(['n2']);
+      // The redirect's trailers never reach the application as headers.
+      expect(r.metadata.get('peerbroker-location')).toEqual([]);
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
+    });
+
+    it('completes a redirected server-streaming call: every message arrives, in order, from the peer', async () => {
+      const client = bankClient([n1.endpoint]);
+      const r = await serverStream<{ index: number; servedBy: string }>(client, 'StreamStatements', { accountId: 's1', count: 25 });
+      expect(r.messages.map((m) => m.index)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+      expect(r.servedBy).toEqual(['n2']);
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
+    });
+
+    it('keeps one channel per endpoint however many redirects it follows', async () => {
+      const client = bankClient([n1.endpoint]);
+      const first = await unary(client, 'GetBalance', { accountId: 'p0' });
+      expect(first.servedBy).toBe('n2');
+      const channelToN2 = client.peerbroker.pool.channel(n2.endpoint);
+      let followed = 1;
+      for (let round = 0; round < 15; round++) {
+        const results = await Promise.all([0, 1].map((i) => unary(client, 'GetBalance', { accountId: `p${round}-${i}` })));
+        for (const r of results) expect(['n1', 'n2']).toContain(r.servedBy);
+        // Reports from n2 reset n1's accounting; wait for a few so more calls are redirected.
+        await sleep(PERIOD_MS / 4);
+      }
+      followed = client.peerbroker.stats.redirectsFollowed;
+      expect(followed).toBeGreaterThanOrEqual(10);
+      const endpoints = client.peerbroker.pool.endpoints();
+      expect(endpoints.length).toBeLessThanOrEqual(2);
+      expect(new Set(endpoints)).toEqual(new Set([n1.endpoint, n2.endpoint]));
+      expect(client.peerbroker.pool.channel(n2.endpoint)).toBe(channelToN2);
+    });
+  });
+
+  describe('deadlines', () => {
+    const DEADLINE_MS = 400;
+    const DELAY_MS = 200; // spent on the client before the first attempt goes out
+    const PEER_WORK_MS = 300; // fits a fresh deadline, not the 200 ms that remain
+    let n1: Broker;
+    let n2: Broker;
+    let stop: (() => Promise<unknown>) | undefined;
+
+    beforeAll(async () => {
+      ({ n1, n2, stop } = await loadedPair(nats, 'stub-deadline', { n2: { workMs: PEER_WORK_MS } }));
+    });
+
+    afterAll(() => stop?.());
+
+    it('a redirected call on its own would fit the deadline (the control)', async () => {
+      const r = await unary(plainBankClient(n2.endpoint), 'GetBalance', { accountId: 'control' }, { timeoutMs: DEADLINE_MS });
+      expect(r.servedBy).toBe('n2');
+    });
+
+    it('keeps the original deadline across a redirect: DEADLINE_EXCEEDED at the deadline, not later', async () => {
+      // A slow interceptor in front of the stub: time spent before the redirect counts against the deadline.
+      const slowStart: grpc.Interceptor = (options, nextCall) =>
+        new grpc.InterceptingCall(nextCall(options), {
+          start(md, listener, next) {
+            setTimeout(() => next(md, listener), DELAY_MS);
+          },
+        });
+      const client = bankClient([n1.endpoint], { interceptors: [slowStart] });
+      const runBefore = n2.stats.run;
+      const startedAt = Date.now();
+      const err = await unary(client, 'GetBalance', { accountId: 'late' }, { timeoutMs: DEADLINE_MS }).then(
+        (r) => {
+          throw new Error(`expected DEADLINE_EXCEEDED, the call was served by ${r.servedBy} after ${Date.now() - startedAt} ms`);
+        },
+        (e: ServiceError) => e,
+      );
+      const elapsed = Date.now() - startedAt;
+      expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
+      expect(n2.stats.run).toBe(runBefore + 1);
+      expect(elapsed).toBeGreaterThanOrEqual(DEADLINE_MS - 20);
+      // A fresh deadline would have answered OK at about DELAY_MS + PEER_WORK_MS = 500 ms.
+      expect(elapsed).toBeLessThan(DELAY_MS + PEER_WORK_MS);
+    });
+  });
+
+  describe('hop limit (both nodes over threshold, each told the other is idle)', () => {
+    let n1: Broker;
+    let n2: Broker;
+    let holds: SlotHold[] = [];
+    let nc: NatsConnection | undefined;
+    let liar: NodeJS.Timeout | undefined;
+
+    beforeAll(async () => {
+      // Reported load only (no local accounting), so every decision is the same.
+      [n1, n2] = await pair(nats, 'stub-hops', { n1: { peerChoice: 'least-loaded' }, n2: { peerChoice: 'least-loaded' } });
+      holds = [holdSlots(n1.endpoint, 3), holdSlots(n2.endpoint, 3)];
+      await waitFor(() => n1.load() === 0.75 && n2.load() === 0.75, 10_000, 20, 'both nodes at 0.75');
+      // A newer incarnation claiming load 0 for each: the real reports are now old and dropped.
+      nc = await connect({ servers: nats.url });
+      const incarnation = Date.now();
+      let seq = 0;
+      const lie = () => {
+        seq++;
+        for (const b of [n1, n2]) {
+          const r = fakeReport({ cluster: 'stub-hops', nodeId: b.nodeId, endpoint: b.endpoint, incarnation, seq, load: 0 });
+          nc!.publish(loadSubject('stub-hops', b.nodeId), encodeReport(r));
+        }
+      };
+      lie();
+      liar = setInterval(lie, 50);
+      await waitFor(
+        () =>
+          n1.members().find((m) => m.nodeId === 'n2' && m.load === 0 && m.status === 'ONLINE') &&
+          n2.members().find((m) => m.nodeId === 'n1' && m.load === 0 && m.status === 'ONLINE'),
+        10_000,
+        20,
+        'each node to see the other at load 0',
+      );
+    });
+
+    afterAll(async () => {
+      clearInterval(liar);
+      await nc?.close();
+      for (const h of holds) h.release();
+      await Promise.all([n1?.stop(), n2?.stop()]);
+    });
+
+    it('a node bounces a following call with fewer hops than the limit, and runs one at the limit', async () => {
+      const raw = plainBankClient(n2.endpoint);
+      const bounced = await unary(raw, 'GetBalance', { accountId: 'h1' }, { metadata: followMetadata(1) }).then(
+        () => undefined,
+        (e: ServiceError) => e,
+      );
+      expect(bounced?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(bounced?.metadata.get('peerbroker-location-node')).toEqual(['n1']);
+      const atLimit = await unary(raw, 'GetBalance', { accountId: 'h2' }, { metadata: followMetadata(2) });
+      expect(atLimit.servedBy).toBe('n2');
+    });
+
+    it('follows at most maxHops (2) redirects between two loaded nodes and completes the call', async () => {
+      const client = bankClient([n1.endpoint]);
+      for (let i = 0; i < 5; i++) {
+        const before = { n1: n1.stats, n2: n2.stats, followed: client.peerbroker.stats.redirectsFollowed };
+        const r = await unary(client, 'GetBalance', { accountId: `pp-${i}` }, { timeoutMs: 5_000 });
+        // n1 → n2 → n1, where the hop limit stops the bouncing.
+        expect(r.servedBy).toBe('n1');
+        expect(client.peerbroker.stats.redirectsFollowed - before.followed).toBe(2);
+        expect(n1.stats.redirected - before.n1.redirected).toBe(1);
+        expect(n2.stats.redirected - before.n2.redirected).toBe(1);
+        expect(n1.stats.run - before.n1.run).toBe(1);
+      }
+    });
+
+    it('gives up with a clear error when a call needs more redirects than maxRedirects allows', async () => {
+      const client = bankClient([n1.endpoint], { maxRedirects: 1 });
+      const before = { n1: n1.stats.run, n2: n2.stats.run };
+      const err = await unary(client, 'GetBalance', { accountId: 'give-up' }, { timeoutMs: 5_000 }).then(
+        (r) => {
+          throw new Error(`expected the stub to give up, the call was served by ${r.servedBy}`);
+        },
+        (e: ServiceError) => e,
+      );
+      expect(err.details).toContain('gave up after 1 redirects');
+      expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
+      // Nothing ran anywhere.
+      expect(n1.stats.run).toBe(before.n1);
+      expect(n2.stats.run).toBe(before.n2);
+    });
+  });
+});
