@@ -2,10 +2,19 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
+/** Keys whose values are secrets, at the top level and one or two levels down (`natsAuth.pass`). */
+const SECRET_KEYS = ['pass', 'password', 'token', 'secret', 'secrets', 'clusterSecrets', 'private_key', 'privateKey'];
+const SECRET_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+
 /** The root logger: JSON lines on stderr; level from PEERBROKER_LOG_LEVEL (default `info`). */
 export function createLogger(options: { level?: string; name?: string } = {}): Logger {
   return pino(
-    { name: options.name ?? 'peerbroker', level: options.level ?? process.env.PEERBROKER_LOG_LEVEL ?? 'info' },
+    {
+      name: options.name ?? 'peerbroker',
+      level: options.level ?? process.env.PEERBROKER_LOG_LEVEL ?? 'info',
+      // Defence in depth: nothing logs these, but an object that holds one is censored.
+      redact: { paths: SECRET_PATHS, censor: '[redacted]' },
+    },
     pino.destination({ fd: 2, sync: true }),
   );
 }

@@ -117,6 +117,13 @@ export function bankImplementations(nodeId: string, work = workMs()) {
     return 10 + h / 100 + Math.sin(Date.now() / 10_000);
   };
   const securities = {
+    Audit: (call: grpc.ServerUnaryCall<{ busyMs: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      // Deliberately synchronous: the event loop is blocked for the whole time.
+      const busyMs = Math.min(call.request.busyMs, 60_000);
+      const until = Date.now() + busyMs;
+      while (Date.now() < until);
+      cb(null, { busyMs, servedBy: nodeId });
+    },
     GetQuote: unary((req: { symbol: string }) => ({ symbol: req.symbol, price: price(req.symbol), atMs: String(Date.now()), servedBy: nodeId })),
     Trade: (call: grpc.ServerDuplexStream<{ orderId: string; symbol: string; quantity: string }, unknown>) => {
       // Fills go out in order: each waits for the previous one.

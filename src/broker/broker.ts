@@ -2,13 +2,17 @@ import * as grpc from '@grpc/grpc-js';
 import { InProcessBus } from '../cluster/in-process-exchange';
 import { LocalControlPlane, type ControlPlane } from '../cluster/control-plane';
 import type { ExchangeStatus } from '../cluster/exchange';
+import type { NodeStatusName } from '../cluster/load-counters';
 import { LoadCounters } from '../cluster/load-counters';
 import { loadMeterByName, type LoadMeter } from '../cluster/load-meter';
 import { NatsExchange } from '../cluster/nats-exchange';
 import type { NodeInfo } from '../cluster/report-builder';
 import { WorkerControlPlane } from '../cluster/worker-control-plane';
 import { PeerView } from '../cluster/peer-view';
-import { decodeReport, isRejected } from '../cluster/report-codec';
+import { isRejected } from '../cluster/report-codec';
+import { openReport } from '../cluster/report-signing';
+import { describeNatsAuth, natsConnectionOptions } from '../cluster/nats-auth';
+import { loadSubject } from '../cluster/exchange';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState, type SessionRule } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
@@ -16,10 +20,13 @@ import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from './broker-service';
 import { CallGate } from './call-gate';
 import { Forwarder } from './forwarder';
+import { addressInUse, bindPort, IdentityTakeover } from './identity-takeover';
+import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
 import { SessionTable } from './session-table';
-import type { ConfigMessage } from '../cluster/runtime-config';
+import { isLoopbackHost, loadTls, peerCredentials, serverCredentials, type LoadedTls } from './tls';
+import type { ConfigDropReason, ConfigMessage } from '../cluster/runtime-config';
 import { parseBrokerOptions, parseRuntimeValues, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
 type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
@@ -55,6 +62,14 @@ export class Broker {
   private urgentReport?: NodeJS.Immediate;
   private boundEndpoint?: string;
   private state: 'new' | 'started' | 'stopped' = 'new';
+  private readonly health: NodeHealth;
+  private takeover?: IdentityTakeover;
+  private healthTimer?: NodeJS.Timeout;
+  private draining?: Promise<void>;
+  /** The node's certificate and key (from `tls`); never logged. */
+  private readonly tlsFiles?: LoadedTls;
+  /** Config changes dropped, by reason (unsigned, bad-signature, replay, ...). */
+  readonly configDropped: Partial<Record<ConfigDropReason, number>> = {};
 
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
@@ -81,7 +96,8 @@ export class Broker {
     };
     this.self.hasSession = (token) => this.sessions.touch(token, Date.now());
     this.sessions = new SessionTable(o.nodeId);
-    this.forwarder = new Forwarder(o.maxHops);
+    this.tlsFiles = o.tls ? loadTls(o.tls) : undefined;
+    this.forwarder = new Forwarder(o.maxHops, o.peerCredentials ?? (this.tlsFiles ? peerCredentials(this.tlsFiles) : undefined));
     this.policy = {
       threshold: o.threshold,
       margin: o.margin,
@@ -103,6 +119,7 @@ export class Broker {
       onRedirect: (d) => this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
     });
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
+    this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server();
     this.watchPeers();
   }
@@ -170,12 +187,32 @@ export class Broker {
       Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { nodeId: o.nodeId, members: this.members() }),
       Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.statusMessage()),
     });
-    const creds = o.serverCredentials ?? grpc.ServerCredentials.createInsecure();
-    const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(o.listen, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    this.health.addToServer(this.server, [...this.services]);
+    const creds = this.serverCredentials();
+    const { host, port: wanted } = parseHostPort(o.listen);
+    const port = await this.bind(creds).catch(async (err: Error) => {
+      // Our address may be held by the peer that adopted it while we were away:
+      // join the cluster first (unhealthy, so no redirects come here), ask, then bind.
+      if (wanted === 0 || !this.hasControlPlane() || !(await addressInUse(host, wanted))) {
+        throw new Error(`cannot listen on '${o.listen}': ${err.message}`);
+      }
+      return undefined;
+    });
+    this.boundEndpoint = o.advertise ?? `${host}:${port ?? wanted}`;
+    if (port === undefined) this.setStatus('UNHEALTHY');
+    this.takeover = new IdentityTakeover(
+      o.nodeId,
+      this.server,
+      creds,
+      this.peers,
+      { allow: o.takeover, onLeave: o.takeoverOnLeave, onAdopt: o.onAdopt, onRelease: o.onRelease },
+      this.log,
+      () => {
+        this.control?.update(this.nodeInfo());
+        this.control?.reportNow();
+      },
+      () => this.controlConnected,
     );
-    const { host } = parseHostPort(o.listen);
-    this.boundEndpoint = o.advertise ?? `${host}:${port}`;
     this.sampler.start();
     this.control = this.makeControlPlane();
     if (this.control) {
@@ -183,8 +220,11 @@ export class Broker {
         onReport: (nodeId, data) => this.onReport(nodeId, data),
         onConfig: (m: ConfigMessage) => this.applyConfigMessage(m.values, m.version),
         onStatus: (s, detail) => this.onExchangeStatus(s, detail),
-        onConfigError: (reason) =>
-          this.dropLog.maybe('config', performance.now(), () => this.log.warn({ reason }, 'config change ignored')),
+        onConfigError: (reason, drop) => this.onConfigError(reason, drop),
+        onError: (detail) =>
+          this.dropLog.maybe('nats-error', performance.now(), (suppressed) =>
+            this.log.warn({ detail, suppressed }, 'control plane: the NATS server refused an operation'),
+          ),
       });
     } else {
       this.log.warn('no NATS servers and no exchange given: this node runs alone');
@@ -194,8 +234,11 @@ export class Broker {
       this.sessions.sweep(Date.now());
     }, Math.max(10, o.periodMs / 2));
     this.sweepTimer.unref();
+    this.healthTimer = setInterval(() => this.checkHealth(), o.periodMs);
+    this.healthTimer.unref();
+    if (port === undefined) await this.reclaim(creds);
     this.log.info(
-      { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none' },
+      { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none', security: this.securitySummary() },
       'broker started',
     );
   }
@@ -204,8 +247,10 @@ export class Broker {
   async stop(): Promise<void> {
     if (this.state !== 'started') return;
     this.state = 'stopped';
-    this.counters.status = 'LEAVING';
+    this.setStatus('LEAVING');
     clearInterval(this.sweepTimer);
+    clearInterval(this.healthTimer);
+    await this.takeover?.stop();
     if (this.urgentReport) clearImmediate(this.urgentReport);
     this.sampler.sample();
     await this.control?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'control plane stop failed'));
@@ -223,6 +268,90 @@ export class Broker {
     this.forwarder.close();
     this.sampler.stop();
     this.log.info('broker stopped');
+  }
+
+  /**
+   * Drains the node (what SIGTERM does): status DRAINING, calls of following clients
+   * go to peers, in-flight calls get up to `drainGraceMs` to finish, then LEAVING and stop.
+   */
+  drain(graceMs = this.options.drainGraceMs): Promise<void> {
+    if (this.state !== 'started') return Promise.resolve();
+    this.draining ??= (async () => {
+      this.setStatus('DRAINING');
+      this.log.info({ graceMs, inFlight: this.admission.running + this.admission.queued }, 'draining');
+      const deadline = Date.now() + graceMs;
+      while (this.admission.running + this.admission.queued > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const left = this.admission.running + this.admission.queued;
+      if (left > 0) this.log.warn({ left }, 'grace time over; stopping with calls in flight');
+      await this.stop();
+    })();
+    return this.draining;
+  }
+
+  /** ONLINE, UNHEALTHY, DRAINING or LEAVING, as the reports say. */
+  get status(): NodeStatusName {
+    return this.counters.status;
+  }
+
+  /** Endpoints this node serves for peers that went off-line. */
+  adoptedEndpoints(): string[] {
+    return this.takeover?.endpoints() ?? [];
+  }
+
+  private setStatus(s: NodeStatusName): void {
+    if (this.counters.status === s) return;
+    const from = this.counters.status;
+    // DRAINING and LEAVING are final; health checks do not undo them.
+    if ((from === 'DRAINING' || from === 'LEAVING') && (s === 'ONLINE' || s === 'UNHEALTHY')) return;
+    this.counters.status = s;
+    this.self.status = s === 'LEAVING' ? 'DRAINING' : s;
+    this.health.setServing(s === 'ONLINE');
+    this.log.info({ from, to: s }, 'status changed');
+    this.control?.reportNow();
+  }
+
+  private checkHealth(): void {
+    this.health.check(this.sampler.lastDelayMs, (healthy, reason) => {
+      if (this.reclaiming) return;
+      if (!healthy && this.counters.status === 'ONLINE') this.log.warn({ reason }, 'self-check failed');
+      this.setStatus(healthy ? 'ONLINE' : 'UNHEALTHY');
+    });
+  }
+
+  private reclaiming = false;
+  private controlConnected = false;
+
+  private bind(creds: grpc.ServerCredentials): Promise<number> {
+    return bindPort(this.server, this.options.listen, creds);
+  }
+
+  private hasControlPlane(): boolean {
+    return this.options.exchange !== undefined || this.options.nats.length > 0;
+  }
+
+  // Our report (a new incarnation) tells the adopter we are back; it releases, we bind.
+  private async reclaim(creds: grpc.ServerCredentials): Promise<void> {
+    this.reclaiming = true;
+    this.log.info({ endpoint: this.boundEndpoint }, 'address in use: asking the adopter to release it');
+    const deadline = Date.now() + this.options.reclaimTimeoutMs;
+    for (;;) {
+      try {
+        await this.bind(creds);
+        break;
+      } catch (err) {
+        if (Date.now() >= deadline) {
+          this.reclaiming = false;
+          await this.stop();
+          throw new Error(`could not bind '${this.options.listen}' within ${this.options.reclaimTimeoutMs} ms: ${(err as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    this.reclaiming = false;
+    this.log.info({ endpoint: this.boundEndpoint }, 'address reclaimed');
+    this.setStatus('ONLINE');
   }
 
   /** The threshold, margin, period and rules in force now. */
@@ -246,7 +375,11 @@ export class Broker {
   configure(values: RuntimeConfig): void {
     const v = parseRuntimeValues(values);
     const rules = v.sessions || v.dedicated
-      ? new CompiledRules([...(v.sessions ?? this.options.sessions), ...this.protoSessionRules], v.dedicated ?? this.options.dedicated)
+      ? new CompiledRules(
+          // A value left out keeps the one in force (set at run time earlier, else at start).
+          [...(v.sessions ?? this.runtime.sessions ?? this.options.sessions), ...this.protoSessionRules],
+          v.dedicated ?? this.runtime.dedicated ?? this.options.dedicated,
+        )
       : undefined;
     const choice = v.peerChoice ? peerChoiceByName(v.peerChoice) : undefined;
     // Everything is checked above; from here nothing can fail half-way.
@@ -299,7 +432,7 @@ export class Broker {
       status: this.counters.status,
       load: this.admission.load(),
       services: [...this.services],
-      endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
+      endpoints: this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()] : [],
       inFlight: this.admission.running + this.admission.queued,
       capacity: this.options.capacity,
       reportAgeMs: 0,
@@ -308,29 +441,65 @@ export class Broker {
 
   private statusMessage() {
     const dropped = Object.values(this.peers.dropped).reduce((a, b) => a + b, 0);
+    const byReason = Object.fromEntries(Object.entries(this.peers.dropped).filter(([, n]) => n > 0).map(([k, n]) => [k, String(n)]));
     return {
       self: this.selfMember(),
       callsRun: String(this.gate.stats.run),
       callsRedirected: String(this.gate.stats.redirected),
       callsRejected: String(this.gate.stats.rejected),
       reportsDropped: String(dropped),
+      reportsDroppedByReason: byReason,
+      configDropped: Object.fromEntries(Object.entries(this.configDropped).map(([k, n]) => [k, String(n)])),
     };
+  }
+
+  // TLS from files, else the given credentials, else plaintext: fine on loopback, warned otherwise.
+  private serverCredentials(): grpc.ServerCredentials {
+    const o = this.options;
+    const creds = o.serverCredentials ?? (this.tlsFiles ? serverCredentials(this.tlsFiles) : grpc.ServerCredentials.createInsecure());
+    const { host } = parseHostPort(o.listen);
+    if (!creds._isSecure() && !isLoopbackHost(host)) {
+      this.log.warn(
+        { listen: o.listen },
+        'listening on a non-loopback address without TLS: anyone who can reach it can call, and be redirected; set --tls-cert and --tls-key',
+      );
+    }
+    return creds;
+  }
+
+  /** What protects this node, for the start log line: names and ids, never a secret. */
+  private securitySummary(): Record<string, string> {
+    const o = this.options;
+    const grpcTls = o.tls ? (o.tls.caFile ? 'tls, client certificates required' : 'tls') : o.serverCredentials?._isSecure() ? 'tls (credentials given)' : 'plaintext';
+    return {
+      grpc: grpcTls,
+      nats: describeNatsAuth(o.natsAuth),
+      reports: o.clusterKey ? `signed (key ${o.clusterKey.id})` : 'unsigned',
+    };
+  }
+
+  private onConfigError(reason: string, drop?: ConfigDropReason): void {
+    if (drop) this.configDropped[drop] = (this.configDropped[drop] ?? 0) + 1;
+    const subject = `peerbroker.${this.options.cluster}.config`;
+    this.dropLog.maybe(`config-${drop ?? 'store'}`, performance.now(), (suppressed) =>
+      this.log.warn({ subject, reason, drop, suppressed }, drop ? 'config change dropped' : 'config store unavailable'),
+    );
   }
 
   private makeControlPlane(): ControlPlane | undefined {
     const o = this.options;
-    if (o.exchange) return new LocalControlPlane(o.exchange, this.counters);
+    if (o.exchange) return new LocalControlPlane(o.exchange, this.counters, o.clusterKey);
     if (o.nats.length === 0) return undefined;
     if (!o.reporterThread) {
       const exchange = new NatsExchange({
         servers: o.nats,
         cluster: o.cluster,
         name: `peerbroker-${o.cluster}-${o.nodeId}`,
-        connection: { noEcho: true, ...o.natsOptions },
+        connection: { noEcho: true, ...o.natsOptions, ...natsConnectionOptions(o.natsAuth) },
       });
-      return new LocalControlPlane(exchange, this.counters);
+      return new LocalControlPlane(exchange, this.counters, o.clusterKey);
     }
-    return new WorkerControlPlane(o.nats, this.counters, o.natsOptions);
+    return new WorkerControlPlane(o.nats, this.counters, o.natsOptions, { natsAuth: o.natsAuth, clusterKey: o.clusterKey });
   }
 
   /** What the reports say of this node that changes rarely. */
@@ -339,29 +508,36 @@ export class Broker {
       cluster: this.options.cluster,
       nodeId: this.nodeId,
       endpoint: this.boundEndpoint ?? '',
-      endpoints: this.boundEndpoint ? [this.boundEndpoint] : [],
+      endpoints: this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()] : [],
       services: [...this.services],
       capacity: this.options.capacity,
       periodMs: this.options.periodMs,
       incarnation: this.incarnation,
+      takeover: this.options.takeover,
     };
   }
 
+  // With a cluster key, only reports whose signature verifies are decoded (openReport).
   private onReport(nodeId: string, data: Uint8Array): void {
-    const r = decodeReport(data);
+    const r = openReport(data, this.options.clusterKey);
     if (isRejected(r)) {
       this.peers.drop(r.reason, nodeId);
       this.dropLog.maybe(r.reason, performance.now(), (suppressed) =>
-        this.log.warn({ subject: nodeId, reason: r.reason, detail: r.message, suppressed }, 'load report dropped'),
+        this.log.warn({ subject: this.reportSubject(nodeId), reason: r.reason, detail: r.message, suppressed }, 'load report dropped'),
       );
       return;
     }
     const reason = this.peers.apply(r, nodeId, performance.now(), Date.now());
     if (reason) {
       this.dropLog.maybe(reason, performance.now(), (suppressed) =>
-        this.log.warn({ subject: nodeId, reason, suppressed }, 'load report dropped'),
+        this.log.warn({ subject: this.reportSubject(nodeId), reason, suppressed }, 'load report dropped'),
       );
     }
+  }
+
+  // The subject a report came on, for logs; a hostile token is cut short.
+  private reportSubject(token: string): string {
+    return loadSubject(this.options.cluster, token.length > 64 ? `${token.slice(0, 64)}...` : token);
   }
 
   private watchPeers(): void {
@@ -370,9 +546,19 @@ export class Broker {
     this.peers.on('left', (p) => this.log.info({ peer: p.nodeId }, 'peer left'));
   }
 
+  // With NATS gone the node keeps serving locally; peers' reports go stale, so it
+  // stops redirecting to them by itself. Health says so under its own name.
   private onExchangeStatus(s: ExchangeStatus, detail: string): void {
-    if (s === 'disconnected' || s === 'reconnecting') this.log.warn({ detail }, `control plane ${s}`);
-    else this.log.info({ detail }, `control plane ${s}`);
+    const up = s === 'connected' || s === 'reconnected';
+    if (up && !this.controlConnected && s === 'reconnected') {
+      // Peers that are alive report within a period or two; those still silent then are gone.
+      setTimeout(() => this.takeover?.recheck(), this.options.offlineAfterPeriods * this.options.periodMs).unref();
+    }
+    this.controlConnected = up;
+    this.health.setControlPlane(up);
+    if (up) this.log.info({ detail }, `control plane ${s}`);
+    else if (s === 'closed') this.log.info({ detail }, 'control plane closed');
+    else this.log.warn({ detail }, `control plane ${s}: serving locally, no redirects to peers with stale reports`);
   }
 
   // A threshold crossing is reported at once, coalesced within one turn of the loop.

@@ -84,7 +84,7 @@ export class CallGate {
         else call.emit('error', err);
         return;
       }
-      this.runLocal(path, call, withCallback ? callback! : undefined, h);
+      this.runLocal(path, call, withCallback ? callback! : undefined, h, method.requestStream);
     }) as UntypedHandleCall;
   }
 
@@ -120,6 +120,7 @@ export class CallGate {
     call: Call,
     callback: sendUnaryData<unknown> | undefined,
     handler: (call: Call, cb?: sendUnaryData<unknown>) => void,
+    requestStream: boolean,
   ): void {
     const follows = this.call.follows;
     const role = this.d.config.rules?.sessionRole(path) ?? null;
@@ -150,20 +151,28 @@ export class CallGate {
         this.meanCallMs = this.meanCallMs === 0 ? ms : this.meanCallMs * 0.95 + ms * 0.05;
       }
     };
+    const sendSessionHeaders = () => {
+      if (opensSession) sendHeaders(this.d.sessions.open(Date.now(), role!.idleMs));
+      else if (closesSession) {
+        this.d.sessions.close(token);
+        sendHeaders('');
+      } else sendHeaders();
+    };
+    // A unary call's session header goes with its answer, so a session starts or ends only when
+    // the call succeeded. Any other call sends its headers first: a streamed answer needs them
+    // before its first message, and the stub holds streamed requests until they arrive.
+    const atAnswer = callback !== undefined && !requestStream;
     const start = () => {
       started = true;
       startedAt = performance.now();
       this.stats.run++;
+      if (!atAnswer) sendSessionHeaders();
+      else if (!opensSession && !closesSession) sendHeaders();
       if (callback) {
-        // A session starts or ends only when its call succeeded: its header goes with the answer.
-        if (!opensSession && !closesSession) sendHeaders();
         const cb: sendUnaryData<unknown> = (err, value, trailer, flags) => {
           finish();
-          if (!err && opensSession) sendHeaders(this.d.sessions.open(Date.now(), role!.idleMs));
-          else if (!err && closesSession) {
-            this.d.sessions.close(token);
-            sendHeaders('');
-          } else sendHeaders();
+          if (atAnswer && !err) sendSessionHeaders();
+          else sendHeaders();
           callback(err, value, trailer, flags);
         };
         try {
@@ -173,12 +182,6 @@ export class CallGate {
         }
         return;
       }
-      // Streaming responses: the header must go first, so a session opens at the start.
-      if (opensSession) sendHeaders(this.d.sessions.open(Date.now(), role!.idleMs));
-      else if (closesSession) {
-        this.d.sessions.close(token);
-        sendHeaders('');
-      } else sendHeaders();
       call.once('finish', finish);
       call.once('close', finish);
       handler(call);

@@ -1,13 +1,16 @@
-import type { ServerCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
 import type { ConnectionOptions } from 'nats';
 import { z } from 'zod';
 import { isValidNodeId } from '../cluster/report-codec';
+import { ClusterKey } from '../cluster/cluster-key';
+import { natsAuthSchema, natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
 import type { Exchange } from '../cluster/exchange';
 import type { LoadMeter } from '../cluster/load-meter';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';
 import { parseHostPort } from '../wire';
+import { loadTls, type TlsFiles } from './tls';
 
 /** Default reporting period (DESIGN.md). */
 export const DEFAULT_PERIOD_MS = 500;
@@ -70,8 +73,38 @@ export interface BrokerOptions {
   sessions?: SessionRule[];
   /** Preferred homes: `{ 'bank.Securities/*': ['n2'] }`. Default none. */
   dedicated?: DedicatedRules;
-  /** gRPC server credentials. Default insecure (loopback only). */
+  /** May adopt the endpoints of peers that go off-line (identity takeover). Default true. */
+  takeover?: boolean;
+  /** Also adopt the endpoints of peers that leave cleanly. Default false. */
+  takeoverOnLeave?: boolean;
+  /** Shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE). Default none. */
+  onAdopt?: string;
+  /** Shell command run after releasing an adopted endpoint. Default none. */
+  onRelease?: string;
+  /** Longest time a restarted node waits for its adopter to release its address, ms. Default 30 000. */
+  reclaimTimeoutMs?: number;
+  /** A user check run every period; false, a rejection or no answer within a period means unhealthy. */
+  healthProbe?: () => boolean | Promise<boolean>;
+  /** Main-loop delay (p99 over a period) above which the node is unhealthy, ms. Default 1000. */
+  maxLoopDelayMs?: number;
+  /** On drain, how long in-flight calls may take to finish, ms. Default 15 000. */
+  drainGraceMs?: number;
+  /** gRPC server credentials. Default: from `tls`, else insecure (loopback only). */
   serverCredentials?: ServerCredentials;
+  /** Credentials this node calls its peers with (forwarded calls). Default: from `tls`, else insecure. */
+  peerCredentials?: ChannelCredentials;
+  /**
+   * gRPC TLS from PEM files; with `caFile`, clients must present a certificate signed by
+   * it. Peers are called (forwarded calls) with the same certificate. Default none:
+   * plaintext, which is fine on loopback only (a warning is logged otherwise).
+   */
+  tls?: TlsFiles;
+  /** How to authenticate to NATS and check its certificate (names and file paths). Default none. */
+  natsAuth?: NatsAuthOptions;
+  /** File holding the cluster key: every report and config change is signed, and unsigned ones are dropped. Default none. */
+  clusterKeyFile?: string;
+  /** The cluster key itself (the text of a key file), instead of `clusterKeyFile`. Default none. */
+  clusterKey?: string | ClusterKey;
   /** Logger to derive the broker's loggers from. Default: pino on stderr. */
   logger?: Logger;
 }
@@ -95,10 +128,15 @@ export type ResolvedBrokerOptions = Required<
     | 'sessions'
     | 'dedicated'
     | 'reporterThread'
+    | 'takeover'
+    | 'takeoverOnLeave'
+    | 'reclaimTimeoutMs'
+    | 'maxLoopDelayMs'
+    | 'drainGraceMs'
   >
-> & { advertise?: string; nats: string[]; services?: string[] } & Pick<
+> & { advertise?: string; nats: string[]; services?: string[]; clusterKey?: ClusterKey } & Pick<
     BrokerOptions,
-    'exchange' | 'serverCredentials' | 'logger' | 'meters' | 'natsOptions'
+    'exchange' | 'serverCredentials' | 'logger' | 'meters' | 'natsOptions' | 'onAdopt' | 'onRelease' | 'healthProbe' | 'tls' | 'natsAuth' | 'peerCredentials'
   >;
 
 const hostPort = z.string().refine(
@@ -165,11 +203,24 @@ const schema = z
     services: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(),
     forwardLegacy: z.boolean().default(false),
     reporterThread: z.boolean().default(true),
+    takeover: z.boolean().default(true),
+    takeoverOnLeave: z.boolean().default(false),
+    onAdopt: z.string().min(1).optional(),
+    onRelease: z.string().min(1).optional(),
+    reclaimTimeoutMs: z.number().int().min(0).max(3_600_000).default(30_000),
+    healthProbe: z.function().optional(),
+    maxLoopDelayMs: z.number().int().min(10).max(600_000).default(1_000),
+    drainGraceMs: z.number().int().min(0).max(3_600_000).default(15_000),
     sessions: z.array(sessionRuleSchema).default([]),
     dedicated: dedicatedSchema.default({}),
     exchange: z.any().optional(),
     natsOptions: z.any().optional(),
     serverCredentials: z.any().optional(),
+    peerCredentials: z.any().optional(),
+    tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).optional() }).strict().optional(),
+    natsAuth: natsAuthSchema.optional(),
+    clusterKeyFile: z.string().min(1).optional(),
+    clusterKey: z.union([z.string(), z.custom<ClusterKey>((v) => v instanceof ClusterKey, 'must be a key file\'s text or a ClusterKey')]).optional(),
     logger: z.any().optional(),
   })
   .strict();
@@ -179,7 +230,18 @@ export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions 
   const r = schema.safeParse(input);
   if (!r.success) throw toConfigError(r.error);
   const o = r.data;
-  return { ...o, maxQueue: o.maxQueue ?? 4 * o.capacity } as ResolvedBrokerOptions;
+  // Files are read now, so a bad path or key stops the start with the option's name.
+  if (o.tls) loadTls(o.tls);
+  natsConnectionOptions(o.natsAuth);
+  const { clusterKeyFile, clusterKey, ...rest } = o;
+  if (clusterKeyFile !== undefined && clusterKey !== undefined) throw new ConfigError('clusterKeyFile', "give the cluster key once: 'clusterKey' or 'clusterKeyFile'");
+  const key =
+    clusterKeyFile !== undefined
+      ? ClusterKey.fromFile(clusterKeyFile)
+      : typeof clusterKey === 'string'
+        ? ClusterKey.parse(clusterKey, 'clusterKey')
+        : clusterKey;
+  return { ...rest, clusterKey: key, maxQueue: o.maxQueue ?? 4 * o.capacity } as ResolvedBrokerOptions;
 }
 
 /** Turns the first zod issue into a ConfigError with the field's path. */

@@ -1,7 +1,30 @@
 import { connect } from 'nats';
 import { parseRuntimeValues, type RuntimeConfig } from '../broker/options';
-import { newConfigMessage, publishConfig, readCurrentConfig } from '../cluster/runtime-config';
+import type { ClusterKey } from '../cluster/cluster-key';
+import { natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
+import { ConfigRejectedError, newConfigMessage, publishConfig, readCurrentConfig, type ConfigMessage } from '../cluster/runtime-config';
 import { ConfigError } from '../errors';
+import { withFlagName } from './security-flags';
+
+/** Where `config set` and `config get` talk to, and how. */
+export interface ConfigFlags {
+  nats: string;
+  cluster: string;
+  /** How to authenticate to NATS. Default none. */
+  natsAuth?: NatsAuthOptions;
+  /** Signs the change (set) and checks the kept one (get, and set before merging). Default none. */
+  clusterKey?: ClusterKey;
+}
+
+function connectTo(flags: ConfigFlags) {
+  let auth;
+  try {
+    auth = natsConnectionOptions(flags.natsAuth);
+  } catch (err) {
+    throw withFlagName(err);
+  }
+  return connect({ servers: flags.nats.split(','), name: 'peerbroker-config', timeout: 3_000, ...auth });
+}
 
 /** Flag names of the runtime values, and the option each sets. */
 const KEYS: Record<string, keyof RuntimeConfig> = {
@@ -45,15 +68,24 @@ function parseValue(flag: string, raw: string): unknown {
 }
 
 /** `peerbroker config set k=v ...`: validates, merges with the current config, stores and publishes it. */
-export async function runConfigSet(flags: { nats: string; cluster: string }, pairs: string[]): Promise<void> {
+export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise<void> {
   if (pairs.length === 0) throw new ConfigError('config set', 'give at least one key=value');
   const change = parseAssignments(pairs);
-  const nc = await connect({ servers: flags.nats.split(','), name: 'peerbroker-config', timeout: 3_000 });
+  const nc = await connectTo(flags);
   try {
-    const current = await readCurrentConfig(nc, flags.cluster);
+    let current: ConfigMessage | undefined;
+    try {
+      current = await readCurrentConfig(nc, flags.cluster, flags.clusterKey);
+    } catch (err) {
+      // A kept config that does not verify is not merged: its values are not trusted.
+      if (!(err instanceof ConfigRejectedError)) throw err;
+      process.stderr.write(`peerbroker: warning: ignoring the kept config (${err.message}); only the values given now are set\n`);
+    }
     const merged = parseRuntimeValues({ ...(current?.values ?? {}), ...change }, (k) => FLAG_OF[k] ?? k);
     const message = newConfigMessage(merged);
-    const { durable } = await publishConfig(nc, flags.cluster, message);
+    // Nodes drop a change set before the one in force (a replay): never go back in time.
+    if (current && message.setAt <= current.setAt) message.setAt = current.setAt + 1;
+    const { durable } = await publishConfig(nc, flags.cluster, message, flags.clusterKey);
     process.stdout.write(
       `config ${message.version} published to cluster '${flags.cluster}'` +
         (durable ? ' and kept in JetStream' : ' (JetStream is off: nodes started later will not see it)') +
@@ -65,10 +97,10 @@ export async function runConfigSet(flags: { nats: string; cluster: string }, pai
 }
 
 /** `peerbroker config get`: prints the config kept in JetStream. */
-export async function runConfigGet(flags: { nats: string; cluster: string }): Promise<void> {
-  const nc = await connect({ servers: flags.nats.split(','), name: 'peerbroker-config', timeout: 3_000 });
+export async function runConfigGet(flags: ConfigFlags): Promise<void> {
+  const nc = await connectTo(flags);
   try {
-    const current = await readCurrentConfig(nc, flags.cluster);
+    const current = await readCurrentConfig(nc, flags.cluster, flags.clusterKey);
     process.stdout.write(
       current ? `${JSON.stringify(current, null, 2)}\n` : `no runtime config kept for cluster '${flags.cluster}' (nodes use their start options)\n`,
     );

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../errors';
 import { runConfigGet, runConfigSet } from './config-command';
+import { addSecurityOptions, clusterKeyFrom, natsAuthFrom, securityFlags, withFlagName } from './security-flags';
 import { runStart } from './start';
 import { runStatus } from './status';
 
@@ -35,6 +36,12 @@ program
   .option('--peer-choice <name>', 'least-loaded | least-loaded-accounted | two-choices')
   .option('--services <names>', 'services this node hosts, comma-separated (default: all of the module)')
   .option('--forward-legacy', 'forward calls of clients that do not follow redirects')
+  .option('--no-takeover', "never adopt the endpoint of an off-line peer")
+  .option('--takeover-on-leave', 'also adopt the endpoints of peers that leave cleanly')
+  .option('--on-adopt <command>', 'shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE)')
+  .option('--on-release <command>', 'shell command run after releasing an adopted endpoint')
+  .option('--drain-grace-ms <ms>', 'on SIGTERM, how long in-flight calls may take (default 15000)', num('--drain-grace-ms'))
+  .option('--max-loop-delay-ms <ms>', 'main-loop delay above which the node is unhealthy (default 1000)', num('--max-loop-delay-ms'))
   .option('--module <path>', 'module exporting register(broker)')
   .option('--log-level <level>', 'fatal | error | warn | info | debug (default info)')
   .action(async (o: Record<string, unknown>) => {
@@ -55,8 +62,16 @@ program
       'peer-choice': o.peerChoice,
       services: o.services,
       'forward-legacy': o.forwardLegacy,
+      // commander sets `takeover` to true unless --no-takeover is given
+      takeover: o.takeover === false ? false : undefined,
+      'takeover-on-leave': o.takeoverOnLeave,
+      'on-adopt': o.onAdopt,
+      'on-release': o.onRelease,
+      'drain-grace-ms': o.drainGraceMs,
+      'max-loop-delay-ms': o.maxLoopDelayMs,
       module: o.module,
       'log-level': o.logLevel,
+      ...securityFlags(o),
     };
     await runStart(flags);
   });
@@ -69,7 +84,7 @@ program
   .option('--wait-ms <ms>', 'how long to listen for reports', num('--wait-ms'), 1500)
   .option('--json', 'print JSON instead of a table')
   .action(async (o: { nats: string; cluster: string; waitMs: number; json?: boolean }) => {
-    await runStatus({ nats: o.nats, cluster: o.cluster, waitMs: o.waitMs, json: o.json });
+    await runStatus({ nats: o.nats, cluster: o.cluster, waitMs: o.waitMs, json: o.json, ...security(o) });
   });
 
 const config = program.command('config').description('change threshold, margin, period and rules on every live node');
@@ -79,13 +94,28 @@ config
   .argument('<key=value...>', 'threshold, margin, period-ms, max-hops, peer-choice, forward-legacy, sessions, dedicated')
   .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated')
   .option('--cluster <name>', 'cluster name', 'default')
-  .action(async (pairs: string[], o: { nats: string; cluster: string }) => runConfigSet(o, pairs));
+  .action(async (pairs: string[], o: { nats: string; cluster: string }) => runConfigSet({ ...o, ...security(o) }, pairs));
 config
   .command('get')
   .description('print the config kept in JetStream')
   .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated')
   .option('--cluster <name>', 'cluster name', 'default')
-  .action(async (o: { nats: string; cluster: string }) => runConfigGet(o));
+  .action(async (o: { nats: string; cluster: string }) => runConfigGet({ ...o, ...security(o) }));
+
+// TLS and authentication: gRPC TLS for `start`; NATS auth and the cluster key for every command.
+addSecurityOptions(program.commands.find((c) => c.name() === 'start')!, { grpc: true });
+addSecurityOptions(program.commands.find((c) => c.name() === 'status')!, { grpc: false });
+for (const c of config.commands) addSecurityOptions(c, { grpc: false });
+
+/** NATS auth and cluster key of `status` and `config` (files are read and checked here). */
+function security(o: object) {
+  const flags = securityFlags(o as Record<string, unknown>);
+  try {
+    return { natsAuth: natsAuthFrom(flags), clusterKey: clusterKeyFrom(flags) };
+  } catch (err) {
+    throw withFlagName(err);
+  }
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

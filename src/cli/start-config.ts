@@ -3,9 +3,10 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseBrokerOptions, toConfigError, type BrokerOptions } from '../broker';
 import { ConfigError } from '../errors';
+import { natsAuthFrom, SECURITY_FLAG_OF, securityFileShape, tlsFrom, type SecurityConfig } from './security-flags';
 
 /** Options of `peerbroker start`, by their flag names (also the keys of a YAML config file). */
-export interface StartConfig {
+export interface StartConfig extends SecurityConfig {
   'node-id': string;
   listen?: string;
   advertise?: string;
@@ -23,6 +24,12 @@ export interface StartConfig {
   /** Services hosted here, comma-separated or a list. */
   services?: string | string[];
   'forward-legacy'?: boolean;
+  takeover?: boolean;
+  'takeover-on-leave'?: boolean;
+  'on-adopt'?: string;
+  'on-release'?: string;
+  'drain-grace-ms'?: number;
+  'max-loop-delay-ms'?: number;
   sessions?: unknown[];
   dedicated?: Record<string, string[]>;
   /** Path of a module exporting `register(broker)`. */
@@ -38,6 +45,12 @@ const FLAG_OF: Record<string, string> = {
   maxHops: 'max-hops',
   peerChoice: 'peer-choice',
   forwardLegacy: 'forward-legacy',
+  ...SECURITY_FLAG_OF,
+  takeoverOnLeave: 'takeover-on-leave',
+  onAdopt: 'on-adopt',
+  onRelease: 'on-release',
+  drainGraceMs: 'drain-grace-ms',
+  maxLoopDelayMs: 'max-loop-delay-ms',
 };
 
 const fileSchema = z
@@ -58,9 +71,16 @@ const fileSchema = z
     meters: z.array(z.string()),
     services: z.union([z.string(), z.array(z.string())]),
     'forward-legacy': z.boolean(),
+    takeover: z.boolean(),
+    'takeover-on-leave': z.boolean(),
+    'on-adopt': z.string(),
+    'on-release': z.string(),
+    'drain-grace-ms': z.number(),
+    'max-loop-delay-ms': z.number(),
     sessions: z.array(z.unknown()),
     dedicated: z.record(z.string(), z.array(z.string())),
     module: z.string(),
+    ...securityFileShape,
     'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
   .partial()
@@ -105,8 +125,17 @@ export function toBrokerOptions(config: Partial<StartConfig>): BrokerOptions & {
     meters: config.meters,
     services: typeof config.services === 'string' ? config.services.split(',').map((x) => x.trim()).filter(Boolean) : config.services,
     forwardLegacy: config['forward-legacy'],
+    takeover: config.takeover,
+    takeoverOnLeave: config['takeover-on-leave'],
+    onAdopt: config['on-adopt'],
+    onRelease: config['on-release'],
+    drainGraceMs: config['drain-grace-ms'],
+    maxLoopDelayMs: config['max-loop-delay-ms'],
     sessions: config.sessions as BrokerOptions['sessions'],
     dedicated: config.dedicated,
+    tls: tlsFrom(config),
+    natsAuth: natsAuthFrom(config),
+    clusterKeyFile: config['cluster-key-file'],
   };
   for (const k of Object.keys(options) as Array<keyof BrokerOptions>) if (options[k] === undefined) delete options[k];
   try {

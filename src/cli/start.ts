@@ -35,8 +35,13 @@ export async function runStart(flags: Partial<StartConfig> & { config?: string }
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    broker.log.info({ signal }, 'stopping');
-    broker.stop().then(
+    broker.log.info({ signal }, 'draining');
+    // SIGTERM drains (calls move to peers, in-flight ones finish); a second signal stops at once.
+    process.once(signal, () => {
+      broker.log.warn({ signal }, 'second signal: stopping now');
+      void broker.stop().then(() => process.exit(0));
+    });
+    broker.drain().then(
       () => process.exit(0),
       (err) => {
         broker.log.error({ err }, 'stop failed');

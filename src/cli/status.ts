@@ -1,7 +1,11 @@
 import { connect } from 'nats';
+import type { ClusterKey } from '../cluster/cluster-key';
 import { loadSubject } from '../cluster/exchange';
-import { decodeReport, isRejected, type LoadReport } from '../cluster/report-codec';
+import { natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
+import { isRejected, type LoadReport } from '../cluster/report-codec';
+import { openReport } from '../cluster/report-signing';
 import { ConfigError } from '../errors';
+import { withFlagName } from './security-flags';
 
 /** Options of `peerbroker status`. */
 export interface StatusFlags {
@@ -10,24 +14,40 @@ export interface StatusFlags {
   /** How long to listen for reports, ms. Default 1500 (three default periods). */
   waitMs?: number;
   json?: boolean;
+  /** How to authenticate to NATS. Default none. */
+  natsAuth?: NatsAuthOptions;
+  /** With a cluster key, only reports signed with it are shown; the others are counted. */
+  clusterKey?: ClusterKey;
 }
 
 /** Collects one report per node for `waitMs` and returns the latest of each. */
-export async function collectReports(flags: StatusFlags): Promise<{ reports: LoadReport[]; dropped: number }> {
+export async function collectReports(
+  flags: StatusFlags,
+): Promise<{ reports: LoadReport[]; dropped: number; droppedByReason: Record<string, number> }> {
   const servers = flags.nats.split(',').map((s) => s.trim()).filter(Boolean);
   if (servers.length === 0) throw new ConfigError('nats', 'is required');
-  const nc = await connect({ servers, name: 'peerbroker-status', timeout: 3_000 });
+  let auth;
+  try {
+    auth = natsConnectionOptions(flags.natsAuth);
+  } catch (err) {
+    throw withFlagName(err);
+  }
+  const nc = await connect({ servers, name: 'peerbroker-status', timeout: 3_000, ...auth });
   const prefix = loadSubject(flags.cluster, '');
   const latest = new Map<string, LoadReport>();
   let dropped = 0;
+  const droppedByReason: Record<string, number> = {};
+  const drop = (reason: string) => {
+    dropped++;
+    droppedByReason[reason] = (droppedByReason[reason] ?? 0) + 1;
+  };
   const sub = nc.subscribe(`${prefix}*`, {
     callback: (err, msg) => {
       if (err) return;
-      const r = decodeReport(msg.data);
-      if (isRejected(r) || r.cluster !== flags.cluster || r.nodeId !== msg.subject.slice(prefix.length)) {
-        dropped++;
-        return;
-      }
+      const r = openReport(msg.data, flags.clusterKey);
+      if (isRejected(r)) return drop(r.reason);
+      if (r.cluster !== flags.cluster) return drop('wrong-cluster');
+      if (r.nodeId !== msg.subject.slice(prefix.length)) return drop('wrong-subject');
       const prev = latest.get(r.nodeId);
       if (!prev || r.incarnation > prev.incarnation || (r.incarnation === prev.incarnation && r.seq > prev.seq)) {
         latest.set(r.nodeId, r);
@@ -38,7 +58,7 @@ export async function collectReports(flags: StatusFlags): Promise<{ reports: Loa
   sub.unsubscribe();
   await nc.close();
   const reports = [...latest.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
-  return { reports, dropped };
+  return { reports, dropped, droppedByReason };
 }
 
 /** Renders reports as the table `peerbroker status` prints. */
@@ -65,9 +85,9 @@ export function formatStatusTable(reports: LoadReport[], now = Date.now()): stri
 
 /** `peerbroker status`: prints every node's live load, status, endpoint and services. */
 export async function runStatus(flags: StatusFlags): Promise<void> {
-  const { reports, dropped } = await collectReports(flags);
+  const { reports, dropped, droppedByReason } = await collectReports(flags);
   if (flags.json) {
-    process.stdout.write(JSON.stringify({ cluster: flags.cluster, nodes: reports, dropped }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ cluster: flags.cluster, nodes: reports, dropped, droppedByReason }, null, 2) + '\n');
     return;
   }
   if (reports.length === 0) {
@@ -75,5 +95,8 @@ export async function runStatus(flags: StatusFlags): Promise<void> {
     return;
   }
   process.stdout.write(formatStatusTable(reports) + '\n');
-  if (dropped > 0) process.stdout.write(`(${dropped} malformed or foreign messages ignored)\n`);
+  if (dropped > 0) {
+    const why = Object.entries(droppedByReason).map(([k, n]) => `${n} ${k}`).join(', ');
+    process.stdout.write(`(${dropped} messages ignored: ${why})\n`);
+  }
 }

@@ -18,6 +18,14 @@ export interface ClientOptions {
   membersRefreshMs?: number;
   /** Messages a client-streaming or bidi call holds (for replay) before a node accepts it. Default 64. */
   maxHeldMessages?: number;
+  /**
+   * Methods safe to run twice (`pkg.Service/Method`), added to those the .proto declares with
+   * `option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`: they are retried on another
+   * member after a failure mid-call. Others are retried only when they were never sent.
+   */
+  idempotent?: string[];
+  /** Other members a call is retried on when its node cannot be reached. Default 2. */
+  maxFailovers?: number;
   /** More interceptors, run before the redirect interceptor. */
   interceptors?: grpc.Interceptor[];
 }
@@ -57,7 +65,10 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
     members,
     maxRedirects: options.maxRedirects ?? DEFAULT_MAX_REDIRECTS,
     maxHeldMessages: options.maxHeldMessages ?? DEFAULT_MAX_HELD_MESSAGES,
-    stats: { redirectsFollowed: 0, redirectsRefused: 0 },
+    stats: { redirectsFollowed: 0, redirectsRefused: 0, failovers: 0 },
+    origin: options.endpoints[0],
+    idempotent: idempotentPaths(Client.service, options.idempotent),
+    maxFailovers: options.maxFailovers ?? 2,
   };
   const root = build(Client, options, shared);
   root.close = () => {
@@ -65,6 +76,16 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
     pool.close();
   };
   return root;
+}
+
+/** Paths of methods declared idempotent in the .proto or named in `extra`. */
+export function idempotentPaths(service: grpc.ServiceDefinition | undefined, extra: string[] = []): Set<string> {
+  const paths = new Set(extra.map((m) => (m.startsWith('/') ? m : `/${m}`)));
+  for (const def of Object.values(service ?? {})) {
+    const level = (def as { options?: { idempotency_level?: string } }).options?.idempotency_level;
+    if (level === 'IDEMPOTENT' || level === 'NO_SIDE_EFFECTS') paths.add(def.path);
+  }
+  return paths;
 }
 
 function build<C extends grpc.Client>(

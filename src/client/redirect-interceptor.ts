@@ -14,11 +14,17 @@ export interface StubContext {
   members: Membership;
   maxRedirects: number;
   /** Counts redirects followed, for tests and metrics. */
-  stats: { redirectsFollowed: number; redirectsRefused: number };
+  stats: { redirectsFollowed: number; redirectsRefused: number; failovers: number };
   /** The session this client is in: the token is sent on every call while set. */
   session: { token: string };
   /** Messages of a streaming-request call held before the node accepts. */
   maxHeldMessages: number;
+  /** The endpoint first calls go to. */
+  origin: string;
+  /** Paths (`/pkg.Service/Method`) safe to run twice: retried on another member after a mid-call failure. */
+  idempotent: ReadonlySet<string>;
+  /** Other members a call may be retried on when its node is unreachable. */
+  maxFailovers: number;
 }
 
 /** An attempt on another endpoint: what the interceptor needs to cancel it. */
@@ -41,6 +47,34 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
     let upper: InterceptingListener;
     let attempt: Attempt | undefined;
     let finished = false;
+    // Whether the node serving the current attempt accepted the call / sent a message.
+    let accepted = false;
+    let delivered = 0;
+    const tried = new Set<string>();
+    const idempotent = ctx.idempotent.has(def.path);
+
+    // A node that cannot be reached gets the call retried on another member when that is
+    // safe: the call was never sent, or the method is idempotent and nothing came back yet.
+    const failed = (st: StatusObject, endpoint: string, hops: number): boolean => {
+      if (st.code !== status.UNAVAILABLE || finished) return false;
+      tried.add(endpoint);
+      const safe = neverSent(st) || (idempotent && delivered === 0);
+      if (!safe) {
+        deliver({
+          ...st,
+          details:
+            `peerbroker: lost the connection to ${endpoint} during the call; it may or may not have run ` +
+            `(not retried: the method is not declared idempotent): ${st.details}`,
+        });
+        return true;
+      }
+      const next = tried.size <= ctx.maxFailovers ? nextMember(ctx, tried) : undefined;
+      if (!next) return false;
+      ctx.stats.failovers++;
+      accepted = false;
+      attempt = send(next, hops);
+      return true;
+    };
 
     const deliver = (st: StatusObject) => {
       if (finished) return;
@@ -81,10 +115,11 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       const callOptions: grpc.CallOptions = { deadline: options.deadline, credentials: options.credentials };
       const onStatus = (st: StatusObject) => {
         if (isRedirect(st)) follow(st, endpoint, hops + 1);
-        else deliver(st);
+        else if (!failed(st, endpoint, hops)) deliver(st);
       };
       const onMetadata = (m: Metadata) => {
         if (!finished && m.get(MD_LOCATION).length === 0) {
+          accepted = true;
           takeSession(ctx, m);
           upper.onReceiveMetadata(m);
         }
@@ -110,6 +145,7 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       const call = client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, request, md, callOptions);
       call.on('metadata', onMetadata);
       call.on('data', (m) => {
+        delivered++;
         if (!finished) upper.onReceiveMessage(m);
       });
       call.on('error', () => {}); // the same outcome arrives as 'status'
@@ -126,15 +162,19 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
         next(md, {
           onReceiveMetadata(m, nextListener) {
             if (m.get(MD_LOCATION).length === 0) {
+              accepted = true;
               takeSession(ctx, m);
               nextListener(m);
             }
           },
           onReceiveMessage(m, nextListener) {
+            // grpc-js passes unary calls an empty message on failure too: count streamed ones only.
+            if (def.responseStream && m != null) delivered++;
             nextListener(m);
           },
           onReceiveStatus(st, nextListener) {
             if (isRedirect(st)) follow(st, undefined, 1);
+            else if (failed(st, ctx.origin, 0)) return;
             else if (!finished) {
               finished = true;
               nextListener(st);
@@ -149,6 +189,9 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       cancel(next) {
         attempt?.cancel();
         next();
+        // Between a redirect and the next attempt no call is live to report CANCELLED; without
+        // this the next attempt would still be sent and run after the application cancelled.
+        process.nextTick(() => deliver({ code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() }));
       },
     });
   };
@@ -157,6 +200,19 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
 /** True when the status is a peerbroker redirect (not a plain RESOURCE_EXHAUSTED). */
 export function isRedirect(st: StatusObject): boolean {
   return st.code === status.RESOURCE_EXHAUSTED && st.metadata.get(MD_LOCATION).length > 0;
+}
+
+/** True when grpc-js says the call never reached a server (no connection could be made). */
+export function neverSent(st: StatusObject): boolean {
+  return st.code === status.UNAVAILABLE && /No connection established/i.test(st.details);
+}
+
+let rotation = 0;
+/** A member endpoint not tried yet, rotating so failovers spread over the members. */
+export function nextMember(ctx: StubContext, tried: ReadonlySet<string>): string | undefined {
+  const all = ctx.members.all().filter((e) => !tried.has(e));
+  if (all.length === 0) return undefined;
+  return all[rotation++ % all.length];
 }
 
 /** A session header starts (token) or ends (empty value) this client's session. */

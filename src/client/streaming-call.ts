@@ -2,7 +2,7 @@ import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_SESSION } from '../wire';
-import { checkMember, isRedirect, type StubContext } from './redirect-interceptor';
+import { checkMember, isRedirect, neverSent, nextMember, type StubContext } from './redirect-interceptor';
 
 /** Default number of messages held (for replay) before the node accepts; more wait for the writer. */
 export const DEFAULT_MAX_HELD_MESSAGES = 64;
@@ -23,6 +23,7 @@ export class FollowingStream extends Duplex {
   private finished = false;
   private attempt?: grpc.ClientDuplexStream<unknown, unknown>;
   private endpoint: string;
+  private readonly tried = new Set<string>();
 
   constructor(
     private readonly ctx: StubContext,
@@ -40,6 +41,8 @@ export class FollowingStream extends Duplex {
   /** Cancels the call on whichever node has it. */
   cancel(): void {
     this.attempt?.cancel();
+    // Also while a redirect is being followed (no attempt live): the next one must not start.
+    process.nextTick(() => this.finish({ code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() }));
   }
 
   /** The node serving the call now. */
@@ -96,11 +99,22 @@ export class FollowingStream extends Duplex {
     call.on('error', () => {}); // the outcome arrives as 'status'
     call.on('status', (st: StatusObject) => {
       if (!this.accepted && isRedirect(st)) this.follow(st, hops + 1);
+      else if (!this.accepted && neverSent(st) && this.failover(endpoint, hops)) return;
       else this.finish(st);
     });
   }
 
   private answer: unknown;
+
+  // The node could not be reached and nothing was sent: every message is still held.
+  private failover(endpoint: string, hops: number): boolean {
+    this.tried.add(endpoint);
+    const next = this.tried.size <= this.ctx.maxFailovers ? nextMember(this.ctx, this.tried) : undefined;
+    if (!next) return false;
+    this.ctx.stats.failovers++;
+    this.start(next, hops);
+    return true;
+  }
 
   private follow(st: StatusObject, hops: number): void {
     const location = String(st.metadata.get(MD_LOCATION)[0]);

@@ -3,8 +3,10 @@ import type { Exchange, ExchangeStatus } from './exchange';
 import type { LoadCounters } from './load-counters';
 import { NatsExchange } from './nats-exchange';
 import { buildReport, type NodeInfo } from './report-builder';
+import type { ClusterKey } from './cluster-key';
 import { encodeReport } from './report-codec';
-import { ConfigWatcher, type ConfigMessage } from './runtime-config';
+import { sealReport } from './report-signing';
+import { ConfigWatcher, type ConfigDropReason, type ConfigMessage } from './runtime-config';
 
 /** What the control plane hands back to its broker. */
 export interface ControlPlaneHandlers {
@@ -14,8 +16,10 @@ export interface ControlPlaneHandlers {
   onConfig(message: ConfigMessage): void;
   /** The connection to the control plane changed state. */
   onStatus(status: ExchangeStatus, detail: string): void;
-  /** A config message was refused before it reached the broker, or the store is unavailable. */
-  onConfigError(reason: string): void;
+  /** A config message was refused before it reached the broker (`drop` says why), or the store is unavailable. */
+  onConfigError(reason: string, drop?: ConfigDropReason): void;
+  /** The server refused an operation (e.g. a permissions violation). */
+  onError?(detail: string): void;
 }
 
 /**
@@ -50,17 +54,21 @@ export class LocalControlPlane implements ControlPlane {
   constructor(
     private readonly exchange: Exchange,
     private readonly counters: LoadCounters,
+    /** Signs reports and checks config changes when set. */
+    private readonly clusterKey?: ClusterKey,
   ) {}
 
   async start(info: NodeInfo, h: ControlPlaneHandlers): Promise<void> {
     this.info = info;
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
+    if (this.exchange instanceof NatsExchange) this.exchange.onError = (d) => h.onError?.(d);
     await this.exchange.start((nodeId, data) => {
       if (nodeId !== info.nodeId || this.exchange instanceof NatsExchange) h.onReport(nodeId, data);
     });
+    if (!(this.exchange instanceof NatsExchange)) h.onStatus('connected', this.exchange.describe());
     const nc = this.exchange instanceof NatsExchange ? this.exchange.connection() : undefined;
     if (nc) {
-      this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError);
+      this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError, this.clusterKey);
       await this.watcher.start();
     }
     this.publish();
@@ -104,6 +112,7 @@ export class LocalControlPlane implements ControlPlane {
   private publish(): void {
     if (!this.info) return;
     const report = buildReport(this.info, this.counters, ++this.seq, Date.now());
-    this.exchange.publish(this.info.nodeId, encodeReport(report));
+    const bytes = encodeReport(report);
+    this.exchange.publish(this.info.nodeId, this.clusterKey ? sealReport(bytes, this.clusterKey) : bytes);
   }
 }

@@ -1,6 +1,7 @@
 import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
 import type { Exchange, ExchangeStatus } from './exchange';
 import { loadSubject } from './exchange';
+import { redactUrl } from './nats-auth';
 
 /** Options of the NATS exchange. */
 export interface NatsExchangeOptions {
@@ -18,6 +19,8 @@ export class NatsExchange implements Exchange {
   private nc?: NatsConnection;
   private sub?: Subscription;
   onStatus?: (status: ExchangeStatus, detail: string) => void;
+  /** The server refused something (a permissions violation names the operation and subject). */
+  onError?: (detail: string) => void;
 
   constructor(private readonly opts: NatsExchangeOptions) {}
 
@@ -51,6 +54,10 @@ export class NatsExchange implements Exchange {
       if (s.type === 'disconnect') this.onStatus?.('disconnected', detail);
       else if (s.type === 'reconnecting') this.onStatus?.('reconnecting', detail);
       else if (s.type === 'reconnect') this.onStatus?.('reconnected', detail);
+      else if (s.type === 'error') {
+        const ctx = (s as { permissionContext?: { operation: string; subject: string } }).permissionContext;
+        this.onError?.(ctx ? `permissions violation: ${ctx.operation} on '${ctx.subject}'` : detail);
+      }
     }
   }
 
@@ -79,7 +86,7 @@ export class NatsExchange implements Exchange {
   }
 
   describe(): string {
-    return `nats ${this.nc?.getServer() ?? this.opts.servers.join(',')}`;
+    return `nats ${this.nc?.getServer() ?? this.opts.servers.map(redactUrl).join(',')}`;
   }
 
   /** The NATS connection (for the config watcher), once started. */

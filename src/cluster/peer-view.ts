@@ -11,6 +11,8 @@ export interface PeerRecord extends PeerEntry {
   loopDelayMs: number;
   callsRun: number;
   callsRedirected: number;
+  /** The peer may adopt endpoints of peers that go off-line. */
+  takeover: boolean;
   /** Local time (ms, monotonic) the peer went off-line; 0 while it reports. */
   offlineSince: number;
   /** This node's redirected calls estimated running there, in load units (see `account`). */
@@ -62,6 +64,8 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     future: 0,
     expired: 0,
     'own-id': 0,
+    unsigned: 0,
+    'bad-signature': 0,
   };
   accepted = 0;
 
@@ -115,6 +119,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
         loopDelayMs: r.loopDelayMs,
         callsRun: r.callsRun,
         callsRedirected: r.callsRedirected,
+        takeover: r.takeover === true,
         offlineSince: 0,
       };
       this.byId.set(p.nodeId, p);
@@ -137,6 +142,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       p.loopDelayMs = r.loopDelayMs;
       p.callsRun = r.callsRun;
       p.callsRedirected = r.callsRedirected;
+      p.takeover = r.takeover === true;
       p.offlineSince = 0;
     }
     if (!wasOnline) this.emit('online', p);

@@ -11,6 +11,8 @@ export interface NodeInfo {
   capacity: number;
   periodMs: number;
   incarnation: number;
+  /** May adopt the endpoints of peers that go off-line. */
+  takeover: boolean;
 }
 
 /** How often the main loop stamps its heartbeat, ms. */
@@ -60,5 +62,6 @@ export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNo
     loopDelayMs: delay,
     callsRun: c.callsRun,
     callsRedirected: c.callsRedirected,
+    takeover: info.takeover,
   };
 }

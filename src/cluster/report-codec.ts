@@ -22,6 +22,8 @@ export interface LoadReport {
   loopDelayMs: number;
   callsRun: number;
   callsRedirected: number;
+  /** The node may adopt the endpoint of a peer that went off-line (false when absent). */
+  takeover?: boolean;
 }
 
 export type ReportStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING';
@@ -36,7 +38,11 @@ export type DropReason =
   | 'replay'
   | 'future'
   | 'expired'
-  | 'own-id';
+  | 'own-id'
+  /** A cluster key is set and the message is not a signed envelope. */
+  | 'unsigned'
+  /** A signed envelope whose signature, algorithm or key id does not verify. */
+  | 'bad-signature';
 
 /** A report that failed to decode or validate, with the reason and a short description. */
 export interface Rejected {
@@ -85,6 +91,7 @@ export function encodeReport(r: LoadReport): Uint8Array {
       loopDelayMs: r.loopDelayMs,
       callsRun: r.callsRun,
       callsRedirected: r.callsRedirected,
+      takeover: r.takeover,
     }))
     .finish();
 }
@@ -159,6 +166,7 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
     loopDelayMs,
     callsRun: o.callsRun as number,
     callsRedirected: o.callsRedirected as number,
+    takeover: o.takeover === true,
   };
 }
 

@@ -3,11 +3,15 @@
  * memory, so reports keep flowing while the main event loop is blocked (busy is not dead).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { ConnectionOptions } from 'nats';
+import { ClusterKey } from './cluster-key';
 import { jittered } from './control-plane';
+import { natsConnectionOptions } from './nats-auth';
 import { LoadCounters } from './load-counters';
 import { NatsExchange } from './nats-exchange';
 import { buildReport, type NodeInfo } from './report-builder';
 import { encodeReport } from './report-codec';
+import { sealReport } from './report-signing';
 import { ConfigWatcher } from './runtime-config';
 import type { ToMain, ToWorker, WorkerInit } from './worker-protocol';
 
@@ -19,17 +23,28 @@ let seq = 0;
 let timer: NodeJS.Timeout | undefined;
 let watcher: ConfigWatcher | undefined;
 const post = (m: ToMain) => port.postMessage(m);
+const key = init.clusterSecrets ? ClusterKey.fromSecrets(init.clusterSecrets) : undefined;
+// Authenticators are functions, which do not cross threads: built here from names and paths.
+let auth: Partial<ConnectionOptions> = {};
+let authError: string | undefined;
+try {
+  auth = natsConnectionOptions(init.natsAuth);
+} catch (err) {
+  authError = (err as Error).message;
+}
 
 const exchange = new NatsExchange({
   servers: init.servers,
   cluster: info.cluster,
   name: `peerbroker-${info.cluster}-${info.nodeId}`,
-  connection: { noEcho: true, ...init.connection },
+  connection: { noEcho: true, ...init.connection, ...auth },
 });
 exchange.onStatus = (status, detail) => post({ t: 'status', status, detail });
+exchange.onError = (detail) => post({ t: 'error', detail });
 
 function publish(): void {
-  exchange.publish(info.nodeId, encodeReport(buildReport(info, counters, ++seq, Date.now())));
+  const bytes = encodeReport(buildReport(info, counters, ++seq, Date.now()));
+  exchange.publish(info.nodeId, key ? sealReport(bytes, key) : bytes);
 }
 
 function schedule(): void {
@@ -64,8 +79,7 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
-exchange
-  .start((nodeId, data) => post({ t: 'report', nodeId, data }))
+(authError ? Promise.reject(new Error(authError)) : exchange.start((nodeId, data) => post({ t: 'report', nodeId, data })))
   .then(async () => {
     const nc = exchange.connection();
     if (nc) {
@@ -73,7 +87,8 @@ exchange
         nc,
         info.cluster,
         (message) => post({ t: 'config', message }),
-        (reason) => post({ t: 'config-error', reason }),
+        (reason, drop) => post({ t: 'config-error', reason, drop }),
+        key,
       );
       await watcher.start();
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KV, NatsConnection, Subscription } from 'nats';
 import { z } from 'zod';
+import { SIGNATURE_ALG, type ClusterKey } from './cluster-key';
 
 /** Values that `peerboker config set` can change on every live node. */
 export interface RuntimeValues {
@@ -40,18 +41,71 @@ const messageSchema = z.object({
   values: z.record(z.string(), z.unknown()),
 });
 
-/** Parses a config message; throws with a short reason. */
-export function decodeConfigMessage(data: Uint8Array): ConfigMessage {
-  if (data.length > MAX_CONFIG_BYTES) throw new Error(`config message of ${data.length} bytes is too large`);
-  let json: unknown;
+/**
+ * A signed config change, as JSON: `payload` is the base64 of the config message's
+ * JSON, `signature` the base64 HMAC-SHA256 of those bytes under the config key
+ * derived from the cluster secret whose id is `keyId`.
+ */
+const envelopeSchema = z.object({
+  alg: z.string().max(32),
+  keyId: z.string().max(64),
+  payload: z.string().max(Math.ceil((MAX_CONFIG_BYTES * 4) / 3) + 4),
+  signature: z.string().max(128),
+});
+
+/** Why a config message was not applied; each is counted. */
+export type ConfigDropReason = 'malformed' | 'unsigned' | 'bad-signature' | 'replay' | 'future';
+
+/** A config message that was refused, with the reason it is counted under. */
+export class ConfigRejectedError extends Error {
+  constructor(
+    readonly reason: ConfigDropReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigRejectedError';
+  }
+}
+
+function parseJson(data: Uint8Array, what: string): unknown {
   try {
-    json = JSON.parse(Buffer.from(data).toString('utf8'));
+    return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
   } catch {
-    throw new Error('config message is not JSON');
+    throw new ConfigRejectedError('malformed', `${what} is not JSON`);
+  }
+}
+
+/**
+ * Parses a config message; throws a ConfigRejectedError with a short reason. With a
+ * cluster key only a signed message whose signature verifies is read; without one, a
+ * signed message is unwrapped unchecked (as reports are).
+ */
+export function decodeConfigMessage(data: Uint8Array, key?: ClusterKey): ConfigMessage {
+  if (data.length > MAX_CONFIG_BYTES) throw new ConfigRejectedError('malformed', `config message of ${data.length} bytes is too large`);
+  let json = parseJson(data, 'config message');
+  const env = envelopeSchema.safeParse(json);
+  if (key) {
+    if (!env.success) throw new ConfigRejectedError('unsigned', 'config message is not signed, and this cluster requires signatures');
+    const { alg, keyId, payload, signature } = env.data;
+    const bytes = Buffer.from(payload, 'base64');
+    if (alg !== SIGNATURE_ALG || !key.verify('config', bytes, Buffer.from(signature, 'base64'), keyId)) {
+      throw new ConfigRejectedError('bad-signature', 'config message signature does not verify');
+    }
+    json = parseJson(bytes, 'signed config message');
+  } else if (env.success) {
+    json = parseJson(Buffer.from(env.data.payload, 'base64'), 'signed config message');
   }
   const r = messageSchema.safeParse(json);
-  if (!r.success) throw new Error(`config message is malformed: ${r.error.issues[0].message}`);
+  if (!r.success) throw new ConfigRejectedError('malformed', `config message is malformed: ${r.error.issues[0].message}`);
   return r.data as ConfigMessage;
+}
+
+/** A config message as it travels: JSON, signed when a cluster key is given. */
+export function encodeConfigMessage(m: ConfigMessage, key?: ClusterKey): Uint8Array {
+  const json = Buffer.from(JSON.stringify(m));
+  if (!key) return json;
+  const envelope = { alg: SIGNATURE_ALG, keyId: key.id, payload: json.toString('base64'), signature: key.sign('config', json).toString('base64') };
+  return Buffer.from(JSON.stringify(envelope));
 }
 
 /** A new message carrying `values`. */
@@ -59,16 +113,21 @@ export function newConfigMessage(values: RuntimeValues): ConfigMessage {
   return { version: `${Date.now()}-${randomBytes(4).toString('hex')}`, setAt: Date.now(), values };
 }
 
+/** Config messages set further ahead of this node's clock are dropped, ms. */
+export const MAX_CONFIG_CLOCK_SKEW_MS = 30_000;
+
 /**
  * Watches the cluster's config: the JetStream key-value bucket (current value at
  * start, then every change) and the plain config subject (for servers without
- * JetStream). Each version is delivered once.
+ * JetStream). Each version is delivered once; a message set before the one applied
+ * last (a replay) or far in the future is dropped.
  */
 export class ConfigWatcher {
   private sub?: Subscription;
   private kv?: KV;
   private stopped = false;
   private lastVersion = '';
+  private lastSetAt = -Infinity;
   /** True when the bucket could be used (JetStream on). */
   durable = false;
 
@@ -76,7 +135,9 @@ export class ConfigWatcher {
     private readonly nc: NatsConnection,
     private readonly cluster: string,
     private readonly onConfig: (m: ConfigMessage) => void,
-    private readonly onError: (reason: string) => void,
+    /** A message was dropped (`drop` says why) or the store is unavailable (no `drop`). */
+    private readonly onError: (reason: string, drop?: ConfigDropReason) => void,
+    private readonly key?: ClusterKey,
   ) {}
 
   /** Subscribes to the config subject; the bucket is opened in the background (it may take a while, or never come). */
@@ -109,13 +170,22 @@ export class ConfigWatcher {
   private deliver(data: Uint8Array): void {
     let m: ConfigMessage;
     try {
-      m = decodeConfigMessage(data);
+      m = decodeConfigMessage(data, this.key);
     } catch (err) {
-      this.onError((err as Error).message);
+      this.onError((err as Error).message, err instanceof ConfigRejectedError ? err.reason : 'malformed');
       return;
     }
     if (m.version === this.lastVersion) return;
+    if (m.setAt < this.lastSetAt) {
+      this.onError(`config ${m.version.slice(0, 64)} was set before the one in force: a replay`, 'replay');
+      return;
+    }
+    if (m.setAt > Date.now() + MAX_CONFIG_CLOCK_SKEW_MS) {
+      this.onError(`config ${m.version.slice(0, 64)} is set in the future`, 'future');
+      return;
+    }
     this.lastVersion = m.version;
+    this.lastSetAt = m.setAt;
     this.onConfig(m);
   }
 
@@ -126,20 +196,25 @@ export class ConfigWatcher {
   }
 }
 
-/** Reads the current config from the bucket; undefined when none was set or JetStream is off. */
-export async function readCurrentConfig(nc: NatsConnection, cluster: string): Promise<ConfigMessage | undefined> {
+/**
+ * Reads the current config from the bucket; undefined when none was set or JetStream
+ * is off. With a key, a kept config that does not verify throws a ConfigRejectedError.
+ */
+export async function readCurrentConfig(nc: NatsConnection, cluster: string, key?: ClusterKey): Promise<ConfigMessage | undefined> {
+  let value: Uint8Array | undefined;
   try {
     const kv = await nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });
     const e = await kv.get(KEY);
-    return e && e.operation === 'PUT' ? decodeConfigMessage(e.value) : undefined;
+    value = e && e.operation === 'PUT' ? e.value : undefined;
   } catch {
     return undefined;
   }
+  return value ? decodeConfigMessage(value, key) : undefined;
 }
 
-/** Stores `m` in the bucket (when JetStream is on) and publishes it on the config subject. */
-export async function publishConfig(nc: NatsConnection, cluster: string, m: ConfigMessage): Promise<{ durable: boolean }> {
-  const data = Buffer.from(JSON.stringify(m));
+/** Stores `m` in the bucket (when JetStream is on) and publishes it on the config subject; signed with `key` if given. */
+export async function publishConfig(nc: NatsConnection, cluster: string, m: ConfigMessage, key?: ClusterKey): Promise<{ durable: boolean }> {
+  const data = encodeConfigMessage(m, key);
   let durable = false;
   try {
     const kv = await nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });

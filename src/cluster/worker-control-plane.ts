@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ConnectionOptions } from 'nats';
+import type { ClusterKey } from './cluster-key';
+import { redactUrl, type NatsAuthOptions } from './nats-auth';
 import type { ControlPlane, ControlPlaneHandlers } from './control-plane';
 import type { LoadCounters } from './load-counters';
 import type { NodeInfo } from './report-builder';
@@ -28,10 +30,19 @@ export class WorkerControlPlane implements ControlPlane {
     private readonly servers: string[],
     private readonly counters: LoadCounters,
     private readonly connection?: Partial<ConnectionOptions>,
+    /** NATS auth (built into authenticators on the thread) and the key that signs reports. */
+    private readonly security: { natsAuth?: NatsAuthOptions; clusterKey?: ClusterKey } = {},
   ) {}
 
   start(info: NodeInfo, h: ControlPlaneHandlers): Promise<void> {
-    const init: WorkerInit = { buffer: this.counters.buffer, info, servers: this.servers, connection: this.connection };
+    const init: WorkerInit = {
+      buffer: this.counters.buffer,
+      info,
+      servers: this.servers,
+      connection: this.connection,
+      natsAuth: this.security.natsAuth,
+      clusterSecrets: this.security.clusterKey?.exportSecrets(),
+    };
     const worker = new Worker(workerScript(), { workerData: init });
     this.worker = worker;
     return new Promise((resolve, reject) => {
@@ -39,6 +50,7 @@ export class WorkerControlPlane implements ControlPlane {
         switch (m.t) {
           case 'started':
             this.server = m.server;
+            h.onStatus('connected', m.server);
             resolve();
             break;
           case 'failed':
@@ -51,11 +63,14 @@ export class WorkerControlPlane implements ControlPlane {
             h.onConfig(m.message);
             break;
           case 'config-error':
-            h.onConfigError(m.reason);
+            h.onConfigError(m.reason, m.drop);
             break;
           case 'status':
             if (m.status === 'reconnected' || m.status === 'connected') this.server = m.detail;
             h.onStatus(m.status, m.detail);
+            break;
+          case 'error':
+            h.onError?.(m.detail);
             break;
           case 'stopped':
             break;
@@ -98,7 +113,7 @@ export class WorkerControlPlane implements ControlPlane {
   }
 
   describe(): string {
-    return `nats ${this.server || this.servers.join(',')} (reporter thread)`;
+    return `nats ${this.server || this.servers.map(redactUrl).join(',')} (reporter thread)`;
   }
 
   private send(m: ToWorker): void {

@@ -1,7 +1,8 @@
 import type { ConnectionOptions } from 'nats';
+import type { NatsAuthOptions } from './nats-auth';
 import type { ExchangeStatus } from './exchange';
 import type { NodeInfo } from './report-builder';
-import type { ConfigMessage } from './runtime-config';
+import type { ConfigDropReason, ConfigMessage } from './runtime-config';
 
 /** What the reporter thread is started with (structured-cloneable). */
 export interface WorkerInit {
@@ -9,6 +10,10 @@ export interface WorkerInit {
   info: NodeInfo;
   servers: string[];
   connection?: Partial<ConnectionOptions>;
+  /** How to authenticate to NATS; the thread builds the authenticators (functions do not clone). */
+  natsAuth?: NatsAuthOptions;
+  /** The cluster key's secrets (first signs); reports are signed when set. */
+  clusterSecrets?: Uint8Array[];
 }
 
 /** Main thread → reporter thread. */
@@ -20,6 +25,7 @@ export type ToMain =
   | { t: 'failed'; message: string }
   | { t: 'report'; nodeId: string; data: Uint8Array }
   | { t: 'config'; message: ConfigMessage }
-  | { t: 'config-error'; reason: string }
+  | { t: 'config-error'; reason: string; drop?: ConfigDropReason }
   | { t: 'status'; status: ExchangeStatus; detail: string }
+  | { t: 'error'; detail: string }
   | { t: 'stopped' };

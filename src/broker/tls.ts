@@ -1,0 +1,80 @@
+import * as fs from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { ConfigError } from '../errors';
+
+/** gRPC TLS of a node, as PEM files. */
+export interface TlsFiles {
+  /** This node's certificate chain (PEM); it must name every address the node is reached at. */
+  certFile: string;
+  /** The certificate's private key (PEM). */
+  keyFile: string;
+  /**
+   * CA certificates (PEM). When given, clients must present a certificate signed by
+   * them, and peers' certificates are checked against them; otherwise the system's
+   * roots check peers and clients need no certificate. Default none.
+   */
+  caFile?: string;
+}
+
+/** The PEM contents of TlsFiles, checked. Kept private by the broker; never logged. */
+export interface LoadedTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+}
+
+function read(file: string, field: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(field, `cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** Reads and checks the files (the key matches the certificate); errors name the field (`tls.keyFile`). */
+export function loadTls(files: TlsFiles): LoadedTls {
+  const cert = read(files.certFile, 'tls.certFile');
+  const key = read(files.keyFile, 'tls.keyFile');
+  const ca = files.caFile !== undefined ? read(files.caFile, 'tls.caFile') : undefined;
+  try {
+    createSecureContext({ cert });
+  } catch {
+    throw new ConfigError('tls.certFile', `'${files.certFile}' is not a PEM certificate`);
+  }
+  if (ca) {
+    try {
+      createSecureContext({ ca });
+    } catch {
+      throw new ConfigError('tls.caFile', `'${files.caFile}' is not a PEM certificate`);
+    }
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    // OpenSSL's message says what is wrong ("key values mismatch"), never the key.
+    const why = String((err as Error).message).replace(/^error:[0-9A-F]+:/i, '').slice(0, 80);
+    throw new ConfigError('tls.keyFile', `'${files.keyFile}' is not the key of '${files.certFile}' (${why})`);
+  }
+  return { cert, key, ca };
+}
+
+/** Server credentials: this node's certificate; with a CA, client certificates are required. */
+export function serverCredentials(t: LoadedTls): grpc.ServerCredentials {
+  return grpc.ServerCredentials.createSsl(t.ca ?? null, [{ cert_chain: t.cert, private_key: t.key }], t.ca !== undefined);
+}
+
+/**
+ * Credentials this node uses to call its peers (forwarded calls): the same certificate
+ * as a client certificate, and the CA (else the system's roots) to check the peer,
+ * whose certificate must name the endpoint called.
+ */
+export function peerCredentials(t: LoadedTls): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(t.ca ?? null, t.key, t.cert);
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') ? host.slice(1, -1) : host;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::1' || h === 'localhost' || /^::ffff:127\./i.test(h);
+}

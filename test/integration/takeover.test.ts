@@ -1,0 +1,108 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bankProto } from '../../examples/bank';
+import {
+  cleanupBrokers,
+  members,
+  startBrokerProcess,
+  startBrokerProcesses,
+  waitFor,
+  type BrokerProcess,
+} from '../helpers/brokers';
+import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
+import { freePort } from '../helpers/ports';
+import { killAllTracked } from '../helpers/processes';
+
+const PERIOD_MS = 200;
+const CLUSTER = 'takeover';
+
+/** One call from a plain grpc-js client that dials `endpoint` afresh, as a client with a cached address would. */
+function servedBy(endpoint: string): Promise<string> {
+  const c = new (bankProto().bank.Banking)(endpoint, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) =>
+    c.GetBalance({ accountId: 'a' }, { deadline: Date.now() + 1_000 }, (err: grpc.ServiceError | null, v?: { servedBy: string }) => {
+      c.close();
+      if (err) reject(err);
+      else resolve(v!.servedBy);
+    }),
+  );
+}
+
+describe('identity takeover on loopback addresses (broker processes on 127.0.0.2-4)', () => {
+  let nats: NatsServerHandle;
+  let port: number;
+  let nodes: BrokerProcess[];
+  const hostOf = (id: string) => `127.0.0.${Number(id.slice(1)) + 1}`;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    port = await freePort('127.0.0.2');
+    nodes = await Promise.all(
+      ['n1', 'n2', 'n3'].map((nodeId) =>
+        startBrokerProcess({ nodeId, nats: [nats.url], cluster: CLUSTER, periodMs: PERIOD_MS, listenHost: hostOf(nodeId), port }),
+      ),
+    );
+    await waitFor(async () => (await members(nodes[1].endpoint)).filter((m) => m.status === 'ONLINE').length === 3, 10_000, 50, 'three online');
+  });
+
+  afterAll(async () => {
+    await cleanupBrokers();
+    await Promise.all(nodes.map((b) => b.kill9()));
+    await nats?.stop();
+    await killAllTracked();
+  });
+
+  it("serves a killed node's address from exactly one survivor within 3 periods + 1 s, and gives it back when the node returns", async () => {
+    const lost = `${hostOf('n1')}:${port}`;
+    expect(await servedBy(lost)).toBe('n1');
+
+    await nodes[0].kill9();
+    const killedAt = Date.now();
+    const adopter = await waitFor(
+      async () => {
+        try {
+          return await servedBy(lost);
+        } catch {
+          return undefined;
+        }
+      },
+      3 * PERIOD_MS + 5_000,
+      25,
+      `a survivor to serve ${lost}`,
+    );
+    const detectionAndTakeoverMs = Date.now() - killedAt;
+    expect(['n2', 'n3']).toContain(adopter);
+    expect(detectionAndTakeoverMs).toBeLessThan(3 * PERIOD_MS + 1_000);
+
+    // Exactly one survivor advertises the address.
+    await waitFor(
+      async () => (await members(nodes[1].endpoint)).filter((m) => m.status === 'ONLINE' && m.endpoints.includes(lost)).length === 1,
+      3_000,
+      50,
+      'one adopter in the member list',
+    );
+    // ... and every survivor sees the same one.
+    for (const observer of [nodes[1], nodes[2]]) {
+      await waitFor(
+        async () => {
+          const list = (await members(observer.endpoint)).filter((m) => m.endpoints.includes(lost) && m.nodeId !== 'n1');
+          return list.length === 1 && list[0].nodeId === adopter;
+        },
+        3_000,
+        50,
+        `${observer.nodeId} to list ${adopter} as the one adopter`,
+      );
+    }
+
+    // The owner comes back on the same address: the adopter lets it go, the owner binds it.
+    nodes[0] = await startBrokerProcess({ nodeId: 'n1', nats: [nats.url], cluster: CLUSTER, periodMs: PERIOD_MS, listenHost: hostOf('n1'), port });
+    await waitFor(async () => (await servedBy(lost).catch(() => '')) === 'n1', 5_000, 50, 'n1 to serve its own address again');
+    await waitFor(
+      async () => (await members(nodes[1].endpoint)).every((m) => m.nodeId === 'n1' || !m.endpoints.includes(lost)),
+      3_000,
+      50,
+      'the adopter to stop advertising it',
+    );
+    console.log(`identity takeover: address served again ${detectionAndTakeoverMs} ms after kill -9 (period ${PERIOD_MS} ms)`);
+  });
+});
