@@ -30,6 +30,7 @@ function report(over: Partial<LoadReport> = {}): LoadReport {
     loopDelayMs: 12.5,
     callsRun: 123_456,
     callsRedirected: 789_012,
+    takeover: true,
     ...over,
   };
 }
@@ -129,6 +130,7 @@ describe('encodeReport and decodeReport', () => {
       loopDelayMs: 0,
       callsRun: 0,
       callsRedirected: 0,
+      takeover: false,
       services: [],
       endpoints: [],
     });
@@ -167,6 +169,7 @@ describe('encodeReport and decodeReport', () => {
       loopDelayMs: fc.double({ min: 0, max: 1e9, noNaN: true }),
       callsRun: fc.maxSafeNat(),
       callsRedirected: fc.maxSafeNat(),
+      takeover: fc.boolean(),
     });
     fc.assert(
       fc.property(validReport, (r) => {
@@ -231,7 +234,7 @@ describe('decodeReport on malformed input', () => {
         if (isRejected(r)) continue;
         const keys = Object.keys(original) as Array<keyof LoadReport>;
         for (const k of keys) {
-          if (r[k] !== 0) expect(r[k], `prefix of ${n} bytes, field ${k}`).toEqual(original[k]);
+          if (r[k] !== 0 && r[k] !== false) expect(r[k], `prefix of ${n} bytes, field ${k}`).toEqual(original[k]);
         }
         expect(r.periodMs, `prefix of ${n} bytes`).toBe(original.periodMs);
       }
