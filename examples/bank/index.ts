@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -33,10 +34,18 @@ export function bankImplementations(nodeId: string, work = workMs()) {
   const fail = (cb: grpc.sendUnaryData<unknown>, code: grpc.status, details: string) => cb({ code, details }, null);
   const account = (id: string) => accounts.get(id);
 
+  // With BANK_EXEC_LOG set, every executed call appends "<node> <method> <account or symbol>"
+  // to that file, so a test can count how often each call really ran.
+  const execLog = process.env.BANK_EXEC_LOG;
   const unary =
     <Req, Res>(fn: (req: Req, cb: grpc.sendUnaryData<unknown>) => Res | undefined) =>
     (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       void sleep(work).then(() => {
+        if (execLog) {
+          const req = call.request as { accountId?: string; symbol?: string; transactionId?: string };
+          const key = req.accountId ?? req.symbol ?? req.transactionId ?? '';
+          fs.appendFileSync(execLog, `${nodeId} ${call.getPath().split('/').pop()} ${key}\n`);
+        }
         const res = fn(call.request, cb);
         if (res !== undefined) cb(null, res);
       });
