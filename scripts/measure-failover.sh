@@ -7,7 +7,8 @@ set -u
 PERIOD=${PERIOD:-500}
 cd "$(dirname "$0")/.."
 D=$(mktemp -d); PORT=$(python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
-nats-server -a 127.0.0.1 -p $PORT > $D/nats.log 2>&1 & NP=$!; sleep 0.5
+NATS=${PEERBROKER_NATS_SERVER:-$(bash scripts/ensure-nats.sh)}
+"$NATS" -a 127.0.0.1 -p $PORT > $D/nats.log 2>&1 & NP=$!; sleep 0.5
 P=$(python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.2',0));print(s.getsockname()[1])")
 start() { node dist/src/cli/main.js start --node-id $1 --listen $2:$P --nats nats://127.0.0.1:$PORT --cluster m --period-ms $PERIOD --module dist/examples/bank/index.js >> $D/$1.log 2>&1 & echo $!; }
 B1=$(start n1 127.0.0.2); B2=$(start n2 127.0.0.3); B3=$(start n3 127.0.0.4); sleep 3

@@ -25,7 +25,7 @@ import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
 import { SessionTable } from './session-table';
-import { isLoopbackHost, loadTls, peerCredentials, serverCredentials, type LoadedTls } from './tls';
+import { loadTls, peerCredentials, plaintextWarning, serverCredentials, type LoadedTls } from './tls';
 import type { ConfigDropReason, ConfigMessage } from '../cluster/runtime-config';
 import { parseBrokerOptions, parseRuntimeValues, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
@@ -457,13 +457,8 @@ export class Broker {
   private serverCredentials(): grpc.ServerCredentials {
     const o = this.options;
     const creds = o.serverCredentials ?? (this.tlsFiles ? serverCredentials(this.tlsFiles) : grpc.ServerCredentials.createInsecure());
-    const { host } = parseHostPort(o.listen);
-    if (!creds._isSecure() && !isLoopbackHost(host)) {
-      this.log.warn(
-        { listen: o.listen },
-        'listening on a non-loopback address without TLS: anyone who can reach it can call, and be redirected; set --tls-cert and --tls-key',
-      );
-    }
+    const warning = plaintextWarning(parseHostPort(o.listen).host, creds._isSecure());
+    if (warning) this.log.warn({ listen: o.listen }, warning);
     return creds;
   }
 

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError } from '../errors';
@@ -32,23 +33,22 @@ function read(file: string, field: string): Buffer {
   }
 }
 
+function isCertificate(pem: Buffer): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Reads and checks the files (the key matches the certificate); errors name the field (`tls.keyFile`). */
 export function loadTls(files: TlsFiles): LoadedTls {
   const cert = read(files.certFile, 'tls.certFile');
   const key = read(files.keyFile, 'tls.keyFile');
   const ca = files.caFile !== undefined ? read(files.caFile, 'tls.caFile') : undefined;
-  try {
-    createSecureContext({ cert });
-  } catch {
-    throw new ConfigError('tls.certFile', `'${files.certFile}' is not a PEM certificate`);
-  }
-  if (ca) {
-    try {
-      createSecureContext({ ca });
-    } catch {
-      throw new ConfigError('tls.caFile', `'${files.caFile}' is not a PEM certificate`);
-    }
-  }
+  if (!isCertificate(cert)) throw new ConfigError('tls.certFile', `'${files.certFile}' is not a PEM certificate`);
+  if (ca && !isCertificate(ca)) throw new ConfigError('tls.caFile', `'${files.caFile}' is not a PEM certificate`);
   try {
     createSecureContext({ cert, key });
   } catch (err) {
@@ -77,4 +77,14 @@ export function peerCredentials(t: LoadedTls): grpc.ChannelCredentials {
 export function isLoopbackHost(host: string): boolean {
   const h = host.startsWith('[') ? host.slice(1, -1) : host;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::1' || h === 'localhost' || /^::ffff:127\./i.test(h);
+}
+
+/**
+ * The warning a node logs once at start when it serves plaintext gRPC on an address
+ * other machines can reach (anyone there can call it and be redirected); undefined
+ * when TLS is on or the address is loopback.
+ */
+export function plaintextWarning(listenHost: string, secure: boolean): string | undefined {
+  if (secure || isLoopbackHost(listenHost)) return undefined;
+  return `listening on '${listenHost}' without TLS: anyone who can reach it can call it and be redirected; set --tls-cert and --tls-key (and --tls-ca to require client certificates)`;
 }

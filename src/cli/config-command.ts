@@ -72,6 +72,14 @@ export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise
   if (pairs.length === 0) throw new ConfigError('config set', 'give at least one key=value');
   const change = parseAssignments(pairs);
   const nc = await connectTo(flags);
+  // A publish the server's permissions refuse is dropped silently; its -ERR comes as a status.
+  const refused: string[] = [];
+  void (async () => {
+    for await (const st of nc.status()) {
+      const ctx = (st as { permissionContext?: { operation: string; subject: string } }).permissionContext;
+      if (st.type === 'error' && ctx) refused.push(`${ctx.operation} on '${ctx.subject}'`);
+    }
+  })();
   try {
     let current: ConfigMessage | undefined;
     try {
@@ -86,6 +94,9 @@ export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise
     // Nodes drop a change set before the one in force (a replay): never go back in time.
     if (current && message.setAt <= current.setAt) message.setAt = current.setAt + 1;
     const { durable } = await publishConfig(nc, flags.cluster, message, flags.clusterKey);
+    await new Promise((r) => setImmediate(r));
+    const denied = refused.find((r) => r.includes(`'peerbroker.${flags.cluster}.config'`));
+    if (denied) throw new Error(`the NATS server refused the change (permissions violation: ${denied}); nothing was published`);
     process.stdout.write(
       `config ${message.version} published to cluster '${flags.cluster}'` +
         (durable ? ' and kept in JetStream' : ' (JetStream is off: nodes started later will not see it)') +

@@ -80,6 +80,8 @@ export class LocalControlPlane implements ControlPlane {
     this.info = info;
     if (periodChanged && this.timer) {
       clearTimeout(this.timer);
+      // Peers judge silence by the period of the last report: tell them the new one at once.
+      this.publish();
       this.schedule();
     }
   }

@@ -75,8 +75,11 @@ export const natsAuthSchema = z
     }
   });
 
-/** Where a secret comes from: read now to check it, and again at every (re)connect, so it can rotate. */
-function secretFile(path: string, field: string): () => string {
+/**
+ * Where a secret comes from: read now to check it, and again at every (re)connect, so
+ * it can rotate. White space around it is dropped unless `raw` (a creds file needs its lines).
+ */
+function secretFile(path: string, field: string, raw = false): () => string {
   const read = () => {
     let text: string;
     try {
@@ -84,9 +87,8 @@ function secretFile(path: string, field: string): () => string {
     } catch (err) {
       throw new ConfigError(field, `cannot read '${path}': ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     }
-    const value = text.trim();
-    if (value === '') throw new ConfigError(field, `'${path}' is empty`);
-    return value;
+    if (text.trim() === '') throw new ConfigError(field, `'${path}' is empty`);
+    return raw ? text : text.trim();
   };
   let last = read();
   return () => {
@@ -99,8 +101,8 @@ function secretFile(path: string, field: string): () => string {
   };
 }
 
-function bytesFile(path: string, field: string): () => Uint8Array {
-  const text = secretFile(path, field);
+function bytesFile(path: string, field: string, raw = false): () => Uint8Array {
+  const text = secretFile(path, field, raw);
   return () => new TextEncoder().encode(text());
 }
 
@@ -141,7 +143,7 @@ export function natsConnectionOptions(auth: NatsAuthOptions | undefined): Partia
     }
     authenticator = nkeyAuthenticator(seed);
   } else if (a.credsFile !== undefined) {
-    authenticator = credsAuthenticator(bytesFile(a.credsFile, 'natsAuth.credsFile'));
+    authenticator = credsAuthenticator(bytesFile(a.credsFile, 'natsAuth.credsFile', true));
     try {
       authenticator('peerbroker-check');
     } catch {

@@ -60,6 +60,9 @@ port.on('message', (m: ToWorker) => {
     info = m.info;
     if (periodChanged && timer) {
       clearTimeout(timer);
+      // Peers judge silence by the period of the last report: tell them the new one at once,
+      // or a longer period makes this node look off-line until its next report.
+      publish();
       schedule();
     }
   } else if (m.t === 'now') {

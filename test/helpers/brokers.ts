@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { bankImplementations, bankProto, register as registerBank } from '../../examples/bank';
 import { Broker, brokerProto, createClient, MD_FOLLOW, MD_HOPS, MD_NODE, type BrokerOptions, type ClientOptions, type LoadReport, type MemberInfo } from '../../src';
 import type { BankingClient } from '../../src/generated/bank/Banking';
+import type { SecuritiesClient } from '../../src/generated/bank/Securities';
 import type { StatusResponse__Output } from '../../src/generated/peerbroker/v1/StatusResponse';
 import type { BrokerClient } from '../../src/generated/peerbroker/v1/Broker';
 import { createLogger } from '../../src/log';
@@ -167,6 +168,27 @@ export async function startBroker(options: TestBrokerOptions): Promise<Broker> {
   return broker;
 }
 
+/**
+ * Starts one in-process broker per id with the same options (plus `each[id]`), and
+ * resolves once every one of them sees all of them ONLINE.
+ */
+export async function startBrokerGroup(
+  nodeIds: string[],
+  common: Omit<TestBrokerOptions, 'nodeId'>,
+  each: Record<string, Partial<TestBrokerOptions>> = {},
+): Promise<Broker[]> {
+  const brokers = await Promise.all(nodeIds.map((nodeId) => startBroker({ ...common, ...each[nodeId], nodeId })));
+  for (const b of brokers) {
+    await waitFor(
+      () => b.members().filter((m) => m.status === 'ONLINE').length === nodeIds.length,
+      15_000,
+      20,
+      `${b.nodeId} to see all of ${nodeIds.join(', ')} ONLINE`,
+    );
+  }
+  return brokers;
+}
+
 /** Stops every broker `startBroker()` started that is still running. */
 export async function stopAllBrokers(): Promise<void> {
   const all = [...started];
@@ -229,6 +251,32 @@ export function plainBankClient(endpoint: string): BankingClient {
   const client = new Banking(endpoint, grpc.credentials.createInsecure());
   openClients.add(client);
   return client;
+}
+
+/** A redirect-following stub of bank.Securities on `endpoints`; `closeAllClients()` closes it. */
+export function securitiesClient(endpoints: string[], opts: Partial<ClientOptions> = {}) {
+  const client = createClient(bankProto().bank.Securities, { endpoints, ...opts });
+  openClients.add(client);
+  return client;
+}
+
+/** A plain grpc-js bank.Securities client: it does not follow (or announce following) redirects. */
+export function plainSecuritiesClient(endpoint: string): SecuritiesClient {
+  const Securities = bankProto().bank.Securities;
+  const client = new Securities(endpoint, grpc.credentials.createInsecure());
+  openClients.add(client);
+  return client;
+}
+
+/** Resolves with the ServiceError a call failed with; rejects, naming who served it, when it succeeded. */
+export function callError(call: Promise<unknown>): Promise<grpc.ServiceError> {
+  return call.then(
+    (r) => {
+      const servedBy = (r as { servedBy?: unknown } | undefined)?.servedBy;
+      throw new Error(`expected the call to fail, it succeeded${servedBy ? ` on ${JSON.stringify(servedBy)}` : ''}`);
+    },
+    (err: grpc.ServiceError) => err,
+  );
 }
 
 /** A client of the broker's own service (`peerbroker.v1.Broker`: Members, Status), one per endpoint. */
@@ -393,13 +441,15 @@ export interface SlotHold {
 /**
  * Opens `n` plain (non-following) `StreamStatements` calls of `count` messages on
  * `endpoint`: each keeps one slot busy for about `count` × the broker's work time,
- * and is never redirected. Release them with `release()`.
+ * and is never redirected. Release them with `release()`. With `metadata` (e.g.
+ * `followMetadata(maxHops)`, a call at the hop limit) they also stay put on a node
+ * that forwards plain calls (`forwardLegacy`).
  */
-export function holdSlots(endpoint: string, n: number, count = 10_000): SlotHold {
+export function holdSlots(endpoint: string, n: number, count = 10_000, metadata?: grpc.Metadata): SlotHold {
   const client = plainBankClient(endpoint);
   const calls: grpc.ClientReadableStream<unknown>[] = [];
   for (let i = 0; i < n; i++) {
-    const call = client.StreamStatements({ accountId: `hold-${i}`, count });
+    const call = client.StreamStatements({ accountId: `hold-${i}`, count }, metadata ?? new grpc.Metadata());
     call.on('data', () => {});
     call.on('error', () => {}); // CANCELLED on release
     calls.push(call);
