@@ -1,7 +1,19 @@
 /** peerbroker: a peer-to-peer load-balancing gRPC object broker. */
 export * from './broker';
 export * from './client';
-export { PeerView, NatsExchange, InProcessBus, loadSubject, registerLoadMeter, type Exchange, type LoadMeter, type LoadReport } from './cluster';
+export {
+  PeerView,
+  NatsExchange,
+  InProcessBus,
+  loadSubject,
+  registerLoadMeter,
+  ClusterKey,
+  type Exchange,
+  type LoadMeter,
+  type LoadReport,
+  type NatsAuthOptions,
+} from './cluster';
+export type { TlsFiles } from './broker/tls';
 export { registerPeerChoice, peerChoiceNames, type PeerChoice, type Decision } from './policy';
 export { PeerbrokerError, ConfigError, RedirectError } from './errors';
 export * from './wire';

@@ -141,12 +141,22 @@ export class ConfigWatcher {
   ) {}
 
   /** Subscribes to the config subject; the bucket is opened in the background (it may take a while, or never come). */
-  async start(): Promise<void> {
+  /**
+   * Subscribes to the config subject and opens the bucket. Waits (at most
+   * `initialWaitMs`) for the stored config, so a node starts with it in force; a bucket
+   * that is slow or missing (no JetStream) keeps being tried in the background.
+   */
+  async start(initialWaitMs = 1_000): Promise<void> {
     this.sub = this.nc.subscribe(configSubject(this.cluster), { callback: (err, msg) => !err && this.deliver(msg.data) });
-    void this.watchBucket();
+    let initialized!: () => void;
+    const ready = new Promise<void>((resolve) => (initialized = resolve));
+    void this.watchBucket(initialized).finally(initialized);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, initialWaitMs)))]);
+    clearTimeout(timer);
   }
 
-  private async watchBucket(): Promise<void> {
+  private async watchBucket(initialized: () => void): Promise<void> {
     try {
       this.kv = await this.nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(this.cluster), { history: 5 });
       this.durable = true;
@@ -155,7 +165,8 @@ export class ConfigWatcher {
       return;
     }
     if (this.stopped) return;
-    const watch = await this.kv.watch({ key: KEY });
+    // The stored value (if any) is delivered before initializedFn is called.
+    const watch = await this.kv.watch({ key: KEY, initializedFn: initialized });
     void (async () => {
       for await (const e of watch) {
         if (this.stopped) break;

@@ -50,7 +50,6 @@ export class WorkerControlPlane implements ControlPlane {
         switch (m.t) {
           case 'started':
             this.server = m.server;
-            h.onStatus('connected', m.server);
             resolve();
             break;
           case 'failed':
