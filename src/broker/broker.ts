@@ -222,7 +222,8 @@ export class Broker {
         onStatus: (s, detail) => this.onExchangeStatus(s, detail),
         onConfigError: (reason, drop) => this.onConfigError(reason, drop),
         onError: (detail) =>
-          this.dropLog.maybe('nats-error', performance.now(), (suppressed) =>
+          // One line per refused operation and subject (ours, so few), each at most every 10 s.
+          this.dropLog.maybe(`nats-error ${detail.slice(0, 200)}`, performance.now(), (suppressed) =>
             this.log.warn({ detail, suppressed }, 'control plane: the NATS server refused an operation'),
           ),
       });
