@@ -15,6 +15,16 @@ npm run build
 PEERBROKER_NATS_SERVER="$(bash scripts/ensure-nats.sh)"
 export PEERBROKER_NATS_SERVER
 
+# The TLS tests make their certificates with openssl.
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >&2 && apt-get install -y -qq openssl >&2
+  else
+    echo "openssl not found: install it with 'sudo apt-get install openssl'" >&2
+    exit 1
+  fi
+fi
+
 status=0
 npx vitest run "$@" || status=$?
 exit "$status"
