@@ -59,7 +59,7 @@ export class Broker {
   /** The runtime values applied last (from `peerbroker config set`). */
   private runtime: RuntimeConfig = {};
   private sweepTimer?: NodeJS.Timeout;
-  private urgentReport?: NodeJS.Immediate;
+  private urgentReport?: NodeJS.Timeout;
   private boundEndpoint?: string;
   private state: 'new' | 'started' | 'stopped' = 'new';
   private readonly health: NodeHealth;
@@ -252,7 +252,7 @@ export class Broker {
     clearInterval(this.sweepTimer);
     clearInterval(this.healthTimer);
     await this.takeover?.stop();
-    if (this.urgentReport) clearImmediate(this.urgentReport);
+    if (this.urgentReport) clearTimeout(this.urgentReport);
     this.sampler.sample();
     await this.control?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'control plane stop failed'));
     await new Promise<void>((resolve) => {
@@ -558,13 +558,22 @@ export class Broker {
   }
 
   // A threshold crossing is reported at once, coalesced within one turn of the loop.
+  // At most one every twentieth of a period (10 ms at least): a load hovering at the
+  // threshold would otherwise cross it hundreds of times a second, each a report every
+  // peer decodes. A crossing inside the gap is reported when the gap ends.
   private reportSoon(): void {
     if (this.urgentReport || this.state !== 'started') return;
-    this.urgentReport = setImmediate(() => {
+    const gap = Math.max(10, this.options.periodMs / 20);
+    const wait = Math.max(0, this.lastUrgentAt + gap - performance.now());
+    this.urgentReport = setTimeout(() => {
       this.urgentReport = undefined;
+      this.lastUrgentAt = performance.now();
       this.control?.reportNow();
-    });
+    }, wait);
+    this.urgentReport.unref();
   }
+
+  private lastUrgentAt = -Infinity;
 }
 
 /** A shared bus for brokers that live in one process (no NATS). */

@@ -111,7 +111,10 @@ export class CallGate {
     self.running = a.running;
     self.queued = a.queued;
     const now = performance.now();
-    this.d.peers.fadeExtras(now, this.tauMs());
+    // Accounting matters only when a peer may be chosen; a call that stays here skips it.
+    if (self.load >= this.d.config.threshold || (self.status !== undefined && self.status !== 'ONLINE') || !self.hosts(service)) {
+      this.d.peers.fadeExtras(now, this.tauMs());
+    }
     return decide(call, self, this.d.peers.peers, this.d.config, this.choice, now);
   }
 
@@ -158,16 +161,17 @@ export class CallGate {
         sendHeaders('');
       } else sendHeaders();
     };
-    // A unary call's session header goes with its answer, so a session starts or ends only when
-    // the call succeeded. Any other call sends its headers first: a streamed answer needs them
-    // before its first message, and the stub holds streamed requests until they arrive.
+    // A unary call's headers go with its answer: one write instead of two, and a session
+    // starts or ends only when the call succeeded. Any other call sends its headers first: a
+    // streamed answer needs them before its first message, and the stub holds streamed
+    // requests until they arrive.
     const atAnswer = callback !== undefined && !requestStream;
     const start = () => {
       started = true;
       startedAt = performance.now();
       this.stats.run++;
+      // Unary answers carry their headers in the same write as the message (no extra frame).
       if (!atAnswer) sendSessionHeaders();
-      else if (!opensSession && !closesSession) sendHeaders();
       if (callback) {
         const cb: sendUnaryData<unknown> = (err, value, trailer, flags) => {
           finish();

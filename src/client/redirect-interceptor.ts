@@ -50,13 +50,14 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
     // Whether the node serving the current attempt accepted the call / sent a message.
     let accepted = false;
     let delivered = 0;
-    const tried = new Set<string>();
+    let tried: Set<string> | undefined; // made on the first failover only
     const idempotent = ctx.idempotent.has(def.path);
 
     // A node that cannot be reached gets the call retried on another member when that is
     // safe: the call was never sent, or the method is idempotent and nothing came back yet.
     const failed = (st: StatusObject, endpoint: string, hops: number): boolean => {
       if (st.code !== status.UNAVAILABLE || finished) return false;
+      tried ??= new Set<string>();
       tried.add(endpoint);
       const safe = neverSent(st) || (idempotent && delivered === 0);
       if (!safe) {
@@ -91,7 +92,7 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
           details: `peerbroker: gave up after ${ctx.maxRedirects} redirects; last: ${st.details}`,
         });
       }
-      void checkMember(ctx, location, from).then((ok) => {
+      const proceed = (ok: boolean) => {
         if (finished) return;
         if (!ok) {
           ctx.stats.redirectsRefused++;
@@ -105,7 +106,10 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
         }
         ctx.stats.redirectsFollowed++;
         attempt = send(location, hops);
-      });
+      };
+      // A known member is followed at once; an unknown one after asking for the member list.
+      if (ctx.members.has(location)) proceed(true);
+      else void checkMember(ctx, location, from).then(proceed);
     };
 
     const send = (endpoint: string, hops: number): Attempt => {

@@ -1,0 +1,58 @@
+/** What every scenario gets from the runner. */
+export interface Ctx {
+  /** Short windows (the `--quick` run). */
+  quick: boolean;
+  /** Index of this run (0-based) and how many there are; used to alternate orders. */
+  run: number;
+  runs: number;
+  log(message: string): void;
+}
+
+/** One line of a scenario's table: labels, and figures whose median over runs is reported. */
+export interface Row {
+  id: string;
+  labels: Record<string, string>;
+  metrics: Record<string, number>;
+}
+
+/** Calls per second over time, one series per name (a node, or a system). */
+export interface Timeline {
+  title: string;
+  bucketMs: number;
+  /** Where the measured window (or phases) start, ms after `go`. */
+  marks: Array<{ label: string; atMs: number }>;
+  series: Record<string, number[]>;
+}
+
+/** What one run of a scenario produced. */
+export interface ScenarioRun {
+  rows: Row[];
+  timelines?: Record<string, Timeline>;
+  notes?: string[];
+}
+
+/** A scenario's figures over all runs, as written to latest.json. */
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  quick: boolean;
+  runs: number;
+  startedAt: string;
+  seconds: number;
+  loadavg: Array<[number, number, number]>;
+  /** Median of every figure over the runs. */
+  rows: Row[];
+  /** Every run's rows, for anyone who wants the spread. */
+  perRun: Row[][];
+  /** From the last run. */
+  timelines: Record<string, Timeline>;
+  notes: string[];
+}
+
+/** A benchmark scenario: runs once per call; renders its section of latest.md. */
+export interface Scenario {
+  name: string;
+  title: string;
+  run(ctx: Ctx): Promise<ScenarioRun>;
+  render(r: ScenarioResult): string;
+}
