@@ -17,7 +17,7 @@ import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState, type SessionRule } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
 import { Admission } from './admission';
-import { brokerProto, type MemberInfo } from './broker-service';
+import { brokerProto, peerMembers, statusMessage, type MemberInfo } from './broker-service';
 import { CallGate } from './call-gate';
 import { Forwarder } from './forwarder';
 import { addressInUse, bindPort, IdentityTakeover } from './identity-takeover';
@@ -408,22 +408,7 @@ export class Broker {
 
   /** Every node this node knows, itself first. */
   members(): MemberInfo[] {
-    const now = performance.now();
-    const list: MemberInfo[] = [this.selfMember()];
-    for (const p of this.peers.peers) {
-      list.push({
-        nodeId: p.nodeId,
-        endpoint: p.endpoint,
-        status: this.peers.displayStatus(p, now),
-        load: p.load,
-        services: [...p.services],
-        endpoints: p.endpoints,
-        inFlight: p.inFlight,
-        capacity: p.capacity,
-        reportAgeMs: Math.round(now - p.receivedAt),
-      });
-    }
-    return list;
+    return [this.selfMember(), ...peerMembers(this.peers, performance.now())];
   }
 
   private selfMember(): MemberInfo {
@@ -441,17 +426,7 @@ export class Broker {
   }
 
   private statusMessage() {
-    const dropped = Object.values(this.peers.dropped).reduce((a, b) => a + b, 0);
-    const byReason = Object.fromEntries(Object.entries(this.peers.dropped).filter(([, n]) => n > 0).map(([k, n]) => [k, String(n)]));
-    return {
-      self: this.selfMember(),
-      callsRun: String(this.gate.stats.run),
-      callsRedirected: String(this.gate.stats.redirected),
-      callsRejected: String(this.gate.stats.rejected),
-      reportsDropped: String(dropped),
-      reportsDroppedByReason: byReason,
-      configDropped: Object.fromEntries(Object.entries(this.configDropped).map(([k, n]) => [k, String(n)])),
-    };
+    return statusMessage(this.selfMember(), this.gate.stats, this.peers.dropped, this.configDropped);
   }
 
   // TLS from files, else the given credentials, else plaintext: fine on loopback, warned otherwise.
