@@ -61,7 +61,7 @@ describe('changing settings at run time (peerbroker config, JetStream on)', () =
         margin: 0.2,
         periodMs: PERIOD_MS,
         maxHops: 2,
-        peerChoice: 'least-loaded-accounted',
+        peerChoice: 'two-choices',
         forwardLegacy: false,
         sessions: [],
         dedicated: {},
