@@ -10,6 +10,7 @@ import {
   type Rejected,
   type ReportStatus,
 } from '../../../src/cluster/report-codec';
+import { varint } from '../../helpers/varint';
 
 function report(over: Partial<LoadReport> = {}): LoadReport {
   return {
@@ -59,15 +60,6 @@ function withVarintField(bytes: Uint8Array, field: number, value: number): Uint8
   return Uint8Array.from([...bytes, ...varint((field << 3) | 0), ...varint(value)]);
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
 
 const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SERVICE = /^[A-Za-z_][A-Za-z0-9_.]{0,255}$/;

@@ -20,6 +20,7 @@ import {
 } from '../../../src/cluster/runtime-config';
 import { ConfigError } from '../../../src/errors';
 import { createLogger } from '../../../src/log';
+import { varint } from '../../helpers/varint';
 
 const SECRET = 'b1946ac92492d2347c6235b4d2611184-test-only';
 const OTHER = '6f5902ac237024bdd0c176cb93063dc4-test-only';
@@ -192,15 +193,6 @@ function sealReportWith(reportBytes: Uint8Array, signature: Uint8Array, keyId: s
   ]);
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
 
 // ---------------------------------------------------------------------------
 // Hostile input: the broker's own report path (openReport → PeerView), 10 000 cases.
