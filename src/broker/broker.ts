@@ -20,7 +20,7 @@ import { Admission } from './admission';
 import { brokerProto, peerMembers, statusMessage, type MemberInfo } from './broker-service';
 import { CallGate } from './call-gate';
 import { Forwarder } from './forwarder';
-import { addressInUse, bindPort, IdentityTakeover } from './identity-takeover';
+import { bindPort, IdentityTakeover } from './identity-takeover';
 import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
@@ -190,10 +190,10 @@ export class Broker {
     this.health.addToServer(this.server, [...this.services]);
     const creds = this.serverCredentials();
     const { host, port: wanted } = parseHostPort(o.listen);
-    const port = await this.bind(creds).catch(async (err: Error) => {
+    const port = await this.bind(creds).catch((err: NodeJS.ErrnoException) => {
       // Our address may be held by the peer that adopted it while we were away:
       // join the cluster first (unhealthy, so no redirects come here), ask, then bind.
-      if (wanted === 0 || !this.hasControlPlane() || !(await addressInUse(host, wanted))) {
+      if (wanted === 0 || !this.hasControlPlane() || err.code !== 'EADDRINUSE') {
         throw new Error(`cannot listen on '${o.listen}': ${err.message}`);
       }
       return undefined;

@@ -146,7 +146,7 @@ export async function bindPort(server: grpc.Server, address: string, creds: grpc
 const poisoned = new WeakMap<grpc.Server, Map<string, number>>();
 
 /** True when a plain listen on host:port fails with EADDRINUSE. */
-export function addressInUse(host: string, port: number): Promise<boolean> {
+function addressInUse(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.createServer();
     probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));

@@ -1,10 +1,9 @@
-import { connect } from 'nats';
 import { parseRuntimeValues, type RuntimeConfig } from '../broker/options';
 import type { ClusterKey } from '../cluster/cluster-key';
-import { natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
+import { permissionViolation, type NatsAuthOptions } from '../cluster/nats-auth';
 import { ConfigRejectedError, newConfigMessage, publishConfig, readCurrentConfig, type ConfigMessage } from '../cluster/runtime-config';
 import { ConfigError } from '../errors';
-import { withFlagName } from './security-flags';
+import { connectCli } from './security-flags';
 
 /** Where `config set` and `config get` talk to, and how. */
 export interface ConfigFlags {
@@ -17,13 +16,7 @@ export interface ConfigFlags {
 }
 
 function connectTo(flags: ConfigFlags) {
-  let auth;
-  try {
-    auth = natsConnectionOptions(flags.natsAuth);
-  } catch (err) {
-    throw withFlagName(err);
-  }
-  return connect({ servers: flags.nats.split(','), name: 'peerbroker-config', timeout: 3_000, ...auth });
+  return connectCli(flags.nats, flags.natsAuth, 'peerbroker-config');
 }
 
 /** Flag names of the runtime values, and the option each sets. */
@@ -76,8 +69,8 @@ export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise
   const refused: string[] = [];
   void (async () => {
     for await (const st of nc.status()) {
-      const ctx = (st as { permissionContext?: { operation: string; subject: string } }).permissionContext;
-      if (st.type === 'error' && ctx) refused.push(`${ctx.operation} on '${ctx.subject}'`);
+      const violation = st.type === 'error' ? permissionViolation(st) : undefined;
+      if (violation) refused.push(violation);
     }
   })();
   try {

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
+import { connect, type NatsConnection } from 'nats';
 import { z } from 'zod';
 import { ClusterKey } from '../cluster/cluster-key';
 import { ConfigError } from '../errors';
-import type { NatsAuthOptions } from '../cluster/nats-auth';
+import { natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
 import type { TlsFiles } from '../broker/tls';
 
 /** Environment variable read for the NATS password when a user is given without one. */
@@ -117,4 +118,17 @@ export function withFlagName(err: unknown): unknown {
     return new ConfigError(SECURITY_FLAG_OF[err.field], err.message.replace(/^invalid config: '[^']*': /, ''));
   }
   return err;
+}
+
+/** Connects a one-shot CLI command to NATS (`nats` is comma-separated); bad auth settings name their flag. */
+export function connectCli(nats: string, natsAuth: NatsAuthOptions | undefined, name: string): Promise<NatsConnection> {
+  const servers = nats.split(',').map((s) => s.trim()).filter(Boolean);
+  if (servers.length === 0) throw new ConfigError('nats', 'is required');
+  let auth;
+  try {
+    auth = natsConnectionOptions(natsAuth);
+  } catch (err) {
+    throw withFlagName(err);
+  }
+  return connect({ servers, name, timeout: 3_000, ...auth });
 }

@@ -1,11 +1,9 @@
-import { connect } from 'nats';
 import type { ClusterKey } from '../cluster/cluster-key';
 import { loadSubject } from '../cluster/exchange';
-import { natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
+import type { NatsAuthOptions } from '../cluster/nats-auth';
 import { isRejected, type LoadReport } from '../cluster/report-codec';
 import { openReport } from '../cluster/report-signing';
-import { ConfigError } from '../errors';
-import { withFlagName } from './security-flags';
+import { connectCli } from './security-flags';
 
 /** Options of `peerbroker status`. */
 export interface StatusFlags {
@@ -24,15 +22,7 @@ export interface StatusFlags {
 export async function collectReports(
   flags: StatusFlags,
 ): Promise<{ reports: LoadReport[]; dropped: number; droppedByReason: Record<string, number> }> {
-  const servers = flags.nats.split(',').map((s) => s.trim()).filter(Boolean);
-  if (servers.length === 0) throw new ConfigError('nats', 'is required');
-  let auth;
-  try {
-    auth = natsConnectionOptions(flags.natsAuth);
-  } catch (err) {
-    throw withFlagName(err);
-  }
-  const nc = await connect({ servers, name: 'peerbroker-status', timeout: 3_000, ...auth });
+  const nc = await connectCli(flags.nats, flags.natsAuth, 'peerbroker-status');
   const prefix = loadSubject(flags.cluster, '');
   const latest = new Map<string, LoadReport>();
   let dropped = 0;

@@ -47,8 +47,7 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
     let upper: InterceptingListener;
     let attempt: Attempt | undefined;
     let finished = false;
-    // Whether the node serving the current attempt accepted the call / sent a message.
-    let accepted = false;
+    // Messages of a streamed answer already passed up (a retry after one would repeat them).
     let delivered = 0;
     let tried: Set<string> | undefined; // made on the first failover only
     const idempotent = ctx.idempotent.has(def.path);
@@ -69,10 +68,8 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
         });
         return true;
       }
-      const next = tried.size <= ctx.maxFailovers ? nextMember(ctx, tried) : undefined;
+      const next = failoverTarget(ctx, tried);
       if (!next) return false;
-      ctx.stats.failovers++;
-      accepted = false;
       attempt = send(next, hops);
       return true;
     };
@@ -83,34 +80,8 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       upper.onReceiveStatus(st);
     };
 
-    const follow = (st: StatusObject, from: string | undefined, hops: number): void => {
-      const location = st.metadata.get(MD_LOCATION)[0] as string;
-      const locationNode = (st.metadata.get(MD_LOCATION_NODE)[0] as string | undefined) ?? '?';
-      if (hops > ctx.maxRedirects) {
-        return deliver({
-          ...st,
-          details: `peerbroker: gave up after ${ctx.maxRedirects} redirects; last: ${st.details}`,
-        });
-      }
-      const proceed = (ok: boolean) => {
-        if (finished) return;
-        if (!ok) {
-          ctx.stats.redirectsRefused++;
-          return deliver({
-            code: status.UNAVAILABLE,
-            details:
-              `peerbroker: refused redirect to '${location}' (node '${locationNode}'): ` +
-              'not a known member of the cluster; the call did not run',
-            metadata: new Metadata(),
-          });
-        }
-        ctx.stats.redirectsFollowed++;
-        attempt = send(location, hops);
-      };
-      // A known member is followed at once; an unknown one after asking for the member list.
-      if (ctx.members.has(location)) proceed(true);
-      else void checkMember(ctx, location, from).then(proceed);
-    };
+    const follow = (st: StatusObject, from: string | undefined, hops: number): void =>
+      followRedirect(ctx, st, from, hops, () => finished, deliver, (location) => (attempt = send(location, hops)));
 
     const send = (endpoint: string, hops: number): Attempt => {
       const md = metadata.clone();
@@ -123,7 +94,6 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       };
       const onMetadata = (m: Metadata) => {
         if (!finished && m.get(MD_LOCATION).length === 0) {
-          accepted = true;
           takeSession(ctx, m);
           upper.onReceiveMetadata(m);
         }
@@ -166,7 +136,6 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
         next(md, {
           onReceiveMetadata(m, nextListener) {
             if (m.get(MD_LOCATION).length === 0) {
-              accepted = true;
               takeSession(ctx, m);
               nextListener(m);
             }
@@ -212,11 +181,52 @@ export function neverSent(st: StatusObject): boolean {
 }
 
 let rotation = 0;
-/** A member endpoint not tried yet, rotating so failovers spread over the members. */
-export function nextMember(ctx: StubContext, tried: ReadonlySet<string>): string | undefined {
+/**
+ * The member to retry a call on after the endpoints in `tried` failed, rotating so
+ * failovers spread over the members; undefined when none is left or the limit is reached.
+ */
+export function failoverTarget(ctx: StubContext, tried: ReadonlySet<string>): string | undefined {
+  if (tried.size > ctx.maxFailovers) return undefined;
   const all = ctx.members.all().filter((e) => !tried.has(e));
   if (all.length === 0) return undefined;
+  ctx.stats.failovers++;
   return all[rotation++ % all.length];
+}
+
+/**
+ * Follows the redirect in `st` (the call's `hops`-th): `go(location)` for a member of the
+ * cluster, at once when known, after one member-list refresh otherwise; `fail(status)` when
+ * the stub gives up (too many redirects) or refuses (not a member: the call did not run).
+ */
+export function followRedirect(
+  ctx: StubContext,
+  st: StatusObject,
+  from: string | undefined,
+  hops: number,
+  done: () => boolean,
+  fail: (st: StatusObject) => void,
+  go: (location: string) => void,
+): void {
+  const location = String(st.metadata.get(MD_LOCATION)[0]);
+  if (hops > ctx.maxRedirects) {
+    return fail({ ...st, details: `peerbroker: gave up after ${ctx.maxRedirects} redirects; last: ${st.details}` });
+  }
+  const proceed = (ok: boolean) => {
+    if (done()) return;
+    if (!ok) {
+      ctx.stats.redirectsRefused++;
+      const node = String(st.metadata.get(MD_LOCATION_NODE)[0] ?? '?');
+      return fail({
+        code: status.UNAVAILABLE,
+        details: `peerbroker: refused redirect to '${location}' (node '${node}'): not a known member of the cluster; the call did not run`,
+        metadata: new Metadata(),
+      });
+    }
+    ctx.stats.redirectsFollowed++;
+    go(location);
+  };
+  if (ctx.members.has(location)) proceed(true);
+  else void checkMember(ctx, location, from).then(proceed);
 }
 
 /** A session header starts (token) or ends (empty value) this client's session. */

@@ -1,8 +1,8 @@
 import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_SESSION } from '../wire';
-import { checkMember, isRedirect, neverSent, nextMember, type StubContext } from './redirect-interceptor';
+import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_SESSION } from '../wire';
+import { failoverTarget, followRedirect, isRedirect, neverSent, type StubContext } from './redirect-interceptor';
 
 /** Default number of messages held (for replay) before the node accepts; more wait for the writer. */
 export const DEFAULT_MAX_HELD_MESSAGES = 64;
@@ -109,33 +109,16 @@ export class FollowingStream extends Duplex {
   // The node could not be reached and nothing was sent: every message is still held.
   private failover(endpoint: string, hops: number): boolean {
     this.tried.add(endpoint);
-    const next = this.tried.size <= this.ctx.maxFailovers ? nextMember(this.ctx, this.tried) : undefined;
+    const next = failoverTarget(this.ctx, this.tried);
     if (!next) return false;
-    this.ctx.stats.failovers++;
     this.start(next, hops);
     return true;
   }
 
   private follow(st: StatusObject, hops: number): void {
-    const location = String(st.metadata.get(MD_LOCATION)[0]);
-    const node = String(st.metadata.get(MD_LOCATION_NODE)[0] ?? '?');
-    if (hops > this.ctx.maxRedirects) {
-      return this.finish({ ...st, details: `peerbroker: gave up after ${this.ctx.maxRedirects} redirects; last: ${st.details}` });
-    }
-    void checkMember(this.ctx, location, this.endpoint).then((ok) => {
-      if (this.finished) return;
-      if (!ok) {
-        this.ctx.stats.redirectsRefused++;
-        return this.finish({
-          code: status.UNAVAILABLE,
-          details: `peerbroker: refused redirect to '${location}' (node '${node}'): not a known member of the cluster; the call did not run`,
-          metadata: new Metadata(),
-        });
-      }
-      this.ctx.stats.redirectsFollowed++;
-      this.start(location, hops);
-    });
+    followRedirect(this.ctx, st, this.endpoint, hops, () => this.finished, (f) => this.finish(f), (location) => this.start(location, hops));
   }
+
 
   private finish(st: StatusObject): void {
     if (this.finished) return;

@@ -1,11 +1,9 @@
-import { randomInt } from 'node:crypto';
 import type { Exchange, ExchangeStatus } from './exchange';
 import type { LoadCounters } from './load-counters';
 import { NatsExchange } from './nats-exchange';
-import { buildReport, type NodeInfo } from './report-builder';
+import type { NodeInfo } from './report-builder';
 import type { ClusterKey } from './cluster-key';
-import { encodeReport } from './report-codec';
-import { sealReport } from './report-signing';
+import { ReportLoop } from './report-loop';
 import { ConfigWatcher, type ConfigDropReason, type ConfigMessage } from './runtime-config';
 
 /** What the control plane hands back to its broker. */
@@ -39,16 +37,9 @@ export interface ControlPlane {
   describe(): string;
 }
 
-/** The period with ±10 % jitter, so nodes started together do not report in lockstep. */
-export function jittered(periodMs: number): number {
-  return periodMs * 0.9 + randomInt(Math.max(1, Math.round(periodMs * 0.2)));
-}
-
 /** Reports from the main thread over any Exchange: the in-process bus, or NATS in tests. */
 export class LocalControlPlane implements ControlPlane {
-  private info?: NodeInfo;
-  private seq = 0;
-  private timer?: NodeJS.Timeout;
+  private loop?: ReportLoop;
   private watcher?: ConfigWatcher;
 
   constructor(
@@ -59,62 +50,34 @@ export class LocalControlPlane implements ControlPlane {
   ) {}
 
   async start(info: NodeInfo, h: ControlPlaneHandlers): Promise<void> {
-    this.info = info;
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
-    if (this.exchange instanceof NatsExchange) this.exchange.onError = (d) => h.onError?.(d);
-    await this.exchange.start((nodeId, data) => {
-      if (nodeId !== info.nodeId || this.exchange instanceof NatsExchange) h.onReport(nodeId, data);
-    });
-    if (!(this.exchange instanceof NatsExchange)) h.onStatus('connected', this.exchange.describe());
+    this.exchange.onError = (d) => h.onError?.(d);
+    await this.exchange.start((nodeId, data) => h.onReport(nodeId, data));
     const nc = this.exchange instanceof NatsExchange ? this.exchange.connection() : undefined;
     if (nc) {
       this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError, this.clusterKey);
       await this.watcher.start();
     }
-    this.publish();
-    this.schedule();
+    this.loop = new ReportLoop(this.exchange, this.counters, info, this.clusterKey, true);
+    this.loop.start();
   }
 
   update(info: NodeInfo): void {
-    const periodChanged = this.info?.periodMs !== info.periodMs;
-    this.info = info;
-    if (periodChanged && this.timer) {
-      clearTimeout(this.timer);
-      // Peers judge silence by the period of the last report: tell them the new one at once.
-      this.publish();
-      this.schedule();
-    }
+    this.loop?.update(info);
   }
 
   reportNow(): void {
-    this.publish();
+    this.loop?.publish();
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
     this.watcher?.stop();
-    this.publish();
+    this.loop?.stop();
     await this.exchange.flush();
     await this.exchange.close().catch(() => {});
   }
 
   describe(): string {
     return this.exchange.describe();
-  }
-
-  private schedule(): void {
-    this.timer = setTimeout(() => {
-      this.publish();
-      this.schedule();
-    }, jittered(this.info!.periodMs));
-    this.timer.unref();
-  }
-
-  private publish(): void {
-    if (!this.info) return;
-    const report = buildReport(this.info, this.counters, ++this.seq, Date.now());
-    const bytes = encodeReport(report);
-    this.exchange.publish(this.info.nodeId, this.clusterKey ? sealReport(bytes, this.clusterKey) : bytes);
   }
 }

@@ -11,6 +11,8 @@ export interface Exchange {
   flush(): Promise<void>;
   /** Closes the connection and subscription. */
   close(): Promise<void>;
+  /** Called when the server refuses an operation (e.g. a permissions violation). */
+  onError?: (detail: string) => void;
   /** Called on every connection status change. */
   onStatus?: (status: ExchangeStatus, detail: string) => void;
   /** A description for logs: which server or bus. */

@@ -16,16 +16,21 @@ export class InProcessBus {
   }
 }
 
+// Like a NATS connection with `noEcho`: a node does not hear its own reports.
 class InProcessExchange implements Exchange {
-  private listener?: (nodeId: string, data: Uint8Array) => void;
+  private listener?: (from: InProcessExchange, nodeId: string, data: Uint8Array) => void;
+  onStatus?: Exchange['onStatus'];
   constructor(private readonly ee: EventEmitter) {}
 
   async start(onMessage: (nodeId: string, data: Uint8Array) => void): Promise<void> {
-    this.listener = (nodeId, data) => setImmediate(() => onMessage(nodeId, data));
+    this.listener = (from, nodeId, data) => {
+      if (from !== this) setImmediate(() => onMessage(nodeId, data));
+    };
     this.ee.on('report', this.listener);
+    this.onStatus?.('connected', this.describe());
   }
   publish(nodeId: string, data: Uint8Array): void {
-    this.ee.emit('report', nodeId, data);
+    this.ee.emit('report', this, nodeId, data);
   }
   async flush(): Promise<void> {}
   async close(): Promise<void> {

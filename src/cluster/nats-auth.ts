@@ -176,3 +176,9 @@ export function describeNatsAuth(auth: NatsAuthOptions | undefined): string {
 export function redactUrl(url: string): string {
   return url.replace(/\/\/[^/@\s]*@/, '//***@');
 }
+
+/** `<operation> on '<subject>'` when a NATS status event is a permissions violation, else undefined. */
+export function permissionViolation(status: unknown): string | undefined {
+  const ctx = (status as { permissionContext?: { operation: string; subject: string } }).permissionContext;
+  return ctx ? `${ctx.operation} on '${ctx.subject}'` : undefined;
+}

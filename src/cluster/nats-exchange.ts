@@ -1,7 +1,7 @@
-import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { Exchange, ExchangeStatus } from './exchange';
 import { loadSubject } from './exchange';
-import { redactUrl } from './nats-auth';
+import { permissionViolation, redactUrl } from './nats-auth';
 
 /** Options of the NATS exchange. */
 export interface NatsExchangeOptions {
@@ -17,7 +17,6 @@ export interface NatsExchangeOptions {
 /** Load reports over NATS core pub/sub: one subject per node. */
 export class NatsExchange implements Exchange {
   private nc?: NatsConnection;
-  private sub?: Subscription;
   onStatus?: (status: ExchangeStatus, detail: string) => void;
   /** The server refused something (a permissions violation names the operation and subject). */
   onError?: (detail: string) => void;
@@ -39,7 +38,7 @@ export class NatsExchange implements Exchange {
     });
     void this.watch(this.nc);
     const prefix = loadSubject(this.opts.cluster, '');
-    this.sub = this.nc.subscribe(`${prefix}*`, {
+    this.nc.subscribe(`${prefix}*`, {
       callback: (err, msg) => {
         if (err) return;
         onMessage(msg.subject.slice(prefix.length), msg.data);
@@ -55,8 +54,8 @@ export class NatsExchange implements Exchange {
       else if (s.type === 'reconnecting') this.onStatus?.('reconnecting', detail);
       else if (s.type === 'reconnect') this.onStatus?.('reconnected', detail);
       else if (s.type === 'error') {
-        const ctx = (s as { permissionContext?: { operation: string; subject: string } }).permissionContext;
-        this.onError?.(ctx ? `permissions violation: ${ctx.operation} on '${ctx.subject}'` : detail);
+        const violation = permissionViolation(s);
+        this.onError?.(violation ? `permissions violation: ${violation}` : detail);
       }
     }
   }

@@ -5,22 +5,17 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ConnectionOptions } from 'nats';
 import { ClusterKey } from './cluster-key';
-import { jittered } from './control-plane';
 import { natsConnectionOptions } from './nats-auth';
 import { LoadCounters } from './load-counters';
 import { NatsExchange } from './nats-exchange';
-import { buildReport, type NodeInfo } from './report-builder';
-import { encodeReport } from './report-codec';
-import { sealReport } from './report-signing';
+import { ReportLoop } from './report-loop';
 import { ConfigWatcher } from './runtime-config';
 import type { ToMain, ToWorker, WorkerInit } from './worker-protocol';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 const counters = new LoadCounters(init.buffer);
-let info: NodeInfo = init.info;
-let seq = 0;
-let timer: NodeJS.Timeout | undefined;
+const info = init.info;
 let watcher: ConfigWatcher | undefined;
 const post = (m: ToMain) => port.postMessage(m);
 const key = init.clusterSecrets ? ClusterKey.fromSecrets(init.clusterSecrets) : undefined;
@@ -42,35 +37,16 @@ const exchange = new NatsExchange({
 exchange.onStatus = (status, detail) => post({ t: 'status', status, detail });
 exchange.onError = (detail) => post({ t: 'error', detail });
 
-function publish(): void {
-  const bytes = encodeReport(buildReport(info, counters, ++seq, Date.now()));
-  exchange.publish(info.nodeId, key ? sealReport(bytes, key) : bytes);
-}
-
-function schedule(): void {
-  timer = setTimeout(() => {
-    publish();
-    schedule();
-  }, jittered(info.periodMs));
-}
+const loop = new ReportLoop(exchange, counters, info, key, false);
 
 port.on('message', (m: ToWorker) => {
   if (m.t === 'info') {
-    const periodChanged = m.info.periodMs !== info.periodMs;
-    info = m.info;
-    if (periodChanged && timer) {
-      clearTimeout(timer);
-      // Peers judge silence by the period of the last report: tell them the new one at once,
-      // or a longer period makes this node look off-line until its next report.
-      publish();
-      schedule();
-    }
+    loop.update(m.info);
   } else if (m.t === 'now') {
-    publish();
+    loop.publish();
   } else if (m.t === 'stop') {
-    clearTimeout(timer);
     watcher?.stop();
-    publish();
+    loop.stop();
     void exchange
       .flush()
       .then(() => exchange.close())
@@ -95,8 +71,7 @@ port.on('message', (m: ToWorker) => {
       );
       await watcher.start();
     }
-    publish();
-    schedule();
+    loop.start();
     post({ t: 'started', server: exchange.currentServer() ?? '' });
   })
   .catch((err: Error) => post({ t: 'failed', message: err.message }));

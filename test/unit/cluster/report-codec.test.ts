@@ -10,7 +10,7 @@ import {
   type Rejected,
   type ReportStatus,
 } from '../../../src/cluster/report-codec';
-import { varint } from '../../helpers/varint';
+import { mutationsOf, varint } from '../../helpers/bytes';
 
 function report(over: Partial<LoadReport> = {}): LoadReport {
   return {
@@ -330,21 +330,7 @@ describe('isValidNodeId', () => {
 describe('decodeReport on arbitrary bytes (property)', () => {
   const valid = encodeReport(report());
 
-  const mutated: fc.Arbitrary<Uint8Array> = fc
-    .record({
-      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
-      cut: fc.option(fc.nat(), { nil: undefined }),
-      tail: fc.uint8Array({ maxLength: 32 }),
-    })
-    .map(({ flips, cut, tail }) => {
-      const b = new Uint8Array(valid);
-      for (const [i, x] of flips) b[i % b.length] ^= x;
-      const kept = cut === undefined ? b : b.subarray(0, cut % (b.length + 1));
-      const out = new Uint8Array(kept.length + tail.length);
-      out.set(kept, 0);
-      out.set(tail, kept.length);
-      return out;
-    });
+  const mutated = mutationsOf(valid);
 
   const anyBytes = fc.oneof(
     fc.uint8Array({ maxLength: 512 }),

@@ -20,7 +20,7 @@ import {
 } from '../../../src/cluster/runtime-config';
 import { ConfigError } from '../../../src/errors';
 import { createLogger } from '../../../src/log';
-import { varint } from '../../helpers/varint';
+import { mutationsOf, varint } from '../../helpers/bytes';
 
 const SECRET = 'b1946ac92492d2347c6235b4d2611184-test-only';
 const OTHER = '6f5902ac237024bdd0c176cb93063dc4-test-only';
@@ -218,22 +218,7 @@ describe('hostile messages on the load subjects (property, through a broker with
   const newerN2 = encodeReport(report({ seq: legit.seq + 1, load: 0, status: 'LEAVING' }));
   const bases = [sealed, plainEvil, sealReport(plainEvil, otherKey), sealReport(newerN2, otherKey), newerN2];
 
-  const mutated: fc.Arbitrary<Uint8Array> = fc
-    .record({
-      base: fc.constantFrom(...bases),
-      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
-      cut: fc.option(fc.nat(), { nil: undefined }),
-      tail: fc.uint8Array({ maxLength: 32 }),
-    })
-    .map(({ base, flips, cut, tail }) => {
-      const b = new Uint8Array(base);
-      for (const [i, x] of flips) b[i % b.length] ^= x;
-      const kept = cut === undefined ? b : b.subarray(0, cut % (b.length + 1));
-      const out = new Uint8Array(kept.length + tail.length);
-      out.set(kept, 0);
-      out.set(tail, kept.length);
-      return out;
-    });
+  const mutated = mutationsOf(...bases);
   const oversized = fc.integer({ min: MAX_REPORT_BYTES + 257, max: 4 * MAX_REPORT_BYTES }).map((n) => {
     const b = new Uint8Array(n);
     b.set(sealed, 0);
