@@ -207,11 +207,14 @@ export class Broker {
       this.peers,
       { allow: o.takeover, onLeave: o.takeoverOnLeave, onAdopt: o.onAdopt, onRelease: o.onRelease },
       this.log,
-      () => {
-        this.control?.update(this.nodeInfo());
-        this.control?.reportNow();
+      {
+        changed: () => {
+          this.control?.update(this.nodeInfo());
+          this.control?.reportNow();
+        },
+        connected: () => this.controlConnected,
+        claimGraceMs: () => 2 * this.options.periodMs,
       },
-      () => this.controlConnected,
     );
     this.sampler.start();
     this.control = this.makeControlPlane();
@@ -233,6 +236,7 @@ export class Broker {
     this.sweepTimer = setInterval(() => {
       this.peers.sweep(performance.now());
       this.sessions.sweep(Date.now());
+      this.takeover?.reconcile();
     }, Math.max(10, o.periodMs / 2));
     this.sweepTimer.unref();
     this.healthTimer = setInterval(() => this.checkHealth(), o.periodMs);

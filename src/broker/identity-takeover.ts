@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { PeerRecord, PeerView } from '../cluster/peer-view';
-import { rendezvousWinner } from '../cluster/rendezvous';
+import { rendezvousRanking, rendezvousWinner } from '../cluster/rendezvous';
 import type { Logger } from '../log';
 import { parseHostPort } from '../wire';
 
@@ -23,16 +23,32 @@ const RELEASE_GRACE_MS = 1_000;
 /** Longest a hook command may run, ms. */
 const HOOK_TIMEOUT_MS = 10_000;
 
+/** What identity takeover needs from its broker. */
+export interface TakeoverHooks {
+  /** Called when the set of served endpoints changed (to report it at once). */
+  changed(): void;
+  /** False while this node's own control plane is down: then a silent peer proves nothing. */
+  connected(): boolean;
+  /** How long each rank waits for the ones above it to claim a lost endpoint, ms (two periods). */
+  claimGraceMs(): number;
+}
+
 /**
  * When a peer goes off-line, exactly one survivor (the same one in every node's
  * view: rendezvous hashing of the lost endpoint over the online nodes that allow
  * takeover) also listens on the lost endpoint, so clients that kept that address are
  * still served. When the owner comes back, the adopter lets the address go.
+ *
+ * Views can differ: a node that joined just before the loss may never have heard of
+ * the lost node, so the winner never adopts. The next in rank therefore claims the
+ * endpoint when, a grace time later, nobody advertises it; should two ever serve
+ * one endpoint, the rendezvous loser of the two lets it go (`reconcile`).
  */
 export class IdentityTakeover {
   /** Endpoints this node serves for others: endpoint → the node it belonged to. */
   readonly adopted = new Map<string, string>();
   private stopped = false;
+  private readonly claimTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly selfId: string,
@@ -41,10 +57,7 @@ export class IdentityTakeover {
     private readonly peers: PeerView,
     private readonly opts: TakeoverOptions,
     private readonly log: Logger,
-    /** Called when the set of served endpoints changed (to report it at once). */
-    private readonly changed: () => void,
-    /** False while this node's own control plane is down: then a silent peer proves nothing. */
-    private readonly connected: () => boolean = () => true,
+    private readonly hooks: TakeoverHooks,
   ) {
     peers.on('offline', (p) => this.lost(p));
     peers.on('left', (p) => {
@@ -60,13 +73,49 @@ export class IdentityTakeover {
 
   private lost(p: PeerRecord): void {
     // Cut off from NATS, every peer looks silent: adopting then would steal live addresses.
-    if (this.stopped || !this.opts.allow || !this.connected()) return;
+    if (this.stopped || !this.opts.allow || !this.hooks.connected()) return;
     const candidates = [this.selfId];
     for (const q of this.peers.peers) if (q.status === 'ONLINE' && q.takeover && q.nodeId !== p.nodeId) candidates.push(q.nodeId);
     const lostEndpoints = new Set([p.endpoint, ...p.endpoints]);
     for (const endpoint of lostEndpoints) {
       if (this.adopted.has(endpoint)) continue;
-      if (rendezvousWinner(endpoint, candidates) === this.selfId) void this.adopt(endpoint, p.nodeId);
+      const rank = rendezvousRanking(endpoint, candidates).indexOf(this.selfId);
+      if (rank === 0) {
+        void this.adopt(endpoint, p.nodeId);
+        continue;
+      }
+      const timer = setTimeout(() => {
+        this.claimTimers.delete(timer);
+        this.claimIfUnserved(endpoint, p.nodeId);
+      }, rank * this.hooks.claimGraceMs());
+      timer.unref();
+      this.claimTimers.add(timer);
+    }
+  }
+
+  // The survivors ranked above this one had their grace time: if none serves the
+  // endpoint (one never heard of its owner, or could not bind), this one does.
+  private claimIfUnserved(endpoint: string, owner: string): void {
+    if (this.stopped || this.adopted.has(endpoint) || !this.hooks.connected()) return;
+    const ownerNow = this.peers.get(owner);
+    if (ownerNow && ownerNow.status !== 'OFFLINE') return;
+    if (this.servedByOthers(endpoint, owner).length > 0) return;
+    this.log.info({ endpoint, owner }, 'no survivor ranked above this node claimed the endpoint');
+    void this.adopt(endpoint, owner);
+  }
+
+  /** Live peers other than its owner that advertise `endpoint`. */
+  private servedByOthers(endpoint: string, owner: string): string[] {
+    return this.peers.peers.filter((q) => q.status !== 'OFFLINE' && q.nodeId !== owner && q.endpoints.includes(endpoint)).map((q) => q.nodeId);
+  }
+
+  /** Lets go of adopted endpoints that a peer ranked above this node serves too (called every period). */
+  reconcile(): void {
+    for (const [endpoint, owner] of this.adopted) {
+      const others = this.servedByOthers(endpoint, owner);
+      if (others.length === 0) continue;
+      const keeper = rendezvousWinner(endpoint, [this.selfId, ...others]);
+      if (keeper !== this.selfId) void this.release(endpoint, `node ${keeper} serves it too`);
     }
   }
 
@@ -85,7 +134,7 @@ export class IdentityTakeover {
       return;
     }
     this.log.info({ endpoint, owner }, 'adopted endpoint of off-line peer');
-    this.changed();
+    this.hooks.changed();
   }
 
   /** Looks again at peers that went off-line while this node could not tell (its NATS was down). */
@@ -108,13 +157,15 @@ export class IdentityTakeover {
     this.server.drain(endpoint, RELEASE_GRACE_MS);
     this.server.unbind(endpoint);
     this.log.info({ endpoint, owner, why }, 'released adopted endpoint');
-    this.changed();
+    this.hooks.changed();
     if (this.opts.onRelease) await runHook(this.opts.onRelease, endpoint, owner, this.log).catch(() => {});
   }
 
   /** Releases everything (at stop). */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const t of this.claimTimers) clearTimeout(t);
+    this.claimTimers.clear();
     await Promise.all(this.endpoints().map((e) => this.release(e, 'stopping')));
   }
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bankProto } from '../../examples/bank';
 import {
   cleanupBrokers,
@@ -12,6 +12,7 @@ import {
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
 import { freePort } from '../helpers/ports';
 import { killAllTracked } from '../helpers/processes';
+import { rendezvousRanking } from '../../src/cluster/rendezvous';
 
 const PERIOD_MS = 200;
 const CLUSTER = 'takeover';
@@ -42,7 +43,15 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
         startBrokerProcess({ nodeId, nats: [nats.url], cluster: CLUSTER, periodMs: PERIOD_MS, listenHost: hostOf(nodeId), port }),
       ),
     );
-    await waitFor(async () => (await members(nodes[1].endpoint)).filter((m) => m.status === 'ONLINE').length === 3, 10_000, 50, 'three online');
+    // Every node must know every other before one dies: rendezvous needs the same view.
+    for (const observer of nodes) {
+      await waitFor(async () => (await members(observer.endpoint)).filter((m) => m.status === 'ONLINE').length === 3, 10_000, 50, `${observer.nodeId} to see three online`);
+    }
+  });
+
+  afterEach((ctx) => {
+    // A failed run shows what each broker logged (adoption, binds, peer state).
+    if (ctx.task.result?.state === 'fail') for (const b of nodes) console.log(`--- ${b.nodeId} ---\n${b.output()}`);
   });
 
   afterAll(async () => {
@@ -60,11 +69,7 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
     const killedAt = Date.now();
     const adopter = await waitFor(
       async () => {
-        try {
-          return await servedBy(lost);
-        } catch {
-          return undefined;
-        }
+        return await servedBy(lost);
       },
       3 * PERIOD_MS + 5_000,
       25,
@@ -104,5 +109,57 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
       'the adopter to stop advertising it',
     );
     console.log(`identity takeover: address served again ${detectionAndTakeoverMs} ms after kill -9 (period ${PERIOD_MS} ms)`);
+  });
+});
+
+describe('identity takeover when the first-ranked survivor never heard of the lost node', () => {
+  const SLOW_PERIOD_MS = 1_000;
+  let nats: NatsServerHandle;
+  const started: BrokerProcess[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') for (const b of started) console.log(`--- ${b.nodeId} ---\n${b.output()}`);
+  });
+
+  afterAll(async () => {
+    await Promise.all(started.map((b) => b.kill9()));
+    await nats?.stop();
+    await killAllTracked();
+  });
+
+  it('the next survivor in rank serves the address after its grace time', async () => {
+    const cluster = 'takeover-late';
+    const port = await freePort('127.0.0.2');
+    const lost = `127.0.0.2:${port}`;
+    const common = { nats: [nats.url], cluster, periodMs: SLOW_PERIOD_MS, port };
+    const [n1, n2] = await Promise.all([
+      startBrokerProcess({ nodeId: 'n1', listenHost: '127.0.0.2', ...common }),
+      startBrokerProcess({ nodeId: 'n2', listenHost: '127.0.0.3', ...common }),
+    ]);
+    started.push(n1, n2);
+    await waitFor(async () => (await members(n2.endpoint)).some((m) => m.nodeId === 'n1' && m.status === 'ONLINE'), 10_000, 50, 'n2 to see n1');
+    // A late node that outranks n2 for n1's address, so rendezvous names it the adopter.
+    let late = 'n3';
+    for (let i = 0; rendezvousRanking(lost, ['n2', late])[0] !== late; i++) late = `n3-${i}`;
+
+    await n1.kill9();
+    const killedAt = Date.now();
+    // The late node joins after n1 died, so it never hears of n1, and n2 sees it before n1 goes off-line.
+    const n3 = await startBrokerProcess({ nodeId: late, listenHost: '127.0.0.4', ...common });
+    started.push(n3);
+    await waitFor(async () => (await members(n2.endpoint)).some((m) => m.nodeId === late && m.status === 'ONLINE'), 5_000, 20, `n2 to see ${late}`);
+    const beforeDetection = (await members(n2.endpoint)).find((m) => m.nodeId === 'n1');
+    expect(beforeDetection?.status, 'n2 saw the late node before it saw n1 off-line').toBe('ONLINE');
+
+    const adopter = await waitFor(() => servedBy(lost).catch(() => ''), 3 * SLOW_PERIOD_MS + 2 * SLOW_PERIOD_MS + 5_000, 50, `a survivor to serve ${lost}`);
+    const servedAfterMs = Date.now() - killedAt;
+    expect(adopter).toBe('n2');
+    expect(n2.output()).toMatch(/no survivor ranked above this node claimed the endpoint/);
+    expect((await members(n3.endpoint)).map((m) => m.nodeId)).not.toContain('n1');
+    console.log(`identity takeover, late first-ranked node: address served by the next in rank ${servedAfterMs} ms after kill -9 (period ${SLOW_PERIOD_MS} ms)`);
   });
 });
