@@ -1,8 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { ChannelPool } from './channel-pool';
 import { DEFAULT_MEMBERS_REFRESH_MS, Membership } from './membership';
 import { DEFAULT_MAX_REDIRECTS, redirectInterceptor, type StubContext } from './redirect-interceptor';
-import { DEFAULT_MAX_HELD_MESSAGES, FollowingStream, streamingArgs } from './streaming-call';
+import { DEFAULT_MAX_HELD_MESSAGES, FollowingStream, callArgs } from './streaming-call';
+import { FollowingUnaryCall } from './unary-call';
 
 /** Options of `createClient`. */
 export interface ClientOptions {
@@ -95,20 +97,44 @@ function build<C extends grpc.Client>(
 ): BrokeredClient<C> {
   const ctx: StubContext = { ...shared, session: { token: '' } };
   const first = options.endpoints[0];
+  const redirect = redirectInterceptor(ctx);
   const client = new Client(first, shared.pool.credentials, {
     channelOverride: shared.pool.channel(first),
-    interceptors: [...(options.interceptors ?? []), redirectInterceptor(ctx)],
+    interceptors: [...(options.interceptors ?? []), redirect],
   }) as BrokeredClient<C>;
-  // Client-streaming and bidi methods: replaced by calls that hold and replay messages.
+  // grpc-js lets per-call interceptors replace the client's: the redirect one goes last in them too.
+  const withRedirect = (o: grpc.CallOptions): grpc.CallOptions =>
+    o.interceptors?.length
+      ? { ...o, interceptors: [...o.interceptors, redirect] }
+      : o.interceptor_providers?.length
+        ? { ...o, interceptor_providers: [...o.interceptor_providers, () => redirect] }
+        : o;
+  const methods = client as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const direct = !options.interceptors?.length;
   for (const [name, def] of Object.entries(Client.service ?? {})) {
-    if (!def.requestStream) continue;
-    const method = (...args: unknown[]) => {
-      const { metadata, options: callOptions, callback } = streamingArgs(args);
-      const onAnswer = def.responseStream ? undefined : (callback ?? (() => {}));
-      return new FollowingStream(ctx, def, metadata, callOptions, first, onAnswer);
-    };
-    (client as unknown as Record<string, unknown>)[name] = method;
-    if (def.originalName) (client as unknown as Record<string, unknown>)[def.originalName] = method;
+    let method: (...args: unknown[]) => unknown;
+    if (def.requestStream) {
+      // Client-streaming and bidi methods: calls that hold and replay messages.
+      method = (...args: unknown[]) => {
+        const { metadata, options: callOptions, callback } = callArgs(args);
+        const onAnswer = def.responseStream ? undefined : (callback ?? (() => {}));
+        return new FollowingStream(ctx, def, metadata ?? new Metadata(), callOptions, first, onAnswer);
+      };
+    } else {
+      // Unary methods are made on the channel directly, unless interceptors must see them;
+      // those and server-streaming ones go through the interceptor chain.
+      const viaInterceptors = methods[name].bind(client);
+      method = (request: unknown, ...rest: unknown[]) => {
+        const { metadata, options: callOptions, callback } = callArgs(rest);
+        const perCall = Boolean(callOptions.interceptors?.length || callOptions.interceptor_providers?.length);
+        if (def.responseStream) return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions));
+        if (!callback) throw new Error('Incorrect arguments passed');
+        if (direct && !perCall) return new FollowingUnaryCall(ctx, def, request, metadata ? metadata.clone() : new Metadata(), callOptions, callback);
+        return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions), callback);
+      };
+    }
+    methods[name] = method;
+    if (def.originalName) methods[def.originalName] = method;
   }
   const handle: StubHandle = Object.assign(ctx, {
     withSession: () => {

@@ -56,21 +56,10 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
     // safe: the call was never sent, or the method is idempotent and nothing came back yet.
     const failed = (st: StatusObject, endpoint: string, hops: number): boolean => {
       if (st.code !== status.UNAVAILABLE || finished) return false;
-      tried ??= new Set<string>();
-      tried.add(endpoint);
-      const safe = neverSent(st) || (idempotent && delivered === 0);
-      if (!safe) {
-        deliver({
-          ...st,
-          details:
-            `peerbroker: lost the connection to ${endpoint} during the call; it may or may not have run ` +
-            `(not retried: the method is not declared idempotent): ${st.details}`,
-        });
-        return true;
-      }
-      const next = failoverTarget(ctx, tried);
-      if (!next) return false;
-      attempt = send(next, hops);
+      const step = afterUnavailable(ctx, st, endpoint, (tried ??= new Set<string>()), idempotent && delivered === 0);
+      if (step.kind === 'give-up') return false;
+      if (step.kind === 'fail') deliver(step.status);
+      else attempt = send(step.endpoint, hops);
       return true;
     };
 
@@ -178,6 +167,36 @@ export function isRedirect(st: StatusObject): boolean {
 /** True when grpc-js says the call never reached a server (no connection could be made). */
 export function neverSent(st: StatusObject): boolean {
   return st.code === status.UNAVAILABLE && /No connection established/i.test(st.details);
+}
+
+/** What follows an `UNAVAILABLE` answer: a retry elsewhere, a reworded failure, or the status as it is. */
+export type FailoverStep = { kind: 'retry'; endpoint: string } | { kind: 'fail'; status: StatusObject } | { kind: 'give-up' };
+
+/**
+ * After `endpoint` answered `st` (`UNAVAILABLE`): retry on another member when the call was
+ * never sent, or when `retryMidCall` (idempotent, nothing delivered yet); otherwise fail it
+ * saying it may or may not have run. `tried` collects the endpoints that failed.
+ */
+export function afterUnavailable(ctx: StubContext, st: StatusObject, endpoint: string, tried: Set<string>, retryMidCall: boolean): FailoverStep {
+  tried.add(endpoint);
+  if (!neverSent(st) && !retryMidCall) {
+    return {
+      kind: 'fail',
+      status: {
+        ...st,
+        details:
+          `peerbroker: lost the connection to ${endpoint} during the call; it may or may not have run ` +
+          `(not retried: the method is not declared idempotent): ${st.details}`,
+      },
+    };
+  }
+  const next = failoverTarget(ctx, tried);
+  return next ? { kind: 'retry', endpoint: next } : { kind: 'give-up' };
+}
+
+/** The error grpc-js gives a callback for a status (same message shape). */
+export function serviceError(st: StatusObject): grpc.ServiceError {
+  return Object.assign(new Error(`${st.code} ${status[st.code]}: ${st.details}`), st) as grpc.ServiceError;
 }
 
 let rotation = 0;

@@ -2,7 +2,7 @@ import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_SESSION } from '../wire';
-import { failoverTarget, followRedirect, isRedirect, neverSent, type StubContext } from './redirect-interceptor';
+import { failoverTarget, followRedirect, isRedirect, neverSent, serviceError, type StubContext } from './redirect-interceptor';
 
 /** Default number of messages held (for replay) before the node accepts; more wait for the writer. */
 export const DEFAULT_MAX_HELD_MESSAGES = 64;
@@ -130,19 +130,22 @@ export class FollowingStream extends Duplex {
       this.push(null);
       return;
     }
-    const err = Object.assign(new Error(`${st.code} ${status[st.code]}: ${st.details}`), st) as grpc.ServiceError;
+    const err = serviceError(st);
     if (this.onAnswer) this.onAnswer(err);
     else this.destroy(err);
   }
 }
 
-/** Splits the optional (metadata, options, callback) arguments of a streaming-request method. */
-export function streamingArgs(args: unknown[]): {
-  metadata: Metadata;
+/**
+ * Splits the optional (metadata, options, callback) arguments of a method; `metadata`
+ * is undefined when none was given (so a caller can skip copying it).
+ */
+export function callArgs(args: unknown[]): {
+  metadata?: Metadata;
   options: grpc.CallOptions;
   callback?: (err: grpc.ServiceError | null, value?: unknown) => void;
 } {
-  let metadata = new Metadata();
+  let metadata: Metadata | undefined;
   let options: grpc.CallOptions = {};
   let callback: ((err: grpc.ServiceError | null, value?: unknown) => void) | undefined;
   for (const a of args) {

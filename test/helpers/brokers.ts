@@ -318,6 +318,8 @@ export interface CallOpts {
   /** Relative deadline, ms from now (ignored when `deadline` is given). */
   timeoutMs?: number;
   metadata?: grpc.Metadata;
+  /** Per-call interceptors. */
+  interceptors?: grpc.Interceptor[];
 }
 
 /** What a successful call returned. */
@@ -331,7 +333,7 @@ export interface UnaryResult<T> {
 
 function callOptions(opts: CallOpts): grpc.CallOptions {
   const deadline = opts.deadline ?? (opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined);
-  return deadline === undefined ? {} : { deadline };
+  return { ...(deadline === undefined ? {} : { deadline }), ...(opts.interceptors ? { interceptors: opts.interceptors } : {}) };
 }
 
 function servedByOf(value: unknown, headers: grpc.Metadata): string | undefined {

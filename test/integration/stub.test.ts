@@ -6,6 +6,7 @@ import { loadSubject, type Broker } from '../../src';
 import { encodeReport } from '../../src/cluster/report-codec';
 import {
   bankClient,
+  callError,
   cleanupBrokers,
   fakeReport,
   followMetadata,
@@ -86,6 +87,34 @@ describe('the redirect-following stub', () => {
       expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
     });
 
+    it('shows the application one call: one metadata and one OK status event, from the peer, never the redirect', async () => {
+      const client = bankClient([n1.endpoint]);
+      const events: string[] = [];
+      const value = await new Promise<{ servedBy: string }>((resolve, reject) => {
+        const call = client.GetBalance({ accountId: 'ev1' }, (err: ServiceError | null, v?: { servedBy: string }) => (err ? reject(err) : resolve(v!)));
+        call.on('metadata', (m: grpc.Metadata) => events.push(`metadata ${String(m.get('peerbroker-node')[0])}`));
+        call.on('status', (st: grpc.StatusObject) => events.push(`status ${st.code}`));
+      });
+      await sleep(20);
+      expect(value.servedBy).toBe('n2');
+      expect(events).toEqual(['metadata n2', `status ${status.OK}`]);
+    });
+
+    it('runs calls given per-call interceptors through them, and still follows the redirect (unary and server-streaming)', async () => {
+      const client = bankClient([n1.endpoint]);
+      let seen = 0;
+      const counting: grpc.Interceptor = (options, nextCall) => {
+        seen++;
+        return new grpc.InterceptingCall(nextCall(options));
+      };
+      const r = await unary(client, 'GetBalance', { accountId: 'ic1' }, { interceptors: [counting] });
+      expect(r.servedBy).toBe('n2');
+      expect(seen).toBe(1);
+      const streamed = await serverStream(client, 'StreamStatements', { accountId: 'ic2', count: 3 }, { interceptors: [counting] });
+      expect(streamed.servedBy).toEqual(['n2']);
+      expect(seen).toBe(2);
+    });
+
     it('keeps one channel per endpoint however many redirects it follows', async () => {
       const client = bankClient([n1.endpoint]);
       const first = await unary(client, 'GetBalance', { accountId: 'p0' });
@@ -150,6 +179,55 @@ describe('the redirect-following stub', () => {
       expect(elapsed).toBeGreaterThanOrEqual(DEADLINE_MS - 20);
       // A fresh deadline would have answered OK at about DELAY_MS + PEER_WORK_MS = 500 ms.
       expect(elapsed).toBeLessThan(DELAY_MS + PEER_WORK_MS);
+    });
+  });
+
+  describe('deadline and cancel on the direct unary path (no interceptors)', () => {
+    const PEER_WORK_MS = 300;
+    let n1: Broker;
+    let n2: Broker;
+    let stop: (() => Promise<unknown>) | undefined;
+
+    beforeAll(async () => {
+      ({ n1, n2, stop } = await loadedPair(nats, 'stub-direct', { n2: { workMs: PEER_WORK_MS } }));
+    });
+
+    afterAll(() => stop?.());
+
+    it('keeps the deadline on the redirected attempt: DEADLINE_EXCEEDED at the deadline, not an answer after the peer worked', async () => {
+      const client = bankClient([n1.endpoint]);
+      const startedAt = Date.now();
+      const err = await callError(unary(client, 'GetBalance', { accountId: 'dl1' }, { timeoutMs: 150 }));
+      const elapsed = Date.now() - startedAt;
+      expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
+      expect(elapsed).toBeLessThan(PEER_WORK_MS);
+    });
+
+    it('cancels a redirected call on the peer: CANCELLED once, through the callback and the status event', async () => {
+      const client = bankClient([n1.endpoint]);
+      const outcomes: string[] = [];
+      const done = new Promise<void>((resolve) => {
+        const call = client.GetBalance({ accountId: 'cx1' }, (err: ServiceError | null) => {
+          outcomes.push(`callback ${err?.code}`);
+          resolve();
+        });
+        call.on('status', (st: grpc.StatusObject) => outcomes.push(`status ${st.code}`));
+        setTimeout(() => call.cancel(), 100);
+      });
+      await done;
+      await sleep(PEER_WORK_MS);
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
+      expect(outcomes).toEqual([`callback ${status.CANCELLED}`, `status ${status.CANCELLED}`]);
+    });
+
+    it('fails a request that cannot be serialized with INTERNAL and sends nothing', async () => {
+      const client = bankClient([n1.endpoint]);
+      const runBefore = n1.stats.run + n2.stats.run;
+      const err = await callError(unary(client, 'GetBalance', null as unknown as object));
+      expect(err.code).toBe(status.INTERNAL);
+      expect(err.details).toMatch(/serialization failure/);
+      expect(n1.stats.run + n2.stats.run).toBe(runBefore);
     });
   });
 
