@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from 'nats';
 import { bankProto } from '../../examples/bank';
 import { createClient, type BrokeredClient } from '../../src/client';
+import { MD_FOLLOW, MD_LOCATION_NODE } from '../../src/wire';
 import { Histogram } from '../lib/histogram';
 import { EchoClient } from '../servers/echo-module';
 import type { FromGenerator, LoadConfig, LoadResult, ToGenerator } from './protocol';
@@ -46,7 +47,7 @@ async function makeCaller(c: LoadConfig): Promise<Caller> {
   const deadline = () => Date.now() + c.deadlineMs;
   const payload = c.call.kind === 'echo' ? randomBytes(c.call.bytes) : undefined;
   const t = c.target;
-  if (t.kind === 'grpc' || t.kind === 'grpc-rr' || t.kind === 'stub') {
+  if (t.kind === 'grpc' || t.kind === 'grpc-rr' || t.kind === 'stub' || t.kind === 'bounce') {
     const creds = grpc.credentials.createInsecure();
     const Ctor = (c.call.kind === 'quote' ? bankProto().bank.Securities : EchoClient) as unknown as new (
       address: string,
@@ -59,7 +60,7 @@ async function makeCaller(c: LoadConfig): Promise<Caller> {
       stub = createClient(Ctor, { endpoints: t.endpoints });
       clients = [stub];
     } else {
-      const eps = t.kind === 'grpc' ? t.endpoints.slice(0, 1) : t.endpoints;
+      const eps = t.kind === 'grpc-rr' ? t.endpoints : t.endpoints.slice(0, 1);
       clients = eps.map((ep) => new Ctor(ep, creds));
     }
     let next = 0;
@@ -68,8 +69,17 @@ async function makeCaller(c: LoadConfig): Promise<Caller> {
       next = next + 1 === clients.length ? 0 : next + 1;
       return client as unknown as Record<string, (...a: unknown[]) => void>;
     };
+    const follow = new grpc.Metadata();
+    follow.set(MD_FOLLOW, '1');
     const call =
-      c.call.kind === 'quote'
+      t.kind === 'bounce'
+        ? (done: Done) =>
+            pick().GetQuote({ symbol: 'ACME' }, follow, { deadline: deadline() }, (err: grpc.ServiceError | null) => {
+              const location = err?.code === grpc.status.RESOURCE_EXHAUSTED ? err.metadata.get(MD_LOCATION_NODE)[0] : undefined;
+              if (location !== undefined) done(null, String(location));
+              else done(err ? grpcError(err) : 'NOT_REDIRECTED', '');
+            })
+        : c.call.kind === 'quote'
         ? (done: Done) =>
             pick().GetQuote({ symbol: 'ACME' }, { deadline: deadline() }, (err: grpc.ServiceError | null, res?: { servedBy: string }) =>
               err ? done(grpcError(err), '') : done(null, res?.servedBy || '?'),

@@ -8,6 +8,11 @@ export type Target =
   | { kind: 'grpc-rr'; endpoints: string[] }
   /** The peerbroker stub (`createClient`): calls enter at `endpoints[0]` and follow redirects. */
   | { kind: 'stub'; endpoints: string[] }
+  /**
+   * A plain grpc-js client that says it follows (`peerbroker-follow: 1`) but does not: a call
+   * counts as done when `endpoints[0]` answers with a redirect. The redirect answer alone.
+   */
+  | { kind: 'bounce'; endpoints: string[] }
   /** NATS request-reply to a queue group on `subject`. */
   | { kind: 'nats'; servers: string[]; subject: string }
   /** Moleculer over the NATS transporter, action `echo.echo`. */
