@@ -1,33 +1,30 @@
 import * as grpc from '@grpc/grpc-js';
 import { InProcessBus } from '../cluster/in-process-exchange';
-import { LocalControlPlane, type ControlPlane } from '../cluster/control-plane';
+import type { ControlPlane } from '../cluster/control-plane';
 import type { ExchangeStatus } from '../cluster/exchange';
 import type { NodeStatusName } from '../cluster/load-counters';
 import { LoadCounters } from '../cluster/load-counters';
 import { loadMeterByName, type LoadMeter } from '../cluster/load-meter';
-import { NatsExchange } from '../cluster/nats-exchange';
 import type { NodeInfo } from '../cluster/report-builder';
-import { WorkerControlPlane } from '../cluster/worker-control-plane';
 import { PeerView } from '../cluster/peer-view';
-import { isRejected } from '../cluster/report-codec';
-import { openReport } from '../cluster/report-signing';
-import { describeNatsAuth, natsConnectionOptions } from '../cluster/nats-auth';
-import { loadSubject } from '../cluster/exchange';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
-import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState, type SessionRule } from '../policy';
+import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
 import { Admission } from './admission';
 import { brokerProto, peerMembers, statusMessage, type MemberInfo } from './broker-service';
 import { CallGate } from './call-gate';
+import { createControlPlane } from './control-plane-factory';
 import { Forwarder } from './forwarder';
 import { bindPort, IdentityTakeover } from './identity-takeover';
 import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
+import { ReportIntake } from './report-intake';
+import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
 import { SessionTable } from './session-table';
-import { loadTls, peerCredentials, plaintextWarning, serverCredentials, type LoadedTls } from './tls';
+import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
 import type { ConfigDropReason, ConfigMessage } from '../cluster/runtime-config';
-import { parseBrokerOptions, parseRuntimeValues, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
+import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
 type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
 
@@ -44,7 +41,6 @@ export class Broker {
   private readonly gate: CallGate;
   /** Services hosted here (a subset of those added when `services` is set). */
   private readonly services = new Set<string>();
-  private readonly protoSessionRules: SessionRule[] = [];
   /** Every service added; calls for those not hosted are redirected to a host. */
   private readonly added = new Set<string>();
   private readonly sessions: SessionTable;
@@ -56,8 +52,8 @@ export class Broker {
   private readonly sampler: MainLoopSampler;
   private readonly dropLog = new RateLimitedLog(10_000);
   private control?: ControlPlane;
-  /** The runtime values applied last (from `peerbroker config set`). */
-  private runtime: RuntimeConfig = {};
+  private readonly settings: RuntimeSettings;
+  private readonly intake: ReportIntake;
   private sweepTimer?: NodeJS.Timeout;
   private urgentReport?: NodeJS.Timeout;
   private boundEndpoint?: string;
@@ -68,8 +64,6 @@ export class Broker {
   private draining?: Promise<void>;
   /** The node's certificate and key (from `tls`); never logged. */
   private readonly tlsFiles?: LoadedTls;
-  /** Config changes dropped, by reason (unsigned, bad-signature, replay, ...). */
-  readonly configDropped: Partial<Record<ConfigDropReason, number>> = {};
 
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
@@ -118,6 +112,10 @@ export class Broker {
       periodMs: () => this.options.periodMs,
       onRedirect: (d) => this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
     });
+    this.settings = new RuntimeSettings(o, this.policy, this.admission, this.gate, this.log, this.dropLog, () => {
+      if (this.state === 'started') this.control?.update(this.nodeInfo());
+    });
+    this.intake = new ReportIntake(o.cluster, this.peers, o.clusterKey, this.log, this.dropLog);
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server();
@@ -170,7 +168,7 @@ export class Broker {
     if (this.added.has(serviceName)) throw new Error(`service '${serviceName}' is already added`);
     this.added.add(serviceName);
     if (!this.options.services || this.options.services.includes(serviceName)) this.services.add(serviceName);
-    this.protoSessionRules.push(...sessionRulesFromProto(serviceName, definition));
+    this.settings.protoSessionRules.push(...sessionRulesFromProto(serviceName, definition));
     this.server.addService(definition, wrapped);
   }
 
@@ -182,13 +180,13 @@ export class Broker {
     for (const s of o.services ?? []) {
       if (!this.added.has(s)) throw new Error(`'services' names '${s}', which the module did not add (added: ${[...this.added].join(', ')})`);
     }
-    if (this.protoSessionRules.length > 0) this.policy.rules = new CompiledRules([...o.sessions, ...this.protoSessionRules], o.dedicated);
+    this.settings.startRules();
     this.server.addService(brokerProto().peerbroker.v1.Broker.service, {
       Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { nodeId: o.nodeId, members: this.members() }),
       Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.statusMessage()),
     });
     this.health.addToServer(this.server, [...this.services]);
-    const creds = this.serverCredentials();
+    const creds = listenCredentials(o, this.tlsFiles, this.log);
     const { host, port: wanted } = parseHostPort(o.listen);
     const port = await this.bind(creds).catch((err: NodeJS.ErrnoException) => {
       // Our address may be held by the peer that adopted it while we were away:
@@ -217,13 +215,13 @@ export class Broker {
       },
     );
     this.sampler.start();
-    this.control = this.makeControlPlane();
+    this.control = createControlPlane(o, this.counters);
     if (this.control) {
       await this.control.start(this.nodeInfo(), {
-        onReport: (nodeId, data) => this.onReport(nodeId, data),
-        onConfig: (m: ConfigMessage) => this.applyConfigMessage(m.values, m.version),
+        onReport: (nodeId, data) => this.intake.receive(nodeId, data),
+        onConfig: (m: ConfigMessage) => this.settings.applyMessage(m.values, m.version),
         onStatus: (s, detail) => this.onExchangeStatus(s, detail),
-        onConfigError: (reason, drop) => this.onConfigError(reason, drop),
+        onConfigError: (reason, drop) => this.settings.onError(reason, drop),
         onError: (detail) =>
           // One line per refused operation and subject (ours, so few), each at most every 10 s.
           this.dropLog.maybe(`nats-error ${detail.slice(0, 200)}`, performance.now(), (suppressed) =>
@@ -243,7 +241,7 @@ export class Broker {
     this.healthTimer.unref();
     if (port === undefined) await this.reclaim(creds);
     this.log.info(
-      { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none', security: this.securitySummary() },
+      { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none', security: securitySummary(o) },
       'broker started',
     );
   }
@@ -360,17 +358,8 @@ export class Broker {
   }
 
   /** The threshold, margin, period and rules in force now. */
-  currentConfig(): Required<Omit<RuntimeConfig, 'sessions' | 'dedicated'>> & Pick<RuntimeConfig, 'sessions' | 'dedicated'> {
-    return {
-      threshold: this.policy.threshold,
-      margin: this.policy.margin,
-      periodMs: this.options.periodMs,
-      maxHops: this.policy.maxHops,
-      peerChoice: this.gate.choice.name,
-      forwardLegacy: this.policy.forwardLegacy === true,
-      sessions: this.runtime.sessions ?? this.options.sessions,
-      dedicated: this.runtime.dedicated ?? this.options.dedicated,
-    };
+  currentConfig(): CurrentConfig {
+    return this.settings.current();
   }
 
   /**
@@ -378,36 +367,12 @@ export class Broker {
    * node). Invalid values throw a ConfigError and change nothing.
    */
   configure(values: RuntimeConfig): void {
-    const v = parseRuntimeValues(values);
-    const rules = v.sessions || v.dedicated
-      ? new CompiledRules(
-          // A value left out keeps the one in force (set at run time earlier, else at start).
-          [...(v.sessions ?? this.runtime.sessions ?? this.options.sessions), ...this.protoSessionRules],
-          v.dedicated ?? this.runtime.dedicated ?? this.options.dedicated,
-        )
-      : undefined;
-    const choice = v.peerChoice ? peerChoiceByName(v.peerChoice) : undefined;
-    // Everything is checked above; from here nothing can fail half-way.
-    if (v.threshold !== undefined) this.policy.threshold = this.admission.threshold = v.threshold;
-    if (v.margin !== undefined) this.policy.margin = v.margin;
-    if (v.maxHops !== undefined) this.policy.maxHops = v.maxHops;
-    if (v.forwardLegacy !== undefined) this.policy.forwardLegacy = v.forwardLegacy;
-    if (rules) this.policy.rules = rules;
-    if (choice) this.gate.choice = choice;
-    if (v.periodMs !== undefined && v.periodMs !== this.options.periodMs) {
-      this.options.periodMs = v.periodMs;
-      if (this.state === 'started') this.control?.update(this.nodeInfo());
-    }
-    this.runtime = { ...this.runtime, ...v };
+    this.settings.apply(values);
   }
 
-  private applyConfigMessage(values: unknown, version: string): void {
-    try {
-      this.configure(values as RuntimeConfig);
-      this.log.info({ version, config: this.currentConfig() }, 'config applied');
-    } catch (err) {
-      this.log.warn({ version, reason: (err as Error).message }, 'config refused; keeping the last good one');
-    }
+  /** Config changes dropped, by reason (unsigned, bad-signature, replay, ...). */
+  get configDropped(): Partial<Record<ConfigDropReason, number>> {
+    return this.settings.dropped;
   }
 
   /** Every node this node knows, itself first. */
@@ -433,50 +398,6 @@ export class Broker {
     return statusMessage(this.selfMember(), this.gate.stats, this.peers.dropped, this.configDropped);
   }
 
-  // TLS from files, else the given credentials, else plaintext: fine on loopback, warned otherwise.
-  private serverCredentials(): grpc.ServerCredentials {
-    const o = this.options;
-    const creds = o.serverCredentials ?? (this.tlsFiles ? serverCredentials(this.tlsFiles) : grpc.ServerCredentials.createInsecure());
-    const warning = plaintextWarning(parseHostPort(o.listen).host, creds._isSecure());
-    if (warning) this.log.warn({ listen: o.listen }, warning);
-    return creds;
-  }
-
-  /** What protects this node, for the start log line: names and ids, never a secret. */
-  private securitySummary(): Record<string, string> {
-    const o = this.options;
-    const grpcTls = o.tls ? (o.tls.caFile ? 'tls, client certificates required' : 'tls') : o.serverCredentials?._isSecure() ? 'tls (credentials given)' : 'plaintext';
-    return {
-      grpc: grpcTls,
-      nats: describeNatsAuth(o.natsAuth),
-      reports: o.clusterKey ? `signed (key ${o.clusterKey.id})` : 'unsigned',
-    };
-  }
-
-  private onConfigError(reason: string, drop?: ConfigDropReason): void {
-    if (drop) this.configDropped[drop] = (this.configDropped[drop] ?? 0) + 1;
-    const subject = `peerbroker.${this.options.cluster}.config`;
-    this.dropLog.maybe(`config-${drop ?? 'store'}`, performance.now(), (suppressed) =>
-      this.log.warn({ subject, reason, drop, suppressed }, drop ? 'config change dropped' : 'config store unavailable'),
-    );
-  }
-
-  private makeControlPlane(): ControlPlane | undefined {
-    const o = this.options;
-    if (o.exchange) return new LocalControlPlane(o.exchange, this.counters, o.clusterKey);
-    if (o.nats.length === 0) return undefined;
-    if (!o.reporterThread) {
-      const exchange = new NatsExchange({
-        servers: o.nats,
-        cluster: o.cluster,
-        name: `peerbroker-${o.cluster}-${o.nodeId}`,
-        connection: { noEcho: true, ...o.natsOptions, ...natsConnectionOptions(o.natsAuth) },
-      });
-      return new LocalControlPlane(exchange, this.counters, o.clusterKey);
-    }
-    return new WorkerControlPlane(o.nats, this.counters, o.natsOptions, { natsAuth: o.natsAuth, clusterKey: o.clusterKey });
-  }
-
   /** What the reports say of this node that changes rarely. */
   private nodeInfo(): NodeInfo {
     return {
@@ -490,29 +411,6 @@ export class Broker {
       incarnation: this.incarnation,
       takeover: this.options.takeover,
     };
-  }
-
-  // With a cluster key, only reports whose signature verifies are decoded (openReport).
-  private onReport(nodeId: string, data: Uint8Array): void {
-    const r = openReport(data, this.options.clusterKey);
-    if (isRejected(r)) {
-      this.peers.drop(r.reason, nodeId);
-      this.dropLog.maybe(r.reason, performance.now(), (suppressed) =>
-        this.log.warn({ subject: this.reportSubject(nodeId), reason: r.reason, detail: r.message, suppressed }, 'load report dropped'),
-      );
-      return;
-    }
-    const reason = this.peers.apply(r, nodeId, performance.now(), Date.now());
-    if (reason) {
-      this.dropLog.maybe(reason, performance.now(), (suppressed) =>
-        this.log.warn({ subject: this.reportSubject(nodeId), reason, suppressed }, 'load report dropped'),
-      );
-    }
-  }
-
-  // The subject a report came on, for logs; a hostile token is cut short.
-  private reportSubject(token: string): string {
-    return loadSubject(this.options.cluster, token.length > 64 ? `${token.slice(0, 64)}...` : token);
   }
 
   private watchPeers(): void {

@@ -2,7 +2,11 @@ import * as fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { describeNatsAuth } from '../cluster/nats-auth';
 import { ConfigError } from '../errors';
+import type { Logger } from '../log';
+import { parseHostPort } from '../wire';
+import type { ResolvedBrokerOptions } from './options';
 
 /** gRPC TLS of a node, as PEM files. */
 export interface TlsFiles {
@@ -87,4 +91,25 @@ export function isLoopbackHost(host: string): boolean {
 export function plaintextWarning(listenHost: string, secure: boolean): string | undefined {
   if (secure || isLoopbackHost(listenHost)) return undefined;
   return `listening on '${listenHost}' without TLS: anyone who can reach it can call it and be redirected; set --tls-cert and --tls-key (and --tls-ca to require client certificates)`;
+}
+
+/** What a broker's server credentials, TLS and NATS security come from. */
+type SecurityOptions = Pick<ResolvedBrokerOptions, 'listen' | 'serverCredentials' | 'tls' | 'natsAuth' | 'clusterKey'>;
+
+/** The listen credentials: TLS from files, else the given credentials, else plaintext (warned off loopback). */
+export function listenCredentials(o: SecurityOptions, files: LoadedTls | undefined, log: Logger): grpc.ServerCredentials {
+  const creds = o.serverCredentials ?? (files ? serverCredentials(files) : grpc.ServerCredentials.createInsecure());
+  const warning = plaintextWarning(parseHostPort(o.listen).host, creds._isSecure());
+  if (warning) log.warn({ listen: o.listen }, warning);
+  return creds;
+}
+
+/** What protects a node, for its start log line: names and ids, never a secret. */
+export function securitySummary(o: SecurityOptions): Record<string, string> {
+  const grpcTls = o.tls ? (o.tls.caFile ? 'tls, client certificates required' : 'tls') : o.serverCredentials?._isSecure() ? 'tls (credentials given)' : 'plaintext';
+  return {
+    grpc: grpcTls,
+    nats: describeNatsAuth(o.natsAuth),
+    reports: o.clusterKey ? `signed (key ${o.clusterKey.id})` : 'unsigned',
+  };
 }

@@ -6,7 +6,8 @@ import { inspect } from 'node:util';
 import type { NatsConnection } from 'nats';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Broker } from '../../../src/broker/broker';
+import { peerMembers } from '../../../src/broker/broker-service';
+import { ReportIntake } from '../../../src/broker/report-intake';
 import { ClusterKey } from '../../../src/cluster/cluster-key';
 import { encodeReport, isRejected, MAX_REPORT_BYTES, type LoadReport, type Rejected } from '../../../src/cluster/report-codec';
 import { openReport, sealReport } from '../../../src/cluster/report-signing';
@@ -19,13 +20,21 @@ import {
   type ConfigMessage,
 } from '../../../src/cluster/runtime-config';
 import { ConfigError } from '../../../src/errors';
-import { createLogger } from '../../../src/log';
+import { PeerView } from '../../../src/cluster/peer-view';
+import { createLogger, RateLimitedLog, type Logger } from '../../../src/log';
 import { mutationsOf, varint } from '../../helpers/bytes';
 
 const SECRET = 'b1946ac92492d2347c6235b4d2611184-test-only';
 const OTHER = '6f5902ac237024bdd0c176cb93063dc4-test-only';
 const key = ClusterKey.fromSecrets([SECRET]);
 const otherKey = ClusterKey.fromSecrets([OTHER]);
+
+/** The broker's report path for node n1 of cluster 'sig' with the cluster key: intake → peer view. */
+function reportPath(logger: Logger = createLogger({ level: 'silent' })) {
+  const view = new PeerView({ cluster: 'sig', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const intake = new ReportIntake('sig', view, key, logger, new RateLimitedLog(10_000));
+  return { view, receive: (token: string, data: Uint8Array) => intake.receive(token, data) };
+}
 
 function report(over: Partial<LoadReport> = {}): LoadReport {
   return {
@@ -197,21 +206,20 @@ function sealReportWith(reportBytes: Uint8Array, signature: Uint8Array, keyId: s
 // ---------------------------------------------------------------------------
 // Hostile input: the broker's own report path (openReport → PeerView), 10 000 cases.
 
-describe('hostile messages on the load subjects (property, through a broker with a cluster key)', () => {
-  const broker = new Broker({ nodeId: 'n1', cluster: 'sig', clusterKey: SECRET, logger: createLogger({ level: 'silent' }) });
-  const onReport = (token: string, data: Uint8Array) => (broker as unknown as { onReport(t: string, d: Uint8Array): void }).onReport(token, data);
+describe('hostile messages on the load subjects (property, through the report path with a cluster key)', () => {
+  const { view, receive: onReport } = reportPath();
   // A legitimate peer first: what hostile input must not change.
   const legit = report();
   onReport('n2', sealReport(encodeReport(legit), key));
 
   const snapshot = () =>
     JSON.stringify({
-      peers: broker.peers.peers.map((p) => ({ ...p, services: [...p.services] })),
+      peers: view.peers.map((p) => ({ ...p, services: [...p.services] })),
       // What Members answers, less what only the clock changes (report age, UNKNOWN when stale).
-      members: broker.members().map((m) => ({ ...m, reportAgeMs: 0, status: '' })),
-      accepted: broker.peers.accepted,
+      members: peerMembers(view, performance.now()).map((m) => ({ ...m, reportAgeMs: 0, status: '' })),
+      accepted: view.accepted,
     });
-  const dropped = () => Object.values(broker.peers.dropped).reduce((a, b) => a + b, 0);
+  const dropped = () => Object.values(view.dropped).reduce((a, b) => a + b, 0);
 
   const sealed = sealReport(encodeReport(legit), key);
   const plainEvil = encodeReport(report({ nodeId: 'evil', endpoint: '127.0.0.66:6666', endpoints: ['127.0.0.66:6666'], load: 0, seq: 1_000 }));
@@ -249,9 +257,9 @@ describe('hostile messages on the load subjects (property, through a broker with
       { numRuns: 10_000 },
     );
     expect(dropped() - dropsBefore).toBe(sent);
-    expect(broker.members().map((m) => m.nodeId)).toEqual(['n1', 'n2']);
+    expect(peerMembers(view, performance.now()).map((m) => m.nodeId)).toEqual(['n2']);
     // Most of it never got past the signature check.
-    expect(broker.peers.dropped.unsigned + broker.peers.dropped['bad-signature']).toBeGreaterThan(sent * 0.8);
+    expect(view.dropped.unsigned + view.dropped['bad-signature']).toBeGreaterThan(sent * 0.8);
   });
 
   it('drops any config message that is not signed with the key (property)', () => {
@@ -309,13 +317,12 @@ describe('ConfigWatcher', () => {
   });
 });
 
-describe('a broker with a cluster key, fed signed reports that must still be dropped', () => {
+describe('the report path with a cluster key, fed signed reports that must still be dropped', () => {
   it('drops wrong-cluster, far-future, expired, old-incarnation and replayed reports, counts each, and logs each reason once per 10 s naming the subject', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(s) });
-    const b = new Broker({ nodeId: 'n1', cluster: 'sig', clusterKey: SECRET, logger });
-    const feed = (token: string, r: LoadReport) =>
-      (b as unknown as { onReport(t: string, d: Uint8Array): void }).onReport(token, sealReport(encodeReport(r), key));
+    const { view, receive } = reportPath(logger);
+    const feed = (token: string, r: LoadReport) => receive(token, sealReport(encodeReport(r), key));
     const now = Date.now();
     feed('n2', report({ incarnation: now - 5_000, seq: 10 }));
     feed('n2', report({ cluster: 'other' }));
@@ -324,9 +331,9 @@ describe('a broker with a cluster key, fed signed reports that must still be dro
     feed('n2', report({ incarnation: now - 60_000, seq: 99 }));
     feed('n2', report({ incarnation: now - 5_000, seq: 10 }));
     feed('n3', report({ incarnation: now - 5_000, seq: 13 }));
-    for (let i = 0; i < 50; i++) (b as unknown as { onReport(t: string, d: Uint8Array): void }).onReport('evil', encodeReport(report({ nodeId: 'evil' })));
-    expect(b.peers.accepted).toBe(1);
-    expect(b.peers.dropped).toMatchObject({ 'wrong-cluster': 1, future: 1, expired: 1, 'old-incarnation': 1, replay: 1, 'wrong-subject': 1, unsigned: 50 });
+    for (let i = 0; i < 50; i++) receive('evil', encodeReport(report({ nodeId: 'evil' })));
+    expect(view.accepted).toBe(1);
+    expect(view.dropped).toMatchObject({ 'wrong-cluster': 1, future: 1, expired: 1, 'old-incarnation': 1, replay: 1, 'wrong-subject': 1, unsigned: 50 });
     const logged = lines.map((l) => JSON.parse(l) as { msg: string; reason: string; subject: string });
     const unsigned = logged.filter((l) => l.reason === 'unsigned');
     expect(unsigned).toHaveLength(1);

@@ -1,0 +1,26 @@
+import { LocalControlPlane, type ControlPlane } from '../cluster/control-plane';
+import type { LoadCounters } from '../cluster/load-counters';
+import { natsConnectionOptions } from '../cluster/nats-auth';
+import { NatsExchange } from '../cluster/nats-exchange';
+import { WorkerControlPlane } from '../cluster/worker-control-plane';
+import type { ResolvedBrokerOptions } from './options';
+
+/**
+ * The control plane the options ask for: the given in-process exchange; NATS from a
+ * reporter thread (the default, so a busy main loop still reports); NATS on the main
+ * thread (`reporterThread: false`); or none when no NATS server is named.
+ */
+export function createControlPlane(o: ResolvedBrokerOptions, counters: LoadCounters): ControlPlane | undefined {
+  if (o.exchange) return new LocalControlPlane(o.exchange, counters, o.clusterKey);
+  if (o.nats.length === 0) return undefined;
+  if (!o.reporterThread) {
+    const exchange = new NatsExchange({
+      servers: o.nats,
+      cluster: o.cluster,
+      name: `peerbroker-${o.cluster}-${o.nodeId}`,
+      connection: { noEcho: true, ...o.natsOptions, ...natsConnectionOptions(o.natsAuth) },
+    });
+    return new LocalControlPlane(exchange, counters, o.clusterKey);
+  }
+  return new WorkerControlPlane(o.nats, counters, o.natsOptions, { natsAuth: o.natsAuth, clusterKey: o.clusterKey });
+}
