@@ -136,7 +136,7 @@ describe('the redirect-following stub', () => {
     });
   });
 
-  describe('deadlines', () => {
+  describe('deadlines and cancel', () => {
     const DEADLINE_MS = 400;
     const DELAY_MS = 200; // spent on the client before the first attempt goes out
     const PEER_WORK_MS = 300; // fits a fresh deadline, not the 200 ms that remain
@@ -180,20 +180,8 @@ describe('the redirect-following stub', () => {
       // A fresh deadline would have answered OK at about DELAY_MS + PEER_WORK_MS = 500 ms.
       expect(elapsed).toBeLessThan(DELAY_MS + PEER_WORK_MS);
     });
-  });
 
-  describe('deadline and cancel on the direct unary path (no interceptors)', () => {
-    const PEER_WORK_MS = 300;
-    let n1: Broker;
-    let n2: Broker;
-    let stop: (() => Promise<unknown>) | undefined;
-
-    beforeAll(async () => {
-      ({ n1, n2, stop } = await loadedPair(nats, 'stub-direct', { n2: { workMs: PEER_WORK_MS } }));
-    });
-
-    afterAll(() => stop?.());
-
+    // The same without interceptors: the stub's direct unary path.
     it('keeps the deadline on the redirected attempt: DEADLINE_EXCEEDED at the deadline, not an answer after the peer worked', async () => {
       const client = bankClient([n1.endpoint]);
       const startedAt = Date.now();
