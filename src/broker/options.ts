@@ -25,7 +25,7 @@ export const DEFAULT_MAX_HOPS = 2;
 /** Default missed periods before a silent peer is off-line. */
 export const DEFAULT_OFFLINE_AFTER_PERIODS = 3;
 /** Default peer-choice rule (chosen by the benchmark; see bench/README.md). */
-export const DEFAULT_PEER_CHOICE = 'two-choices';
+export const DEFAULT_PEER_CHOICE = 'least-loaded-accounted';
 /** Default cluster name. */
 export const DEFAULT_CLUSTER = 'default';
 
@@ -61,7 +61,7 @@ export interface BrokerOptions {
   offlineAfterPeriods?: number;
   /** A call that followed this many redirects runs where it lands. Default 2. */
   maxHops?: number;
-  /** Peer-choice rule by name. Default `two-choices` (chosen by the benchmark; bench/README.md). */
+  /** Peer-choice rule by name. Default `least-loaded-accounted` (chosen by the benchmark; bench/README.md). */
   peerChoice?: string;
   /** Extra load meters (names or objects), sampled every period; load is the highest. Default none. */
   meters?: Array<string | LoadMeter>;

@@ -33,7 +33,7 @@ program
   .option('--period-ms <ms>', 'load report period (default 500)', num('--period-ms'))
   .option('--offline-after <n>', 'missed periods before a peer is off-line (default 3)', num('--offline-after'))
   .option('--max-hops <n>', 'redirects after which a call runs where it lands (default 2)', num('--max-hops'))
-  .option('--peer-choice <name>', 'two-choices (default) | least-loaded-accounted | least-loaded')
+  .option('--peer-choice <name>', 'least-loaded-accounted (default) | two-choices | least-loaded')
   .option('--services <names>', 'services this node hosts, comma-separated (default: all of the module)')
   .option('--forward-legacy', 'forward calls of clients that do not follow redirects')
   .option('--no-takeover', "never adopt the endpoint of an off-line peer")

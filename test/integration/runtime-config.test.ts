@@ -61,7 +61,7 @@ describe('changing settings at run time (peerbroker config, JetStream on)', () =
         margin: 0.2,
         periodMs: PERIOD_MS,
         maxHops: 2,
-        peerChoice: 'two-choices',
+        peerChoice: 'least-loaded-accounted',
         forwardLegacy: false,
         sessions: [],
         dedicated: {},

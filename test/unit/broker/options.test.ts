@@ -28,7 +28,7 @@ describe('parseBrokerOptions', () => {
       cluster: 'default',
       listen: '127.0.0.1:0',
       offlineAfterPeriods: 3,
-      peerChoice: 'two-choices',
+      peerChoice: 'least-loaded-accounted',
       nats: [],
     });
     expect(o.advertise).toBeUndefined();
