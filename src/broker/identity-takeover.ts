@@ -20,6 +20,8 @@ export interface TakeoverOptions {
 
 /** How long an adopted endpoint's connections get to finish when it is released, ms. */
 const RELEASE_GRACE_MS = 1_000;
+/** How long an address still in use is tried again before adoption gives up, ms. */
+const ADOPT_RETRY_MS = 5_000;
 /** Longest a hook command may run, ms. */
 const HOOK_TIMEOUT_MS = 10_000;
 
@@ -60,9 +62,9 @@ export class IdentityTakeover {
     private readonly hooks: TakeoverHooks,
   ) {
     peers.on('offline', (p) => this.lost(p));
-    peers.on('left', (p) => {
-      if (this.opts.onLeave) this.lost(p);
-    });
+    // A node that leaves cleanly takes its own address with it (unless takeover-on-leave),
+    // but the addresses it had adopted would go unserved: those move on.
+    peers.on('left', (p) => this.lost(p, !this.opts.onLeave));
     peers.on('online', (p) => this.returned(p));
   }
 
@@ -71,12 +73,12 @@ export class IdentityTakeover {
     return [...this.adopted.keys()];
   }
 
-  private lost(p: PeerRecord): void {
+  private lost(p: PeerRecord, adoptedOnly = false): void {
     // Cut off from NATS, every peer looks silent: adopting then would steal live addresses.
     if (this.stopped || !this.opts.allow || !this.hooks.connected()) return;
     const candidates = [this.selfId];
     for (const q of this.peers.peers) if (q.status === 'ONLINE' && q.takeover && q.nodeId !== p.nodeId) candidates.push(q.nodeId);
-    const lostEndpoints = new Set([p.endpoint, ...p.endpoints]);
+    const lostEndpoints = new Set(adoptedOnly ? p.endpoints.filter((e) => e !== p.endpoint) : [p.endpoint, ...p.endpoints]);
     for (const endpoint of lostEndpoints) {
       if (this.adopted.has(endpoint)) continue;
       const rank = rendezvousRanking(endpoint, candidates).indexOf(this.selfId);
@@ -123,7 +125,7 @@ export class IdentityTakeover {
     this.adopted.set(endpoint, owner);
     try {
       if (this.opts.onAdopt) await runHook(this.opts.onAdopt, endpoint, owner, this.log);
-      await bindPort(this.server, endpoint, this.credentials);
+      await this.bindWhenFree(endpoint);
     } catch (err) {
       this.adopted.delete(endpoint);
       this.log.warn({ endpoint, owner, err: (err as Error).message }, 'could not adopt endpoint');
@@ -135,6 +137,22 @@ export class IdentityTakeover {
     }
     this.log.info({ endpoint, owner }, 'adopted endpoint of off-line peer');
     this.hooks.changed();
+  }
+
+  // A node that leaves cleanly says LEAVING before it lets its adopted addresses go, so
+  // such an address can still be taken for a moment: try again until it is free.
+  private async bindWhenFree(endpoint: string): Promise<void> {
+    const deadline = performance.now() + ADOPT_RETRY_MS;
+    for (;;) {
+      try {
+        await bindPort(this.server, endpoint, this.credentials);
+        return;
+      } catch (err) {
+        const retry = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && performance.now() < deadline;
+        if (!retry || this.stopped || !this.adopted.has(endpoint)) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   /** Looks again at peers that went off-line while this node could not tell (its NATS was down). */

@@ -4,6 +4,7 @@ import { bankProto } from '../../examples/bank';
 import {
   cleanupBrokers,
   members,
+  sleep,
   startBrokerProcess,
   startBrokerProcesses,
   waitFor,
@@ -109,6 +110,32 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
       'the adopter to stop advertising it',
     );
     console.log(`identity takeover: address served again ${detectionAndTakeoverMs} ms after kill -9 (period ${PERIOD_MS} ms)`);
+  });
+
+  it('moves an adopted address on to the last survivor when its adopter leaves cleanly', async () => {
+    const lost = `${hostOf('n1')}:${port}`;
+    expect(await servedBy(lost)).toBe('n1');
+    await nodes[0].kill9();
+    const adopter = await waitFor(() => servedBy(lost).catch(() => ''), 5_000, 25, `a survivor to serve ${lost}`);
+    const [leaving, last] = adopter === 'n2' ? [nodes[1], nodes[2]] : [nodes[2], nodes[1]];
+    expect(leaving.nodeId).toBe(adopter);
+    // The last survivor has seen n1 go off-line and the adopter take its address (so it does not adopt it itself).
+    await waitFor(
+      async () => {
+        const view = await members(last.endpoint);
+        return view.find((m) => m.nodeId === 'n1')?.status === 'OFFLINE' && view.find((m) => m.nodeId === adopter)?.endpoints.includes(lost);
+      },
+      3_000,
+      25,
+      `${last.nodeId} to see n1 off-line and ${adopter} serving its address`,
+    );
+    await sleep(3 * PERIOD_MS); // past the last survivor's own grace time for a fallback claim
+
+    // A clean stop (SIGTERM): the node leaves, its own address goes with it, the adopted one moves on.
+    const exit = await leaving.stop();
+    expect(exit.code).toBe(0);
+    await waitFor(async () => (await servedBy(lost).catch(() => '')) === last.nodeId, 5_000, 25, `${last.nodeId} to serve ${lost}`);
+    expect((await members(last.endpoint)).find((m) => m.nodeId === last.nodeId)?.endpoints).toContain(lost);
   });
 });
 

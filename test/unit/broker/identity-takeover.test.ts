@@ -120,21 +120,24 @@ describe('IdentityTakeover', () => {
     await waitFor(() => accepts(t.lostEndpoint), 1_000, 10, 'the endpoint to accept connections');
   });
 
-  it('leaves the endpoint alone when the survivor ranked above it advertises it within the grace time', async () => {
-    const t = await setup(true);
-    t.loseIt();
-    t.feed(t.other, t.otherEndpoint, { endpoints: [t.otherEndpoint, t.lostEndpoint] });
-    await sleep(3 * GRACE);
-    expect(t.takeover.endpoints()).toEqual([]);
-    expect(await accepts(t.lostEndpoint)).toBe(false);
-  });
-
   it('does not claim the endpoint of a node that came back within the grace time', async () => {
     const t = await setup(true);
     t.loseIt();
     t.feed('lost', t.lostEndpoint, { incarnation: 2 });
     await sleep(3 * GRACE);
     expect(t.takeover.endpoints()).toEqual([]);
+  });
+
+  it('leaves the endpoint to the survivor ranked above it that advertises it in time, and takes it (not that peer\'s own) when that peer leaves cleanly', async () => {
+    const t = await setup(true);
+    t.loseIt();
+    t.feed(t.other, t.otherEndpoint, { endpoints: [t.otherEndpoint, t.lostEndpoint] });
+    await sleep(3 * GRACE);
+    expect(t.takeover.endpoints()).toEqual([]);
+    expect(await accepts(t.lostEndpoint)).toBe(false);
+    t.feed(t.other, t.otherEndpoint, { status: 'LEAVING', endpoints: [t.otherEndpoint, t.lostEndpoint] });
+    await waitFor(() => accepts(t.lostEndpoint), 2_000, 10, 'the adopted endpoint to move here');
+    expect(t.takeover.endpoints()).toEqual([t.lostEndpoint]);
   });
 
   it('lets go of an adopted endpoint when a peer ranked above it serves it too, and keeps it against one ranked below', async () => {
