@@ -10,7 +10,7 @@ import { parseHostPort } from '../wire';
 export interface TakeoverOptions {
   /** This node may adopt the endpoints of peers that go off-line. */
   allow: boolean;
-  /** Also adopt the endpoints of peers that leave cleanly. */
+  /** Also adopt the own endpoint of peers that leave cleanly (the ones they had adopted always move on). */
   onLeave: boolean;
   /** Shell command run before binding an adopted endpoint (e.g. to move a floating address). */
   onAdopt?: string;

@@ -75,7 +75,7 @@ export interface BrokerOptions {
   dedicated?: DedicatedRules;
   /** May adopt the endpoints of peers that go off-line (identity takeover). Default true. */
   takeover?: boolean;
-  /** Also adopt the endpoints of peers that leave cleanly. Default false. */
+  /** Also adopt the own endpoint of peers that leave cleanly (the ones they had adopted always move on). Default false. */
   takeoverOnLeave?: boolean;
   /** Shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE). Default none. */
   onAdopt?: string;

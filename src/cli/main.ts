@@ -37,7 +37,7 @@ program
   .option('--services <names>', 'services this node hosts, comma-separated (default: all of the module)')
   .option('--forward-legacy', 'forward calls of clients that do not follow redirects')
   .option('--no-takeover', "never adopt the endpoint of an off-line peer")
-  .option('--takeover-on-leave', 'also adopt the endpoints of peers that leave cleanly')
+  .option('--takeover-on-leave', 'also adopt the own endpoint of peers that leave cleanly (adopted ones always move on)')
   .option('--on-adopt <command>', 'shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE)')
   .option('--on-release <command>', 'shell command run after releasing an adopted endpoint')
   .option('--drain-grace-ms <ms>', 'on SIGTERM, how long in-flight calls may take (default 15000)', num('--drain-grace-ms'))
