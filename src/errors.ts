@@ -15,11 +15,16 @@ export class PeerbrokerError extends Error {
 export class ConfigError extends PeerbrokerError {
   /** The option's name, e.g. `threshold` or `nats[1]`. */
   readonly field: string;
-  constructor(field: string, message: string) {
-    super(`invalid config: '${field}': ${message}`, status.INVALID_ARGUMENT);
+  /** What is wrong with it, without the field's name. */
+  readonly reason: string;
+  constructor(field: string, reason: string) {
+    super(`invalid config: '${field}': ${reason}`, status.INVALID_ARGUMENT);
     this.field = field;
+    this.reason = reason;
+  }
+
+  /** The same error under another name for the field (a flag instead of an option). */
+  renamed(field: string): ConfigError {
+    return new ConfigError(field, this.reason);
   }
 }
-
-/** A redirect the stub cannot or will not follow. */
-export class RedirectError extends PeerbrokerError {}

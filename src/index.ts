@@ -15,6 +15,6 @@ export {
 } from './cluster';
 export type { TlsFiles } from './broker/tls';
 export { registerPeerChoice, peerChoiceNames, type PeerChoice, type Decision } from './policy';
-export { PeerbrokerError, ConfigError, RedirectError } from './errors';
+export { PeerbrokerError, ConfigError } from './errors';
 export * from './wire';
 export { PROTO_DIR } from './proto-path';

@@ -21,9 +21,6 @@ export const MD_REASON = 'peerbroker-reason';
 /** Why a node sent a call elsewhere. */
 export type RedirectReason = 'load' | 'service' | 'session' | 'draining' | 'unhealthy';
 
-/** Fully-qualified name of the broker's own service. */
-export const BROKER_SERVICE = 'peerbroker.v1.Broker';
-
 /** Splits `/pkg.Service/Method` into service and method; null when malformed. */
 export function splitMethodPath(path: string): { service: string; method: string } | null {
   const slash = path.indexOf('/', 1);

@@ -5,8 +5,7 @@
  *
  *   node dist/bench/servers/broker-host.js '{"broker":{...BrokerOptions},"fixedLoad":1,"work":0}'
  */
-import type * as grpc from '@grpc/grpc-js';
-import { bankImplementations, bankProto } from '../../examples/bank';
+import { addBank } from '../../examples/bank';
 import { Broker, type BrokerOptions } from '../../src/broker';
 import { createLogger } from '../../src/log';
 
@@ -22,10 +21,7 @@ async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as HostConfig;
   const meters = cfg.fixedLoad === undefined ? [] : [{ name: 'fixed', sample: () => cfg.fixedLoad! }];
   const broker = new Broker({ ...cfg.broker, meters, logger: createLogger({ level: 'warn' }) });
-  const proto = bankProto();
-  const impl = bankImplementations(broker.nodeId, cfg.work);
-  broker.addService(proto.bank.Banking.service, impl.banking as unknown as grpc.UntypedServiceImplementation);
-  broker.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
+  addBank(broker, broker.nodeId, cfg.work);
   await broker.start();
   process.stdout.write(`peerbroker: node ${broker.nodeId} listening on ${broker.endpoint}\n`);
   const stop = () => void broker.stop().then(() => process.exit(0));

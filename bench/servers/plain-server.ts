@@ -5,7 +5,7 @@
  *   node dist/bench/servers/plain-server.js '{"nodeId":"p1","listen":"127.0.0.1:0","work":0,"service":"bank"}'
  */
 import * as grpc from '@grpc/grpc-js';
-import { bankImplementations, bankProto } from '../../examples/bank';
+import { addBank } from '../../examples/bank';
 import { echoImplementation, echoService } from './echo-module';
 
 interface PlainConfig {
@@ -21,10 +21,7 @@ const server = new grpc.Server();
 if (cfg.service === 'echo') {
   server.addService(echoService, echoImplementation);
 } else {
-  const proto = bankProto();
-  const impl = bankImplementations(cfg.nodeId, cfg.work);
-  server.addService(proto.bank.Banking.service, impl.banking as unknown as grpc.UntypedServiceImplementation);
-  server.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
+  addBank(server, cfg.nodeId, cfg.work);
 }
 server.bindAsync(cfg.listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) {

@@ -160,10 +160,22 @@ export function bankImplementations(nodeId: string, work = workMs()) {
   return { banking, securities };
 }
 
+/**
+ * Adds bank.Banking and bank.Securities, answering as node `nodeId`, to `target`: a Broker
+ * or a plain grpc.Server. Each call spends `work` ms (default: $BANK_WORK_MS, else 1).
+ */
+export function addBank(
+  target: { addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void },
+  nodeId: string,
+  work?: number,
+): void {
+  const proto = bankProto();
+  const impl = bankImplementations(nodeId, work);
+  target.addService(proto.bank.Banking.service, impl.banking as unknown as grpc.UntypedServiceImplementation);
+  target.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
+}
+
 /** Registers bank.Banking and bank.Securities on `broker` (the `--module` entry point). */
 export function register(broker: Broker): void {
-  const proto = bankProto();
-  const impl = bankImplementations(broker.nodeId);
-  broker.addService(proto.bank.Banking.service, impl.banking as unknown as grpc.UntypedServiceImplementation);
-  broker.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
+  addBank(broker, broker.nodeId);
 }

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Broker, brokerProto, inProcessBus } from '../../src';
 import { createLogger } from '../../src/log';
 import { register } from '../bank';
-import { startChild, stopChild, type DemoChild } from './processes';
+import { startChild, stopAll, type DemoChild } from './processes';
 
 /** Settings every demo broker runs with. */
 export interface DemoBrokerSettings {
@@ -52,22 +52,19 @@ const BANK_MODULE = path.resolve(__dirname, '..', 'bank', 'index.js');
  * back from their ready lines, so no other process can take them in between.
  */
 export async function startProcessCluster(natsBinary: string, s: DemoBrokerSettings): Promise<DemoCluster> {
-  const children: DemoChild[] = [];
   let stopping = false;
   let died: string | undefined;
   const watch = (c: DemoChild) => {
-    children.push(c);
     void c.exited.then(() => {
       if (stopping || died) return;
       const how = c.process.signalCode ? `killed by ${c.process.signalCode}` : `exit code ${c.process.exitCode}`;
       died = `${c.name} (pid ${c.pid}) exited unexpectedly (${how}); its last output:\n${indent(c.output() || '(no output)')}`;
     });
   };
+  // Brokers first, so they leave cleanly while NATS is still up.
   const stop = async () => {
     stopping = true;
-    const brokers = children.filter((c) => c.name.startsWith('broker'));
-    await Promise.all(brokers.map((c) => stopChild(c)));
-    await Promise.all(children.filter((c) => !brokers.includes(c)).map((c) => stopChild(c)));
+    await stopAll((c) => c.name.startsWith('broker'));
   };
   try {
     const nats = await startChild('nats-server', natsBinary, ['-a', '127.0.0.1', '-p', '-1', '--server_name', `peerbroker-demo-${process.pid}`]);
@@ -102,7 +99,7 @@ export async function startProcessCluster(natsBinary: string, s: DemoBrokerSetti
     await waitForMembers(nodes, DEFAULT_MEMBERS_TIMEOUT_MS);
     return {
       mode: 'nats',
-      description: `3 broker processes, load reports over NATS (nats-server ${natsUrl}, pid ${nats.pid})`,
+      description: `${s.nodeIds.length} broker processes, load reports over NATS (nats-server ${natsUrl}, pid ${nats.pid})`,
       nodes,
       failure: () => died,
       stop,
@@ -142,7 +139,7 @@ export async function startInProcessCluster(s: DemoBrokerSettings): Promise<Demo
     await waitForMembers(nodes, DEFAULT_MEMBERS_TIMEOUT_MS);
     return {
       mode: 'in-process',
-      description: '3 brokers in this one process, load reports over an in-process exchange, not NATS',
+      description: `${s.nodeIds.length} brokers in this one process, load reports over an in-process exchange, not NATS`,
       nodes,
       failure: () => undefined,
       stop,

@@ -110,7 +110,10 @@ export class Broker {
       sessions: this.sessions,
       forwarder: this.forwarder,
       periodMs: () => this.options.periodMs,
-      onRedirect: (d) => this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect'),
+      // Under overload nearly every call is a redirect: build the log line only when it is written.
+      onRedirect: (d) => {
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect');
+      },
     });
     this.settings = new RuntimeSettings(o, this.policy, this.admission, this.gate, this.log, this.dropLog, () => {
       if (this.state === 'started') this.control?.update(this.nodeInfo());
@@ -298,6 +301,11 @@ export class Broker {
     return this.counters.status;
   }
 
+  // Its own endpoint first, then those it adopted.
+  private servedEndpoints(): string[] {
+    return this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()] : [];
+  }
+
   /** Endpoints this node serves for peers that went off-line. */
   adoptedEndpoints(): string[] {
     return this.takeover?.endpoints() ?? [];
@@ -387,7 +395,7 @@ export class Broker {
       status: this.counters.status,
       load: this.admission.load(),
       services: [...this.services],
-      endpoints: this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()] : [],
+      endpoints: this.servedEndpoints(),
       inFlight: this.admission.running + this.admission.queued,
       capacity: this.options.capacity,
       reportAgeMs: 0,
@@ -404,7 +412,7 @@ export class Broker {
       cluster: this.options.cluster,
       nodeId: this.nodeId,
       endpoint: this.boundEndpoint ?? '',
-      endpoints: this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()] : [],
+      endpoints: this.servedEndpoints(),
       services: [...this.services],
       capacity: this.options.capacity,
       periodMs: this.options.periodMs,

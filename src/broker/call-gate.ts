@@ -11,7 +11,7 @@ import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type Poli
 import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
 import type { Admission } from './admission';
 import type { Forwarder } from './forwarder';
-import { tokenOwner, type SessionTable } from './session-table';
+import { MAX_TOKEN_LENGTH, tokenOwner, type SessionTable } from './session-table';
 
 /** Counters of what the gate did, since start. */
 export interface GateStats {
@@ -39,11 +39,11 @@ export interface GateDeps {
 type Call = NodeJS.EventEmitter & { metadata: Metadata; sendMetadata(md: Metadata): void };
 type Redirect = Extract<Decision, { kind: 'redirect' }>;
 
-/** The gRPC session token of a call, or '' (a malformed one is reported by `decideFor`). */
+/** The answer to a call whose session token is malformed. */
 const MALFORMED_TOKEN: Decision = Object.freeze({
   kind: 'reject',
   code: status.INVALID_ARGUMENT,
-  message: `peerbroker: malformed '${MD_SESSION}' token (expected <nodeId>.<random>, at most 129 characters)`,
+  message: `peerbroker: malformed '${MD_SESSION}' token (expected <nodeId>.<random>, at most ${MAX_TOKEN_LENGTH} characters)`,
 });
 
 /**
@@ -111,10 +111,7 @@ export class CallGate {
     self.running = a.running;
     self.queued = a.queued;
     const now = performance.now();
-    // Accounting matters only when a peer may be chosen; a call that stays here skips it.
-    if (self.load >= this.d.config.threshold || (self.status !== undefined && self.status !== 'ONLINE') || !self.hosts(service)) {
-      this.d.peers.fadeExtras(now, this.tauMs());
-    }
+    this.d.peers.fadeExtras(now, this.tauMs());
     return decide(call, self, this.d.peers.peers, this.d.config, this.choice, now);
   }
 

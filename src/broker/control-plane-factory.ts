@@ -1,6 +1,5 @@
 import { LocalControlPlane, type ControlPlane } from '../cluster/control-plane';
 import type { LoadCounters } from '../cluster/load-counters';
-import { natsConnectionOptions } from '../cluster/nats-auth';
 import { NatsExchange } from '../cluster/nats-exchange';
 import { WorkerControlPlane } from '../cluster/worker-control-plane';
 import type { ResolvedBrokerOptions } from './options';
@@ -14,11 +13,12 @@ export function createControlPlane(o: ResolvedBrokerOptions, counters: LoadCount
   if (o.exchange) return new LocalControlPlane(o.exchange, counters, o.clusterKey);
   if (o.nats.length === 0) return undefined;
   if (!o.reporterThread) {
-    const exchange = new NatsExchange({
+    const exchange = NatsExchange.forNode({
       servers: o.nats,
       cluster: o.cluster,
-      name: `peerbroker-${o.cluster}-${o.nodeId}`,
-      connection: { noEcho: true, ...o.natsOptions, ...natsConnectionOptions(o.natsAuth) },
+      nodeId: o.nodeId,
+      connection: o.natsOptions,
+      natsAuth: o.natsAuth,
     });
     return new LocalControlPlane(exchange, counters, o.clusterKey);
   }

@@ -87,10 +87,9 @@ export class Forwarder {
   }
 
   private outgoing(incoming: Metadata): Metadata {
-    const md = new Metadata();
-    for (const [k, v] of Object.entries(incoming.getMap())) {
-      if (!HOP_BY_HOP.has(k) && !k.startsWith(':')) md.set(k, v);
-    }
+    // A clone keeps every value of a repeated key (getMap() would keep only the first).
+    const md = incoming.clone();
+    for (const k of Object.keys(md.getMap())) if (HOP_BY_HOP.has(k) || k.startsWith(':')) md.remove(k);
     md.set(MD_FOLLOW, '1');
     md.set(MD_HOPS, String(this.maxHops));
     return md;

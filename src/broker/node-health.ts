@@ -19,10 +19,6 @@ export class NodeHealth {
   private readonly impl = new HealthImplementation({ '': 'SERVING' });
   private services: string[] = [];
   private probing = false;
-  /** True when the last check passed. */
-  healthy = true;
-  /** Why the last check failed, for logs. */
-  reason = '';
 
   constructor(
     private readonly maxLoopDelayMs: number,
@@ -53,9 +49,9 @@ export class NodeHealth {
   /** Runs the checks; `onVerdict` is called with the result (the probe may answer later). */
   check(loopDelayMs: number, onVerdict: (healthy: boolean, reason: string) => void): void {
     if (loopDelayMs > this.maxLoopDelayMs) {
-      return this.verdict(false, `main loop delay ${Math.round(loopDelayMs)} ms > ${this.maxLoopDelayMs} ms`, onVerdict);
+      return onVerdict(false, `main loop delay ${Math.round(loopDelayMs)} ms > ${this.maxLoopDelayMs} ms`);
     }
-    if (!this.probe) return this.verdict(true, '', onVerdict);
+    if (!this.probe) return onVerdict(true, '');
     if (this.probing) return; // the previous probe is still out: wait for it
     this.probing = true;
     let timer: NodeJS.Timeout | undefined;
@@ -65,18 +61,12 @@ export class NodeHealth {
     });
     Promise.race([Promise.resolve().then(this.probe), timeout])
       .then(
-        (ok) => this.verdict(ok === true, ok === true ? '' : 'probe said unhealthy', onVerdict),
-        (err: Error) => this.verdict(false, `probe failed: ${err.message}`, onVerdict),
+        (ok) => onVerdict(ok === true, ok === true ? '' : 'probe said unhealthy'),
+        (err: Error) => onVerdict(false, `probe failed: ${err.message}`),
       )
       .finally(() => {
         clearTimeout(timer);
         this.probing = false;
       });
-  }
-
-  private verdict(healthy: boolean, reason: string, onVerdict: (healthy: boolean, reason: string) => void): void {
-    this.healthy = healthy;
-    this.reason = reason;
-    onVerdict(healthy, reason);
   }
 }

@@ -10,6 +10,7 @@ import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';
 import { parseHostPort } from '../wire';
+import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
 import { loadTls, type TlsFiles } from './tls';
 
 /** Default reporting period (DESIGN.md). */
@@ -28,6 +29,10 @@ export const DEFAULT_OFFLINE_AFTER_PERIODS = 3;
 export const DEFAULT_PEER_CHOICE = 'least-loaded-accounted';
 /** Default cluster name. */
 export const DEFAULT_CLUSTER = 'default';
+/** Default time a restarted node keeps trying to bind its address while an adopter lets it go, ms. */
+export const DEFAULT_RECLAIM_TIMEOUT_MS = 30_000;
+/** Default time in-flight calls get to finish on drain, ms. */
+export const DEFAULT_DRAIN_GRACE_MS = 15_000;
 
 /** Options of a Broker. */
 export interface BrokerOptions {
@@ -172,6 +177,7 @@ export const tunables = {
   periodMs: z.number().int().min(10).max(600_000),
   offlineAfterPeriods: z.number().int().min(2).max(1000),
   maxHops: z.number().int().min(0).max(16),
+  peerChoice: z.string().refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }),
 };
 
 const schema = z
@@ -195,10 +201,7 @@ const schema = z
     periodMs: tunables.periodMs.default(DEFAULT_PERIOD_MS),
     offlineAfterPeriods: tunables.offlineAfterPeriods.default(DEFAULT_OFFLINE_AFTER_PERIODS),
     maxHops: tunables.maxHops.default(DEFAULT_MAX_HOPS),
-    peerChoice: z
-      .string()
-      .refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` })
-      .default(DEFAULT_PEER_CHOICE),
+    peerChoice: tunables.peerChoice.default(DEFAULT_PEER_CHOICE),
     meters: z.array(z.any()).optional(),
     services: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(),
     forwardLegacy: z.boolean().default(false),
@@ -207,10 +210,10 @@ const schema = z
     takeoverOnLeave: z.boolean().default(false),
     onAdopt: z.string().min(1).optional(),
     onRelease: z.string().min(1).optional(),
-    reclaimTimeoutMs: z.number().int().min(0).max(3_600_000).default(30_000),
+    reclaimTimeoutMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_RECLAIM_TIMEOUT_MS),
     healthProbe: z.function().optional(),
-    maxLoopDelayMs: z.number().int().min(10).max(600_000).default(1_000),
-    drainGraceMs: z.number().int().min(0).max(3_600_000).default(15_000),
+    maxLoopDelayMs: z.number().int().min(10).max(600_000).default(DEFAULT_MAX_LOOP_DELAY_MS),
+    drainGraceMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_DRAIN_GRACE_MS),
     sessions: z.array(sessionRuleSchema).default([]),
     dedicated: dedicatedSchema.default({}),
     exchange: z.any().optional(),
@@ -262,9 +265,7 @@ export const runtimeSchema = z
     margin: tunables.margin,
     periodMs: tunables.periodMs,
     maxHops: tunables.maxHops,
-    peerChoice: z
-      .string()
-      .refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }),
+    peerChoice: tunables.peerChoice,
     forwardLegacy: z.boolean(),
     sessions: z.array(sessionRuleSchema),
     dedicated: dedicatedSchema,

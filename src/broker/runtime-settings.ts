@@ -1,6 +1,6 @@
-import type { ConfigDropReason } from '../cluster/runtime-config';
+import { configSubject, type ConfigDropReason } from '../cluster/runtime-config';
 import type { Logger, RateLimitedLog } from '../log';
-import { CompiledRules, peerChoiceByName, type PolicyConfig, type SessionRule } from '../policy';
+import { CompiledRules, peerChoiceByName, type DedicatedRules, type PolicyConfig, type SessionRule } from '../policy';
 import type { Admission } from './admission';
 import type { CallGate } from './call-gate';
 import { parseRuntimeValues, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
@@ -35,8 +35,12 @@ export class RuntimeSettings {
 
   /** The rules of the options plus those of the .proto files (at start). */
   startRules(): void {
-    const o = this.options;
-    if (this.protoSessionRules.length > 0) this.policy.rules = new CompiledRules([...o.sessions, ...this.protoSessionRules], o.dedicated);
+    if (this.protoSessionRules.length > 0) this.policy.rules = this.compile(this.options.sessions, this.options.dedicated);
+  }
+
+  // The given session rules plus those of the .proto files, and the dedicated homes.
+  private compile(sessions: SessionRule[], dedicated: DedicatedRules): CompiledRules {
+    return new CompiledRules([...sessions, ...this.protoSessionRules], dedicated);
   }
 
   /** The values in force now. */
@@ -56,13 +60,10 @@ export class RuntimeSettings {
   /** Applies `values`; invalid ones throw a ConfigError and change nothing. */
   apply(values: RuntimeConfig): void {
     const v = parseRuntimeValues(values);
+    // A value left out keeps the one in force (set at run time earlier, else at start).
     const rules =
       v.sessions || v.dedicated
-        ? new CompiledRules(
-            // A value left out keeps the one in force (set at run time earlier, else at start).
-            [...(v.sessions ?? this.runtime.sessions ?? this.options.sessions), ...this.protoSessionRules],
-            v.dedicated ?? this.runtime.dedicated ?? this.options.dedicated,
-          )
+        ? this.compile(v.sessions ?? this.runtime.sessions ?? this.options.sessions, v.dedicated ?? this.runtime.dedicated ?? this.options.dedicated)
         : undefined;
     const choice = v.peerChoice ? peerChoiceByName(v.peerChoice) : undefined;
     // Everything is checked above; from here nothing can fail half-way.
@@ -92,7 +93,7 @@ export class RuntimeSettings {
   /** A config message dropped (counted by reason), or the store unavailable; logged rate-limited. */
   onError(reason: string, drop?: ConfigDropReason): void {
     if (drop) this.dropped[drop] = (this.dropped[drop] ?? 0) + 1;
-    const subject = `peerbroker.${this.options.cluster}.config`;
+    const subject = configSubject(this.options.cluster);
     this.dropLog.maybe(`config-${drop ?? 'store'}`, performance.now(), (suppressed) =>
       this.log.warn({ subject, reason, drop, suppressed }, drop ? 'config change dropped' : 'config store unavailable'),
     );

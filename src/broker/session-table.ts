@@ -47,9 +47,4 @@ export class SessionTable {
   sweep(now: number): void {
     for (const [t, s] of this.sessions) if (now - s.lastUsed > s.idleMs) this.sessions.delete(t);
   }
-
-  /** Live sessions. */
-  get size(): number {
-    return this.sessions.size;
-  }
 }

@@ -1,7 +1,7 @@
 import { parseRuntimeValues, type RuntimeConfig } from '../broker/options';
 import type { ClusterKey } from '../cluster/cluster-key';
 import { permissionViolation, type NatsAuthOptions } from '../cluster/nats-auth';
-import { ConfigRejectedError, newConfigMessage, publishConfig, readCurrentConfig, type ConfigMessage } from '../cluster/runtime-config';
+import { ConfigRejectedError, configSubject, newConfigMessage, publishConfig, readCurrentConfig, type ConfigMessage } from '../cluster/runtime-config';
 import { ConfigError } from '../errors';
 import { connectCli } from './security-flags';
 
@@ -88,7 +88,7 @@ export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise
     if (current && message.setAt <= current.setAt) message.setAt = current.setAt + 1;
     const { durable } = await publishConfig(nc, flags.cluster, message, flags.clusterKey);
     await new Promise((r) => setImmediate(r));
-    const denied = refused.find((r) => r.includes(`'peerbroker.${flags.cluster}.config'`));
+    const denied = refused.find((r) => r.includes(`'${configSubject(flags.cluster)}'`));
     if (denied) throw new Error(`the NATS server refused the change (permissions violation: ${denied}); nothing was published`);
     process.stdout.write(
       `config ${message.version} published to cluster '${flags.cluster}'` +

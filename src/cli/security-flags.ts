@@ -115,7 +115,7 @@ export function clusterKeyFrom(c: SecurityConfig): ClusterKey | undefined {
 /** A ConfigError naming an option path (`natsAuth.passFile`) renamed to its flag (`nats-pass-file`). */
 export function withFlagName(err: unknown): unknown {
   if (err instanceof ConfigError && SECURITY_FLAG_OF[err.field]) {
-    return new ConfigError(SECURITY_FLAG_OF[err.field], err.message.replace(/^invalid config: '[^']*': /, ''));
+    return err.renamed(SECURITY_FLAG_OF[err.field]);
   }
   return err;
 }

@@ -141,7 +141,7 @@ export function toBrokerOptions(config: Partial<StartConfig>): BrokerOptions & {
   try {
     parseBrokerOptions(options);
   } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(FLAG_OF[err.field] ?? err.field, err.message.replace(/^invalid config: '[^']*': /, ''));
+    if (err instanceof ConfigError) throw err.renamed(FLAG_OF[err.field] ?? err.field);
     throw err;
   }
   return { ...options, module: config.module, logLevel: config['log-level'] };

@@ -118,16 +118,22 @@ function build<C extends grpc.Client>(
       method = (...args: unknown[]) => {
         const { metadata, options: callOptions, callback } = callArgs(args);
         const onAnswer = def.responseStream ? undefined : (callback ?? (() => {}));
-        return new FollowingStream(ctx, def, metadata ?? new Metadata(), callOptions, first, onAnswer);
+        return new FollowingStream(ctx, def, metadata ?? new Metadata(), callOptions, onAnswer);
+      };
+    } else if (def.responseStream) {
+      // Server-streaming methods go through the interceptor chain.
+      const viaInterceptors = methods[name].bind(client);
+      method = (request: unknown, ...rest: unknown[]) => {
+        const { metadata, options: callOptions } = callArgs(rest);
+        return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions));
       };
     } else {
-      // Unary methods are made on the channel directly, unless interceptors must see them;
-      // those and server-streaming ones go through the interceptor chain.
+      // Unary methods are made on the channel directly, unless interceptors must see them
+      // (then through the interceptor chain). The method kind is fixed: chosen here, not per call.
       const viaInterceptors = methods[name].bind(client);
       method = (request: unknown, ...rest: unknown[]) => {
         const { metadata, options: callOptions, callback } = callArgs(rest);
         const perCall = Boolean(callOptions.interceptors?.length || callOptions.interceptor_providers?.length);
-        if (def.responseStream) return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions));
         if (!callback) throw new Error('Incorrect arguments passed');
         if (direct && !perCall) return new FollowingUnaryCall(ctx, def, request, metadata ? metadata.clone() : new Metadata(), callOptions, callback);
         return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions), callback);

@@ -73,8 +73,7 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
       followRedirect(ctx, st, from, hops, () => finished, deliver, (location) => (attempt = send(location, hops)));
 
     const send = (endpoint: string, hops: number): Attempt => {
-      const md = metadata.clone();
-      md.set(MD_HOPS, String(hops));
+      const md = withHops(metadata, hops);
       const client = ctx.pool.client(endpoint);
       const callOptions: grpc.CallOptions = { deadline: options.deadline, credentials: options.credentials };
       const onStatus = (st: StatusObject) => {
@@ -119,8 +118,7 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
     return new InterceptingCall(nextCall(options), {
       start(md, listener, next) {
         upper = listener;
-        md.set(MD_FOLLOW, '1');
-        if (ctx.session.token) md.set(MD_SESSION, ctx.session.token);
+        markFollowing(ctx, md);
         metadata = md;
         next(md, {
           onReceiveMetadata(m, nextListener) {
@@ -153,7 +151,7 @@ export function redirectInterceptor(ctx: StubContext): Interceptor {
         next();
         // Between a redirect and the next attempt no call is live to report CANCELLED; without
         // this the next attempt would still be sent and run after the application cancelled.
-        process.nextTick(() => deliver({ code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() }));
+        process.nextTick(() => deliver(cancelledStatus()));
       },
     });
   };
@@ -249,9 +247,27 @@ export function followRedirect(
 }
 
 /** A session header starts (token) or ends (empty value) this client's session. */
-function takeSession(ctx: StubContext, m: Metadata): void {
+export function takeSession(ctx: StubContext, m: Metadata): void {
   const v = m.get(MD_SESSION);
   if (v.length > 0) ctx.session.token = String(v[0]);
+}
+
+/** Marks outgoing metadata so the node redirects rather than proxies, and sends the session token while in one. */
+export function markFollowing(ctx: StubContext, md: Metadata): void {
+  md.set(MD_FOLLOW, '1');
+  if (ctx.session.token) md.set(MD_SESSION, ctx.session.token);
+}
+
+/** A copy of `md` with the redirect count set: each attempt sends its own, the call's metadata stays as it was. */
+export function withHops(md: Metadata, hops: number): Metadata {
+  const copy = md.clone();
+  copy.set(MD_HOPS, String(hops));
+  return copy;
+}
+
+/** The status of a call the application cancelled, as grpc-js words it; new each time, as listeners may change its metadata. */
+export function cancelledStatus(): StatusObject {
+  return { code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() };
 }
 
 /** True when `endpoint` is a member, refreshing the member list once if it is not. */

@@ -1,8 +1,19 @@
 import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_SESSION } from '../wire';
-import { failoverTarget, followRedirect, isRedirect, neverSent, serviceError, type StubContext } from './redirect-interceptor';
+import { MD_LOCATION } from '../wire';
+import {
+  cancelledStatus,
+  failoverTarget,
+  followRedirect,
+  isRedirect,
+  markFollowing,
+  neverSent,
+  serviceError,
+  takeSession,
+  withHops,
+  type StubContext,
+} from './redirect-interceptor';
 
 /** Default number of messages held (for replay) before the node accepts; more wait for the writer. */
 export const DEFAULT_MAX_HELD_MESSAGES = 64;
@@ -30,19 +41,18 @@ export class FollowingStream extends Duplex {
     private readonly def: MethodDef,
     private readonly metadata: Metadata,
     private readonly options: grpc.CallOptions,
-    firstEndpoint: string,
     private readonly onAnswer?: (err: grpc.ServiceError | null, value?: unknown) => void,
   ) {
     super({ objectMode: true });
-    this.endpoint = firstEndpoint;
-    this.start(firstEndpoint, 0);
+    this.endpoint = ctx.origin;
+    this.start(ctx.origin, 0);
   }
 
   /** Cancels the call on whichever node has it. */
   cancel(): void {
     this.attempt?.cancel();
     // Also while a redirect is being followed (no attempt live): the next one must not start.
-    process.nextTick(() => this.finish({ code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() }));
+    process.nextTick(() => this.finish(cancelledStatus()));
   }
 
   /** The node serving the call now. */
@@ -73,18 +83,15 @@ export class FollowingStream extends Duplex {
 
   private start(endpoint: string, hops: number): void {
     this.endpoint = endpoint;
-    const md = this.metadata.clone();
-    md.set(MD_FOLLOW, '1');
-    md.set(MD_HOPS, String(hops));
-    if (this.ctx.session.token) md.set(MD_SESSION, this.ctx.session.token);
+    const md = withHops(this.metadata, hops);
+    markFollowing(this.ctx, md);
     const { path, requestSerialize, responseDeserialize } = this.def;
     const call = this.ctx.pool.client(endpoint).makeBidiStreamRequest(path, requestSerialize, responseDeserialize, md, this.options);
     this.attempt = call;
     call.on('metadata', (m: Metadata) => {
       if (m.get(MD_LOCATION).length > 0 || this.accepted) return;
       this.accepted = true;
-      const session = m.get(MD_SESSION);
-      if (session.length > 0) this.ctx.session.token = String(session[0]);
+      takeSession(this.ctx, m);
       for (const held of this.held) call.write(held);
       this.held = [];
       this.heldWaiting?.();

@@ -1,13 +1,25 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_SESSION } from '../wire';
-import { afterUnavailable, followRedirect, isRedirect, serviceError, type StubContext } from './redirect-interceptor';
+import { MD_LOCATION } from '../wire';
+import {
+  afterUnavailable,
+  cancelledStatus,
+  followRedirect,
+  isRedirect,
+  markFollowing,
+  serviceError,
+  takeSession,
+  withHops,
+  type StubContext,
+} from './redirect-interceptor';
 
 type MethodDef = grpc.MethodDefinition<unknown, unknown>;
 type UnaryCallback = (err: grpc.ServiceError | null, value?: unknown) => void;
 /** One attempt: grpc-js's call on a channel, below the interceptor chain. */
 type Attempt = ReturnType<grpc.Channel['createCall']>;
+/** The (empty) context of every request message: shared, as grpc-js only reads it, to spare an allocation per send. */
+const NO_CONTEXT = Object.freeze({});
 
 /**
  * A unary call of the stub, made straight on the pooled channels rather than through
@@ -45,8 +57,7 @@ export class FollowingUnaryCall extends EventEmitter implements grpc.ClientUnary
       process.nextTick(() => this.finish({ code: status.INTERNAL, details, metadata: new Metadata() }));
       return;
     }
-    metadata.set(MD_FOLLOW, '1');
-    if (ctx.session.token) metadata.set(MD_SESSION, ctx.session.token);
+    markFollowing(ctx, metadata);
     this.send(ctx.origin, 0, metadata);
   }
 
@@ -54,7 +65,7 @@ export class FollowingUnaryCall extends EventEmitter implements grpc.ClientUnary
   cancel(): void {
     if (this.finished) return;
     this.attempt?.cancelWithStatus(status.CANCELLED, 'Cancelled on client');
-    process.nextTick(() => this.finish({ code: status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() }));
+    process.nextTick(() => this.finish(cancelledStatus()));
   }
 
   /** The node the call went to last. */
@@ -78,8 +89,7 @@ export class FollowingUnaryCall extends EventEmitter implements grpc.ClientUnary
     call.start(md, {
       onReceiveMetadata: (m) => {
         if (call !== this.attempt || this.finished || m.get(MD_LOCATION).length > 0) return;
-        const session = m.get(MD_SESSION);
-        if (session.length > 0) this.ctx.session.token = String(session[0]);
+        takeSession(this.ctx, m);
         this.emit('metadata', m);
       },
       onReceiveMessage: (bytes: Buffer) => this.received(call, bytes),
@@ -88,7 +98,7 @@ export class FollowingUnaryCall extends EventEmitter implements grpc.ClientUnary
       },
     });
     call.startRead();
-    call.sendMessageWithContext({}, this.bytes!);
+    call.sendMessageWithContext(NO_CONTEXT, this.bytes!);
     call.halfClose();
   }
 
@@ -111,21 +121,15 @@ export class FollowingUnaryCall extends EventEmitter implements grpc.ClientUnary
     if (this.finished) return;
     if (isRedirect(st)) {
       const next = hops + 1;
-      followRedirect(this.ctx, st, endpoint, next, () => this.finished, (f) => this.finish(f), (location) => this.send(location, next, this.withHops(next)));
+      followRedirect(this.ctx, st, endpoint, next, () => this.finished, (f) => this.finish(f), (location) => this.send(location, next, withHops(this.metadata, next)));
       return;
     }
     if (st.code === status.UNAVAILABLE) {
       const step = afterUnavailable(this.ctx, st, endpoint, (this.tried ??= new Set<string>()), this.ctx.idempotent.has(this.def.path));
-      if (step.kind === 'retry') return this.send(step.endpoint, hops, this.withHops(hops));
+      if (step.kind === 'retry') return this.send(step.endpoint, hops, withHops(this.metadata, hops));
       if (step.kind === 'fail') return this.finish(step.status);
     }
     this.finish(st);
-  }
-
-  private withHops(hops: number): Metadata {
-    const md = this.metadata.clone();
-    md.set(MD_HOPS, String(hops));
-    return md;
   }
 
   private finish(st: StatusObject): void {

@@ -1,6 +1,5 @@
 import type { Exchange, ExchangeStatus } from './exchange';
 import type { LoadCounters } from './load-counters';
-import { NatsExchange } from './nats-exchange';
 import type { NodeInfo } from './report-builder';
 import type { ClusterKey } from './cluster-key';
 import { ReportLoop } from './report-loop';
@@ -37,7 +36,10 @@ export interface ControlPlane {
   describe(): string;
 }
 
-/** Reports from the main thread over any Exchange: the in-process bus, or NATS in tests. */
+/**
+ * Reports over any Exchange: the in-process bus or NATS on the main thread, and NATS on
+ * the reporter thread (report-worker.ts).
+ */
 export class LocalControlPlane implements ControlPlane {
   private loop?: ReportLoop;
   private watcher?: ConfigWatcher;
@@ -47,18 +49,22 @@ export class LocalControlPlane implements ControlPlane {
     private readonly counters: LoadCounters,
     /** Signs reports and checks config changes when set. */
     private readonly clusterKey?: ClusterKey,
+    /** Keep the thread alive while reporting (the reporter thread); the main thread lets the process exit. */
+    private readonly keepAlive = false,
   ) {}
 
   async start(info: NodeInfo, h: ControlPlaneHandlers): Promise<void> {
+    // Made before connecting: changes of info (e.g. from the stored config, delivered
+    // while the watcher starts) are kept for the first report.
+    this.loop = new ReportLoop(this.exchange, this.counters, info, this.clusterKey, !this.keepAlive);
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
     this.exchange.onError = (d) => h.onError?.(d);
     await this.exchange.start((nodeId, data) => h.onReport(nodeId, data));
-    const nc = this.exchange instanceof NatsExchange ? this.exchange.connection() : undefined;
+    const nc = this.exchange.connection?.();
     if (nc) {
       this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError, this.clusterKey);
       await this.watcher.start();
     }
-    this.loop = new ReportLoop(this.exchange, this.counters, info, this.clusterKey, true);
     this.loop.start();
   }
 

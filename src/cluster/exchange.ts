@@ -1,3 +1,5 @@
+import type { NatsConnection } from 'nats';
+
 /** The state of the control-plane connection, as a typed stream (nats.js style). */
 export type ExchangeStatus = 'connected' | 'disconnected' | 'reconnecting' | 'reconnected' | 'closed';
 
@@ -17,6 +19,8 @@ export interface Exchange {
   onStatus?: (status: ExchangeStatus, detail: string) => void;
   /** A description for logs: which server or bus. */
   describe(): string;
+  /** The NATS connection under the exchange once started, if it has one (the config watcher uses it). */
+  connection?(): NatsConnection | undefined;
 }
 
 /** `peerbroker.<cluster>.load.<node>` */

@@ -1,7 +1,7 @@
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { Exchange, ExchangeStatus } from './exchange';
 import { loadSubject } from './exchange';
-import { permissionViolation, redactUrl } from './nats-auth';
+import { natsConnectionOptions, permissionViolation, redactUrl, type NatsAuthOptions } from './nats-auth';
 
 /** Options of the NATS exchange. */
 export interface NatsExchangeOptions {
@@ -22,6 +22,26 @@ export class NatsExchange implements Exchange {
   onError?: (detail: string) => void;
 
   constructor(private readonly opts: NatsExchangeOptions) {}
+
+  /**
+   * The exchange of one broker node: connection named `peerbroker-<cluster>-<nodeId>`,
+   * not hearing its own reports, authenticated as `natsAuth` says (throws when its files
+   * cannot be read).
+   */
+  static forNode(o: {
+    servers: string[];
+    cluster: string;
+    nodeId: string;
+    connection?: Partial<ConnectionOptions>;
+    natsAuth?: NatsAuthOptions;
+  }): NatsExchange {
+    return new NatsExchange({
+      servers: o.servers,
+      cluster: o.cluster,
+      name: `peerbroker-${o.cluster}-${o.nodeId}`,
+      connection: { noEcho: true, ...o.connection, ...natsConnectionOptions(o.natsAuth) },
+    });
+  }
 
   async start(onMessage: (nodeId: string, data: Uint8Array) => void): Promise<void> {
     this.nc = await connect({

@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { PeerEntry, PeerStatus } from '../policy';
-import type { DropReason, LoadReport } from './report-codec';
+import { DROP_REASONS, type DropReason, type LoadReport } from './report-codec';
+
+/** Accounted flow below this is gone (a fade never reaches 0 by itself). */
+const FLOW_GONE = 1e-6;
 
 /** A peer with everything its last report said. */
 export interface PeerRecord extends PeerEntry {
@@ -54,20 +57,10 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   // Last incarnation and seq of peers that left or were forgotten, so a replay cannot revive them.
   private readonly tombstones = new Map<string, { incarnation: number; seq: number; at: number }>();
   /** Reports dropped, by reason. */
-  readonly dropped: Record<DropReason, number> = {
-    malformed: 0,
-    invalid: 0,
-    'wrong-cluster': 0,
-    'wrong-subject': 0,
-    'old-incarnation': 0,
-    replay: 0,
-    future: 0,
-    expired: 0,
-    'own-id': 0,
-    unsigned: 0,
-    'bad-signature': 0,
-  };
+  readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   accepted = 0;
+  /** Some peer has accounted flow left to fade. */
+  private flowing = false;
 
   constructor(private readonly opts: PeerViewOptions) {
     super();
@@ -101,49 +94,14 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     }
     const wasOnline = p !== undefined && p.status !== 'OFFLINE';
     if (!p) {
-      p = {
-        nodeId: r.nodeId,
-        endpoint: r.endpoint,
-        status: r.status,
-        load: r.load,
-        extra: 0,
-        inFlight: r.inFlight,
-        capacity: r.capacity,
-        services: new Set(r.services),
-        receivedAt: now,
-        periodMs: r.periodMs,
-        incarnation: r.incarnation,
-        seq: r.seq,
-        endpoints: r.endpoints,
-        queued: r.queued,
-        loopDelayMs: r.loopDelayMs,
-        callsRun: r.callsRun,
-        callsRedirected: r.callsRedirected,
-        takeover: r.takeover === true,
-        offlineSince: 0,
-      };
+      p = { nodeId: r.nodeId, services: new Set(r.services), ...reportedFields(r, now) };
       this.byId.set(p.nodeId, p);
       this.peers.push(p);
     } else {
-      p.endpoint = r.endpoint;
-      p.status = r.status;
-      p.load = r.load;
-      p.extra = 0;
+      // The report counts the calls this node sent there so far: accounting starts again from here.
       p.flowAtReport = p.flow ?? 0;
-      p.inFlight = r.inFlight;
-      p.capacity = r.capacity;
       if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
-      p.receivedAt = now;
-      p.periodMs = r.periodMs;
-      p.incarnation = r.incarnation;
-      p.seq = r.seq;
-      p.endpoints = r.endpoints;
-      p.queued = r.queued;
-      p.loopDelayMs = r.loopDelayMs;
-      p.callsRun = r.callsRun;
-      p.callsRedirected = r.callsRedirected;
-      p.takeover = r.takeover === true;
-      p.offlineSince = 0;
+      Object.assign(p, reportedFields(r, now));
     }
     if (!wasOnline) this.emit('online', p);
     return undefined;
@@ -194,22 +152,28 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
    */
   account(peer: PeerEntry, now = 0, tauMs = Infinity): void {
     const r = peer as PeerRecord;
+    this.flowing = true;
     r.flow = fade(r.flow ?? 0, now - (r.flowAt ?? now), tauMs) + 1 / Math.max(1, peer.capacity);
     r.flowAt = now;
     r.extra = r.flow - (r.flowAtReport ?? 0);
   }
 
-  /** Fades every peer's accounted flow to time `now` (called before a decision). */
+  /** Fades every peer's accounted flow to time `now` (called before every decision; free once all flows died out). */
   fadeExtras(now: number, tauMs: number): void {
+    if (!this.flowing) return;
+    let any = false;
     const peers = this.peers;
     for (let i = 0; i < peers.length; i++) {
       const p = peers[i];
       if (p.flow !== undefined && p.flow > 0) {
-        p.flow = fade(p.flow, now - (p.flowAt ?? now), tauMs);
+        const f = fade(p.flow, now - (p.flowAt ?? now), tauMs);
+        p.flow = f < FLOW_GONE ? 0 : f;
         p.flowAt = now;
         p.extra = p.flow - (p.flowAtReport ?? 0);
+        any ||= p.flow > 0;
       }
     }
+    this.flowing = any;
   }
 
   /** Status as a person would read it: `UNKNOWN` when the last report is over two periods old. */
@@ -234,6 +198,29 @@ function fade(flow: number, dtMs: number, tauMs: number): number {
   return v < 1e-4 ? 0 : v;
 }
 
+
+/** What a report (received at local time `now`) sets in a peer's record. */
+function reportedFields(r: LoadReport, now: number) {
+  return {
+    endpoint: r.endpoint,
+    status: r.status,
+    load: r.load,
+    extra: 0,
+    inFlight: r.inFlight,
+    capacity: r.capacity,
+    receivedAt: now,
+    periodMs: r.periodMs,
+    incarnation: r.incarnation,
+    seq: r.seq,
+    endpoints: r.endpoints,
+    queued: r.queued,
+    loopDelayMs: r.loopDelayMs,
+    callsRun: r.callsRun,
+    callsRedirected: r.callsRedirected,
+    takeover: r.takeover === true,
+    offlineSince: 0,
+  };
+}
 function sameMembers(a: ReadonlySet<string>, b: readonly string[]): boolean {
   if (a.size !== b.length) return false;
   for (const s of b) if (!a.has(s)) return false;

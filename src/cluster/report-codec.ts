@@ -28,21 +28,27 @@ export interface LoadReport {
 
 export type ReportStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING';
 
-/** Why a message on a load subject was dropped; each is counted. */
-export type DropReason =
-  | 'malformed'
-  | 'invalid'
-  | 'wrong-cluster'
-  | 'wrong-subject'
-  | 'old-incarnation'
-  | 'replay'
-  | 'future'
-  | 'expired'
-  | 'own-id'
-  /** A cluster key is set and the message is not a signed envelope. */
-  | 'unsigned'
-  /** A signed envelope whose signature, algorithm or key id does not verify. */
-  | 'bad-signature';
+/**
+ * Why a message on a load subject was dropped; each is counted. `unsigned`: a cluster key
+ * is set and the message is not a signed envelope; `bad-signature`: its signature,
+ * algorithm or key id does not verify.
+ */
+export const DROP_REASONS = [
+  'malformed',
+  'invalid',
+  'wrong-cluster',
+  'wrong-subject',
+  'old-incarnation',
+  'replay',
+  'future',
+  'expired',
+  'own-id',
+  'unsigned',
+  'bad-signature',
+] as const;
+
+/** One of DROP_REASONS. */
+export type DropReason = (typeof DROP_REASONS)[number];
 
 /** A report that failed to decode or validate, with the reason and a short description. */
 export interface Rejected {

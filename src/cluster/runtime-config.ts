@@ -128,8 +128,6 @@ export class ConfigWatcher {
   private stopped = false;
   private lastVersion = '';
   private lastSetAt = -Infinity;
-  /** True when the bucket could be used (JetStream on). */
-  durable = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -140,7 +138,6 @@ export class ConfigWatcher {
     private readonly key?: ClusterKey,
   ) {}
 
-  /** Subscribes to the config subject; the bucket is opened in the background (it may take a while, or never come). */
   /**
    * Subscribes to the config subject and opens the bucket. Waits (at most
    * `initialWaitMs`) for the stored config, so a node starts with it in force; a bucket
@@ -158,8 +155,7 @@ export class ConfigWatcher {
 
   private async watchBucket(initialized: () => void): Promise<void> {
     try {
-      this.kv = await this.nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(this.cluster), { history: 5 });
-      this.durable = true;
+      this.kv = await openBucket(this.nc, this.cluster);
     } catch (err) {
       if (!this.stopped) this.onError(`JetStream key-value store unavailable, config changes are not kept: ${(err as Error).message}`);
       return;
@@ -207,6 +203,11 @@ export class ConfigWatcher {
   }
 }
 
+/** The cluster's config bucket (created when missing and allowed); rejects without JetStream. */
+function openBucket(nc: NatsConnection, cluster: string): Promise<KV> {
+  return nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });
+}
+
 /**
  * Reads the current config from the bucket; undefined when none was set or JetStream
  * is off. With a key, a kept config that does not verify throws a ConfigRejectedError.
@@ -214,8 +215,7 @@ export class ConfigWatcher {
 export async function readCurrentConfig(nc: NatsConnection, cluster: string, key?: ClusterKey): Promise<ConfigMessage | undefined> {
   let value: Uint8Array | undefined;
   try {
-    const kv = await nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });
-    const e = await kv.get(KEY);
+    const e = await (await openBucket(nc, cluster)).get(KEY);
     value = e && e.operation === 'PUT' ? e.value : undefined;
   } catch {
     return undefined;
@@ -228,8 +228,7 @@ export async function publishConfig(nc: NatsConnection, cluster: string, m: Conf
   const data = encodeConfigMessage(m, key);
   let durable = false;
   try {
-    const kv = await nc.jetstream({ timeout: 2_000 }).views.kv(configBucket(cluster), { history: 5 });
-    await kv.put(KEY, data);
+    await (await openBucket(nc, cluster)).put(KEY, data);
     durable = true;
   } catch {
     // No JetStream: live nodes still get it on the subject.

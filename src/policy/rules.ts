@@ -20,8 +20,6 @@ export const DEFAULT_SESSION_IDLE_MS = 60_000;
 
 /** What a method is to the session rules. */
 export interface SessionRole {
-  /** Index of the rule, for the session table. */
-  rule: number;
   enter: boolean;
   within: boolean;
   exit: boolean;
@@ -40,10 +38,7 @@ export class CompiledRules {
   private readonly roleCache = new Map<string, SessionRole | null>();
   private readonly homeCache = new Map<string, ReadonlySet<string> | null>();
 
-  constructor(
-    readonly sessions: readonly SessionRule[] = [],
-    readonly dedicated: DedicatedRules = {},
-  ) {
+  constructor(sessions: readonly SessionRule[] = [], dedicated: DedicatedRules = {}) {
     const list = (v: MethodPattern | MethodPattern[]) => (Array.isArray(v) ? v : [v]).map(compilePattern);
     this.sessionMatchers = sessions.map((r) => ({
       enter: compilePattern(r.enter),
@@ -63,12 +58,11 @@ export class CompiledRules {
     let r = this.roleCache.get(path);
     if (r === undefined) {
       r = null;
-      for (let i = 0; i < this.sessionMatchers.length; i++) {
-        const m = this.sessionMatchers[i];
+      for (const m of this.sessionMatchers) {
         const enter = m.enter(path);
         const within = m.within.some((f) => f(path));
         if (enter || within) {
-          r = { rule: i, enter, within, exit: m.exit.some((f) => f(path)), idleMs: m.idleMs };
+          r = { enter, within, exit: m.exit.some((f) => f(path)), idleMs: m.idleMs };
           break;
         }
       }

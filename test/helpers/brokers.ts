@@ -2,14 +2,14 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { bankImplementations, bankProto, register as registerBank } from '../../examples/bank';
+import { addBank, bankProto } from '../../examples/bank';
 import { Broker, brokerProto, createClient, MD_FOLLOW, MD_HOPS, MD_NODE, type BrokerOptions, type ClientOptions, type LoadReport, type MemberInfo } from '../../src';
 import type { BankingClient } from '../../src/generated/bank/Banking';
 import type { SecuritiesClient } from '../../src/generated/bank/Securities';
 import type { StatusResponse__Output } from '../../src/generated/peerbroker/v1/StatusResponse';
 import type { BrokerClient } from '../../src/generated/peerbroker/v1/Broker';
 import { createLogger } from '../../src/log';
-import { killTracked, outputOf, spawnTracked, waitForLine, type ExitInfo } from './processes';
+import { exitOf, killTracked, outputOf, spawnTracked, waitForLine, type ExitInfo } from './processes';
 
 /** How long a broker process gets to print its listening line. */
 export const DEFAULT_BROKER_READY_TIMEOUT_MS = 20_000;
@@ -19,6 +19,18 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 /** The built bank example, loaded with `--module`. */
 export const BANK_MODULE_PATH = path.join(REPO_ROOT, 'dist', 'examples', 'bank', 'index.js');
+
+/**
+ * Runs the built CLI (`node dist/src/cli/main.js ...args`) to completion as a tracked process,
+ * with `env` added to this process's environment; resolves with its exit code and output.
+ */
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  const child = spawnTracked(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env } });
+  const { code } = await exitOf(child);
+  // Let the pipes drain, so the last line is in the output.
+  await sleep(50);
+  return { code, output: outputOf(child) };
+}
 
 const LISTENING = /^peerbroker: node (\S+) listening on (\S+)$/;
 
@@ -153,16 +165,7 @@ export async function startBroker(options: TestBrokerOptions): Promise<Broker> {
     logger: createLogger({ level: process.env.PEERBROKER_LOG_LEVEL ?? 'error' }),
     ...brokerOptions,
   });
-  if (register) {
-    if (workMs === undefined) {
-      registerBank(broker);
-    } else {
-      const proto = bankProto();
-      const impl = bankImplementations(broker.nodeId, workMs);
-      broker.addService(proto.bank.Banking.service, impl.banking as unknown as grpc.UntypedServiceImplementation);
-      broker.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
-    }
-  }
+  if (register) addBank(broker, broker.nodeId, workMs);
   started.add(broker);
   await broker.start();
   return broker;
@@ -245,10 +248,13 @@ export function bankClient(endpoints: string[], opts: Partial<ClientOptions> = {
   return client;
 }
 
-/** A plain grpc-js bank.Banking client: it does not follow (or announce following) redirects. */
-export function plainBankClient(endpoint: string): BankingClient {
+/**
+ * A plain grpc-js bank.Banking client: it does not follow (or announce following) redirects.
+ * Plaintext unless `credentials` says otherwise.
+ */
+export function plainBankClient(endpoint: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): BankingClient {
   const Banking = bankProto().bank.Banking;
-  const client = new Banking(endpoint, grpc.credentials.createInsecure());
+  const client = new Banking(endpoint, credentials);
   openClients.add(client);
   return client;
 }
@@ -445,10 +451,16 @@ export interface SlotHold {
  * `endpoint`: each keeps one slot busy for about `count` × the broker's work time,
  * and is never redirected. Release them with `release()`. With `metadata` (e.g.
  * `followMetadata(maxHops)`, a call at the hop limit) they also stay put on a node
- * that forwards plain calls (`forwardLegacy`).
+ * that forwards plain calls (`forwardLegacy`). `credentials` (e.g. TLS) default to plaintext.
  */
-export function holdSlots(endpoint: string, n: number, count = 10_000, metadata?: grpc.Metadata): SlotHold {
-  const client = plainBankClient(endpoint);
+export function holdSlots(
+  endpoint: string,
+  n: number,
+  count = 10_000,
+  metadata?: grpc.Metadata,
+  credentials?: grpc.ChannelCredentials,
+): SlotHold {
+  const client = plainBankClient(endpoint, credentials);
   const calls: grpc.ClientReadableStream<unknown>[] = [];
   for (let i = 0; i < n; i++) {
     const call = client.StreamStatements({ accountId: `hold-${i}`, count }, metadata ?? new grpc.Metadata());

@@ -250,6 +250,17 @@ export interface Jsz {
   meta_cluster?: { name?: string; leader?: string; cluster_size?: number };
 }
 
+/** Client connections from a server's `/connz` monitoring endpoint (the part the helpers read). */
+export interface Connz {
+  num_connections?: number;
+  connections?: Array<{ cid?: number; name?: string }>;
+}
+
+/** Fetches `/connz` (up to `limit` connections, default 1024) from a server started with monitoring (loopback only). */
+export function connz(server: NatsServerHandle, limit = 1024): Promise<Connz> {
+  return monitorGet<Connz>(server, `/connz?limit=${limit}`);
+}
+
 /** Fetches `/routez` from a server started with monitoring (loopback only). */
 export function routez(server: NatsServerHandle): Promise<Routez> {
   return monitorGet<Routez>(server, '/routez');

@@ -1,9 +1,9 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
 import {
   bankClient,
-  cleanupBrokers,
+  callError,
   followMetadata,
   holdSlots,
   plainBankClient,
@@ -13,8 +13,7 @@ import {
   waitForLoad,
   type SlotHold,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
 
 // Capacity 4: every call in flight is 0.25 of load; threshold 0.5, margin 0.2.
 const CLUSTER = 'decision';
@@ -23,7 +22,7 @@ const PERIOD_MS = 200;
 const WORK_MS = 50;
 
 describe('the decision on every call (three in-process brokers over NATS)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let n1: Broker;
   let n2: Broker;
   let n3: Broker;
@@ -32,9 +31,8 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
   const hold = (b: Broker, n: number) => holds.push(holdSlots(b.endpoint, n));
 
   beforeAll(async () => {
-    nats = await startNatsServer();
     const common = {
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: CLUSTER,
       capacity: CAPACITY,
       threshold: 0.5,
@@ -60,11 +58,8 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
     for (const b of [n1, n2, n3]) await waitForLoad(n1, b, 0);
   });
 
-  afterAll(async () => {
+  afterAll(() => {
     for (const h of holds) h.release();
-    await cleanupBrokers();
-    await nats?.stop();
-    await killAllTracked();
   });
 
   it('runs every call on the node it was sent to while that node is below threshold', async () => {
@@ -94,12 +89,7 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
 
     const raw = plainBankClient(n1.endpoint);
     const redirectedBefore = n1.stats.redirected;
-    const err = await unary(raw, 'GetBalance', { accountId: 'x' }, { metadata: followMetadata() }).then(
-      (r) => {
-        throw new Error(`expected a redirect, the call was served by ${r.servedBy}`);
-      },
-      (e: ServiceError) => e,
-    );
+    const err = await callError(unary(raw, 'GetBalance', { accountId: 'x' }, { metadata: followMetadata() }));
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(err.metadata.get('peerbroker-location')).toEqual([n3.endpoint]);
     expect(err.metadata.get('peerbroker-location-node')).toEqual(['n3']);

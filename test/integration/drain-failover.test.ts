@@ -1,44 +1,36 @@
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   bankClient,
   callError,
-  cleanupBrokers,
   sleep,
   startBrokerProcesses,
   unary,
   waitForMembers,
   type BrokerProcess,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { exitOf, killAllTracked } from '../helpers/processes';
+import { exitOf } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
 
 const PERIOD_MS = 200;
 
 describe('drain and client failover (broker processes)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let nodes: BrokerProcess[];
 
-  beforeAll(async () => {
-    nats = await startNatsServer();
-  });
-
   afterAll(async () => {
-    await cleanupBrokers();
     await Promise.all((nodes ?? []).map((b) => b.kill9()));
-    await nats?.stop();
-    await killAllTracked();
   });
 
   it('drains a node on SIGTERM under steady load from stubs with zero failed calls, and exits with 0', async () => {
     nodes = await startBrokerProcesses(['d1', 'd2', 'd3'], {
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: 'drain',
       periodMs: PERIOD_MS,
       capacity: 16,
       env: { BANK_WORK_MS: '20' },
     });
-    const [d1, d2, d3] = nodes;
+    const [d1, d2] = nodes;
     // Every client keeps d1's address, as a client with a cached DNS entry would.
     const client = bankClient([d1.endpoint], { membersRefreshMs: 500 });
     await waitForMembers(d1.endpoint, { d1: 'ONLINE', d2: 'ONLINE', d3: 'ONLINE' });
@@ -81,7 +73,7 @@ describe('drain and client failover (broker processes)', () => {
   it('retries a call on another member when its node is unreachable, and an idempotent one even mid-call', async () => {
     await Promise.all((nodes ?? []).map((b) => b.kill9()));
     nodes = await startBrokerProcesses(['f1', 'f2'], {
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: 'failover',
       periodMs: PERIOD_MS,
       env: { BANK_WORK_MS: '800' },

@@ -2,12 +2,10 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bankProto } from '../../examples/bank';
 import type { Broker } from '../../src';
-import { bankClient, cleanupBrokers, startBroker, unary, waitFor, waitForLoad } from '../helpers/brokers';
+import { bankClient, callError, holdSlots, plainBankClient, startBroker, unary, waitFor, waitForLoad } from '../helpers/brokers';
 import { makeTestPki, type CertFiles, type TestPki } from '../helpers/certs';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
 
 const PERIOD_MS = 200;
 
@@ -17,65 +15,32 @@ function tlsCredentials(pki: TestPki, cert: CertFiles | null): grpc.ChannelCrede
   return cert ? grpc.credentials.createSsl(ca, fs.readFileSync(cert.key), fs.readFileSync(cert.cert)) : grpc.credentials.createSsl(ca);
 }
 
-/** A plain (non-following) Banking client with `creds`, closed by the test. */
-const plainClients: grpc.Client[] = [];
-function plainTlsClient(endpoint: string, creds: grpc.ChannelCredentials): grpc.Client {
-  const c = new (bankProto().bank.Banking)(endpoint, creds);
-  plainClients.push(c);
-  return c;
-}
-
-/** Keeps `n` slots of the node at `endpoint` busy with long plain streams over TLS. */
-function holdSlotsTls(endpoint: string, creds: grpc.ChannelCredentials, n: number): () => void {
-  const client = plainTlsClient(endpoint, creds) as unknown as { StreamStatements(req: object): grpc.ClientReadableStream<unknown> };
-  const calls = Array.from({ length: n }, (_, i) => {
-    const call = client.StreamStatements({ accountId: `hold-${i}`, count: 100_000 });
-    call.on('data', () => {});
-    call.on('error', () => {});
-    return call;
-  });
-  return () => calls.forEach((c) => c.cancel());
-}
-
-async function failure(p: Promise<unknown>): Promise<ServiceError> {
-  return p.then(
-    (r) => {
-      throw new Error(`expected the call to fail; it returned ${JSON.stringify(r)}`);
-    },
-    (e: ServiceError) => e,
-  );
-}
-
 describe('gRPC over TLS (client certificates required)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let pki: TestPki;
   let clientCert: CertFiles;
 
-  beforeAll(async () => {
-    nats = await startNatsServer();
+  beforeAll(() => {
     pki = makeTestPki('grpc-tls');
     clientCert = pki.issue('client');
   });
 
-  afterAll(async () => {
-    for (const c of plainClients) c.close();
-    await cleanupBrokers();
-    await nats?.stop();
-    await killAllTracked();
+  afterAll(() => {
     pki?.cleanup();
   });
 
   /** Two TLS brokers: `a` on 127.0.0.1 (loaded to 0.75), `b` on `bHost` with `bCert`. */
   async function loadedPair(cluster: string, bHost: string, bCert: CertFiles) {
     const aCert = pki.issue(`${cluster}-a`, { ips: ['127.0.0.1'] });
-    const common = { nats: [nats.url], cluster, capacity: 4, threshold: 0.5, margin: 0.2, periodMs: PERIOD_MS, workMs: 5 };
+    const common = { nats: [nats().url], cluster, capacity: 4, threshold: 0.5, margin: 0.2, periodMs: PERIOD_MS, workMs: 5 };
     const a = await startBroker({ nodeId: 'a', listen: '127.0.0.1:0', tls: { certFile: aCert.cert, keyFile: aCert.key, caFile: pki.ca }, ...common });
     const b = await startBroker({ nodeId: 'b', listen: `${bHost}:0`, tls: { certFile: bCert.cert, keyFile: bCert.key, caFile: pki.ca }, ...common });
     for (const x of [a, b]) await waitFor(() => x.members().filter((m) => m.status === 'ONLINE').length === 2, 15_000, 20, `${x.nodeId} to see its peer`);
-    const release = holdSlotsTls(a.endpoint, tlsCredentials(pki, clientCert), 3);
+    // Three long plain streams over TLS keep a at 0.75.
+    const hold = holdSlots(a.endpoint, 3, 100_000, undefined, tlsCredentials(pki, clientCert));
     await waitForLoad(b, a, 0.75);
     await waitForLoad(a, b, 0);
-    return { a, b, release };
+    return { a, b, release: () => hold.release() };
   }
 
   describe('a redirect to a peer whose certificate names its address', () => {
@@ -104,7 +69,7 @@ describe('gRPC over TLS (client certificates required)', () => {
     it('forwards the call of a plain client to the peer over TLS, with the node\'s own certificate (forwardLegacy)', async () => {
       a.configure({ forwardLegacy: true });
       try {
-        const r = await unary(plainTlsClient(a.endpoint, tlsCredentials(pki, clientCert)), 'GetBalance', { accountId: 't2' });
+        const r = await unary(plainBankClient(a.endpoint, tlsCredentials(pki, clientCert)), 'GetBalance', { accountId: 't2' });
         expect(r.servedBy).toBe('b');
         expect(a.stats.forwarded).toBeGreaterThan(0);
       } finally {
@@ -114,10 +79,10 @@ describe('gRPC over TLS (client certificates required)', () => {
 
     it('refuses a client without a certificate and a plaintext client; nothing runs', async () => {
       const before = a.stats.run;
-      const noCert = await failure(unary(plainTlsClient(a.endpoint, tlsCredentials(pki, null)), 'GetBalance', { accountId: 't3' }, { timeoutMs: 3_000 }));
+      const noCert = await callError(unary(plainBankClient(a.endpoint, tlsCredentials(pki, null)), 'GetBalance', { accountId: 't3' }, { timeoutMs: 3_000 }));
       expect(noCert.code).toBe(status.UNAVAILABLE);
-      const plaintext = await failure(
-        unary(plainTlsClient(a.endpoint, grpc.credentials.createInsecure()), 'GetBalance', { accountId: 't4' }, { timeoutMs: 3_000 }),
+      const plaintext = await callError(
+        unary(plainBankClient(a.endpoint, grpc.credentials.createInsecure()), 'GetBalance', { accountId: 't4' }, { timeoutMs: 3_000 }),
       );
       expect(plaintext.code).toBe(status.UNAVAILABLE);
       expect(a.stats.run).toBe(before);
@@ -128,7 +93,7 @@ describe('gRPC over TLS (client certificates required)', () => {
       try {
         const stranger = other.issue('stranger-client');
         const creds = grpc.credentials.createSsl(fs.readFileSync(pki.ca), fs.readFileSync(stranger.key), fs.readFileSync(stranger.cert));
-        const err = await failure(unary(plainTlsClient(a.endpoint, creds), 'GetBalance', { accountId: 't5' }, { timeoutMs: 3_000 }));
+        const err = await callError(unary(plainBankClient(a.endpoint, creds), 'GetBalance', { accountId: 't5' }, { timeoutMs: 3_000 }));
         expect(err.code).toBe(status.UNAVAILABLE);
       } finally {
         other.cleanup();
@@ -154,7 +119,7 @@ describe('gRPC over TLS (client certificates required)', () => {
     it('fails the call instead of having it served there', async () => {
       const client = bankClient([a.endpoint], { credentials: tlsCredentials(pki, clientCert), maxFailovers: 0 });
       const before = b.stats.run;
-      const err = await failure(unary(client, 'GetBalance', { accountId: 'w1' }, { timeoutMs: 5_000 }));
+      const err = await callError(unary(client, 'GetBalance', { accountId: 'w1' }, { timeoutMs: 5_000 }));
       expect(err.code).toBe(status.UNAVAILABLE);
       expect(err.details).toMatch(/altnames|certificate|Hostname\/IP/i);
       expect(client.peerbroker.stats.redirectsFollowed).toBe(1);

@@ -17,8 +17,8 @@ import {
   waitForMembers,
   type BrokerProcess,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import { startNatsServer } from '../helpers/nats';
+import { natsForSuite } from '../helpers/suite';
 
 const PERIOD_MS = 200;
 
@@ -42,20 +42,16 @@ function check(endpoint: string, service = ''): Promise<string> {
 }
 
 describe('busy is not dead (broker processes)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let n1: BrokerProcess;
   let n2: BrokerProcess;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    [n1, n2] = await startBrokerProcesses(['n1', 'n2'], { nats: [nats.url], cluster: 'busy', periodMs: PERIOD_MS });
+    [n1, n2] = await startBrokerProcesses(['n1', 'n2'], { nats: [nats().url], cluster: 'busy', periodMs: PERIOD_MS });
   });
 
   afterAll(async () => {
-    await cleanupBrokers();
     await Promise.all([n1, n2].map((b) => b?.kill9()));
-    await nats?.stop();
-    await killAllTracked();
   });
 
   it('keeps reporting while a handler blocks its event loop for 3 s: peers see it loaded, never off-line', async () => {
@@ -81,23 +77,14 @@ describe('busy is not dead (broker processes)', () => {
 });
 
 describe('self-diagnostics and the standard health service (in-process brokers)', () => {
-  let nats: NatsServerHandle;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-  });
+  const nats = natsForSuite();
 
   afterEach(async () => {
     await cleanupBrokers();
   });
 
-  afterAll(async () => {
-    await nats?.stop();
-    await killAllTracked();
-  });
-
   it('answers grpc.health.v1.Health SERVING for the node, its services and the control plane', async () => {
-    const b = await startBroker({ nodeId: 'h1', nats: [nats.url], cluster: 'health-a', periodMs: PERIOD_MS });
+    const b = await startBroker({ nodeId: 'h1', nats: [nats().url], cluster: 'health-a', periodMs: PERIOD_MS });
     await waitFor(async () => (await check(b.endpoint, CONTROL_PLANE_HEALTH)) === 'SERVING', 5_000, 50, 'control plane SERVING');
     expect(await check(b.endpoint)).toBe('SERVING');
     expect(await check(b.endpoint, 'bank.Banking')).toBe('SERVING');
@@ -107,12 +94,12 @@ describe('self-diagnostics and the standard health service (in-process brokers)'
     let healthy = true;
     const sick = await startBroker({
       nodeId: 's1',
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: 'health-b',
       periodMs: PERIOD_MS,
       healthProbe: () => healthy,
     });
-    const other = await startBroker({ nodeId: 's2', nats: [nats.url], cluster: 'health-b', periodMs: PERIOD_MS });
+    const other = await startBroker({ nodeId: 's2', nats: [nats().url], cluster: 'health-b', periodMs: PERIOD_MS });
     await waitForMembers(other.endpoint, { s1: 'ONLINE', s2: 'ONLINE' });
     healthy = false;
     await waitForMembers(other.endpoint, { s1: 'UNHEALTHY', s2: 'ONLINE' }, 5_000);

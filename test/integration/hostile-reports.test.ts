@@ -5,7 +5,6 @@ import { decodeReport, encodeReport, isRejected, MAX_REPORT_BYTES, type LoadRepo
 import {
   bankClient,
   brokerStatus,
-  cleanupBrokers,
   fakeReport,
   members,
   sleep,
@@ -15,8 +14,7 @@ import {
   waitForMembers,
   type BrokerProcess,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
 
 const CLUSTER = 'hostile';
 const PERIOD_MS = 200;
@@ -29,7 +27,7 @@ function shape(list: readonly MemberInfo[]) {
 }
 
 describe('hostile and broken load reports (three broker processes)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let nodes: BrokerProcess[] = [];
   let nc: NatsConnection;
   const captured: Uint8Array[] = [];
@@ -38,25 +36,21 @@ describe('hostile and broken load reports (three broker processes)', () => {
     Promise.all(nodes.map(async (b) => Number((await brokerStatus(b.endpoint)).reportsDropped)));
 
   beforeAll(async () => {
-    nats = await startNatsServer();
     nodes = await startBrokerProcesses(['n1', 'n2', 'n3'], {
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: CLUSTER,
       capacity: 4,
       periodMs: PERIOD_MS,
       env: { BANK_WORK_MS: '5' },
     });
-    nc = await connect({ servers: nats.url, name: 'hostile-test' });
+    nc = await connect({ servers: nats().url, name: 'hostile-test' });
     nc.subscribe(loadSubject(CLUSTER, 'n2'), { callback: (err, msg) => !err && captured.push(msg.data) });
     await waitFor(() => captured.length >= 3, 5_000, 20, 'three of n2\'s reports on the wire');
   });
 
   afterAll(async () => {
     await nc?.close();
-    await cleanupBrokers();
     await Promise.all(nodes.map((b) => b.kill9()));
-    await nats?.stop();
-    await killAllTracked();
   });
 
   it('drops garbage, truncated, foreign, mislabelled, replayed and future reports and changes nothing', async () => {

@@ -2,7 +2,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   brokerStatus,
-  cleanupBrokers,
+  callError,
   followMetadata,
   members,
   plainBankClient,
@@ -12,8 +12,7 @@ import {
   waitFor,
   type BrokerProcess,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
 
 const CLUSTER = 'legacy';
 const CAPACITY = 4;
@@ -21,7 +20,7 @@ const CAPACITY = 4;
 const CONCURRENT = 18;
 
 describe('clients that do not follow redirects (three broker processes)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let n1: BrokerProcess;
   let n2: BrokerProcess;
   let n3: BrokerProcess;
@@ -37,9 +36,8 @@ describe('clients that do not follow redirects (three broker processes)', () => 
     ) as Record<string, { run: number; redirected: number; rejected: number }>;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
     [n1, n2, n3] = await startBrokerProcesses(['n1', 'n2', 'n3'], {
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: CLUSTER,
       capacity: CAPACITY,
       threshold: 0.5,
@@ -50,10 +48,7 @@ describe('clients that do not follow redirects (three broker processes)', () => 
   });
 
   afterAll(async () => {
-    await cleanupBrokers();
     await Promise.all([n1, n2, n3].map((b) => b?.kill9()));
-    await nats?.stop();
-    await killAllTracked();
   });
 
   it('never redirects a plain grpc-js client, however loaded the node and however idle its peers', async () => {
@@ -96,13 +91,10 @@ describe('clients that do not follow redirects (three broker processes)', () => 
       5,
       'n1 over threshold',
     );
-    const err = await unary(client, 'GetBalance', { accountId: 'follower' }, { metadata: followMetadata() }).then(
-      () => undefined,
-      (e: ServiceError) => e,
-    );
+    const err = await callError(unary(client, 'GetBalance', { accountId: 'follower' }, { metadata: followMetadata() }));
     await Promise.all(wave);
-    expect(err?.code).toBe(status.RESOURCE_EXHAUSTED);
-    expect([n2.endpoint, n3.endpoint]).toContain(err?.metadata.get('peerbroker-location')[0]);
-    expect(err?.metadata.get('peerbroker-reason')).toEqual(['load']);
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect([n2.endpoint, n3.endpoint]).toContain(err.metadata.get('peerbroker-location')[0]);
+    expect(err.metadata.get('peerbroker-reason')).toEqual(['load']);
   });
 });

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanupBrokers,
@@ -9,7 +8,7 @@ import {
   waitForMembers,
   type BrokerProcess,
 } from '../helpers/brokers';
-import { startNatsCluster, type NatsClusterHandle, type NatsServerHandle } from '../helpers/nats';
+import { connz, startNatsCluster, type NatsClusterHandle, type NatsServerHandle } from '../helpers/nats';
 import { killAllTracked } from '../helpers/processes';
 
 const CLUSTER = 'failover';
@@ -17,28 +16,9 @@ const PERIOD_MS = 200;
 /** How long after the kill n2's view of n1 is watched. */
 const WATCH_MS = 3_000;
 
-interface Connz {
-  connections?: Array<{ name?: string }>;
-}
-
 /** Names of the client connections a server has now (its /connz monitoring endpoint). */
-function connectionNames(server: NatsServerHandle): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${server.monitorUrl}/connz?limit=1024`, { timeout: 2_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        try {
-          resolve(((JSON.parse(body) as Connz).connections ?? []).map((c) => c.name ?? ''));
-        } catch (err) {
-          reject(err);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`timed out fetching ${server.monitorUrl}/connz`)));
-    req.on('error', reject);
-  });
+async function connectionNames(server: NatsServerHandle): Promise<string[]> {
+  return ((await connz(server)).connections ?? []).map((c) => c.name ?? '');
 }
 
 /** The running server that has the connection named `name`. */

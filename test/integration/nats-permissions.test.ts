@@ -5,15 +5,15 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSubject } from '../../src';
 import {
-  CLI_PATH,
   members,
+  runCli,
   startBrokerProcess,
   waitFor,
   type BrokerProcess,
 } from '../helpers/brokers';
 import { secretFile } from '../helpers/certs';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { exitOf, killAllTracked, outputOf, spawnTracked, waitForLine } from '../helpers/processes';
+import { killAllTracked, waitForLine } from '../helpers/processes';
 
 const CLUSTER = 'perm';
 const PERIOD_MS = 200;
@@ -44,14 +44,6 @@ async function connectAs(nats: NatsServerHandle, user: User, pass: string) {
     }
   })();
   return { nc, violations };
-}
-
-/** Runs the CLI to completion; resolves with its exit code and output. */
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const child = spawnTracked(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env } });
-  const exit = await exitOf(child);
-  await new Promise((r) => setTimeout(r, 50));
-  return { code: exit.code, output: outputOf(child) };
 }
 
 describe('per-node NATS permissions (deploy/nats/auth.conf)', () => {
@@ -133,7 +125,7 @@ describe('per-node NATS permissions (deploy/nats/auth.conf)', () => {
 
     it('only admin may change the config: every node applies it; n1 is refused and nothing changes', async () => {
       const set = (user: User, value: string) =>
-        cli(['config', 'set', `threshold=${value}`, '--nats', nats.url, '--cluster', CLUSTER, '--nats-user', user, '--nats-pass-file', passFile(user)]);
+        runCli(['config', 'set', `threshold=${value}`, '--nats', nats.url, '--cluster', CLUSTER, '--nats-user', user, '--nats-pass-file', passFile(user)]);
       const byAdmin = await set('admin', '0.7');
       expect(byAdmin.code, byAdmin.output).toBe(0);
       for (const b of nodes) await waitForLine(b.child, /"threshold":0\.7.*"msg":"config applied"/, 5_000);

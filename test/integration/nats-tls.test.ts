@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { nkeys } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsAuthOptions } from '../../src/cluster/nats-auth';
-import { CLI_PATH, cleanupBrokers, startBroker, waitFor } from '../helpers/brokers';
+import { cleanupBrokers, runCli, startBroker, waitFor } from '../helpers/brokers';
 import { makeTestPki, secretFile, type CertFiles, type TestPki } from '../helpers/certs';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { exitOf, killAllTracked, outputOf, spawnTracked } from '../helpers/processes';
+import { killAllTracked } from '../helpers/processes';
 
 const CLUSTER = 'natstls';
 
@@ -57,16 +57,14 @@ describe('NATS over TLS (client certificates verified) with an NKey user', () =>
   });
 
   it('peerbroker status reads them with the same flags', async () => {
-    const child = spawnTracked(process.execPath, [
-      CLI_PATH, 'status', '--nats', nats.url, '--cluster', CLUSTER, '--wait-ms', '700',
+    const { code, output } = await runCli([
+      'status', '--nats', nats.url, '--cluster', CLUSTER, '--wait-ms', '700',
       '--nats-nkey-seed-file', seedFile, '--nats-tls-ca', pki.ca, '--nats-tls-cert', client.cert, '--nats-tls-key', client.key,
       '--cluster-key-file', keyFile,
     ]);
-    const exit = await exitOf(child);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(exit.code, outputOf(child)).toBe(0);
-    expect(outputOf(child)).toMatch(/^n1\s+ONLINE/m);
-    expect(outputOf(child)).toMatch(/^n2\s+ONLINE/m);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/^n1\s+ONLINE/m);
+    expect(output).toMatch(/^n2\s+ONLINE/m);
   });
 
   it.each<[string, Partial<NatsAuthOptions>]>([

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bankClient,
   brokerStatus,
-  cleanupBrokers,
   holdSlots,
   members,
   startBrokerProcesses,
@@ -13,23 +12,21 @@ import {
   type BrokerProcess,
   type SlotHold,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
 
 const CLUSTER = 'offline';
 const PERIOD_MS = 200;
 
 describe('off-line and leaving peers (three broker processes)', () => {
-  let nats: NatsServerHandle;
+  const nats = natsForSuite();
   let n1: BrokerProcess;
   let n2: BrokerProcess;
   let n3: BrokerProcess;
   const holds: SlotHold[] = [];
 
   beforeAll(async () => {
-    nats = await startNatsServer();
     [n1, n2, n3] = await startBrokerProcesses(['n1', 'n2', 'n3'], {
-      nats: [nats.url],
+      nats: [nats().url],
       cluster: CLUSTER,
       capacity: 4,
       threshold: 0.5,
@@ -41,10 +38,7 @@ describe('off-line and leaving peers (three broker processes)', () => {
 
   afterAll(async () => {
     for (const h of holds) h.release();
-    await cleanupBrokers();
     await Promise.all([n1, n2, n3].map((b) => b?.kill9()));
-    await nats?.stop();
-    await killAllTracked();
   });
 
   it('marks a peer killed with SIGKILL OFFLINE after three missed periods', async () => {

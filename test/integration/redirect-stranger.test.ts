@@ -3,7 +3,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, Decision } from '../../src';
 import type { PeerEntry } from '../../src/policy';
-import { bankClient, cleanupBrokers, serverStream, startBroker, unary } from '../helpers/brokers';
+import { bankClient, callError, cleanupBrokers, serverStream, startBroker, unary } from '../helpers/brokers';
 
 /**
  * A broker patched to answer every following call with a redirect to `endpoint`, an
@@ -63,11 +63,8 @@ describe('a redirect to an endpoint that is not a member', () => {
   it('fails a unary call with UNAVAILABLE naming the endpoint, and never dials it', async () => {
     const client = bankClient([broker.endpoint]);
     const runBefore = broker.stats.run;
-    const err = await unary(client, 'GetBalance', { accountId: 'a' }).then(
-      () => undefined,
-      (e: ServiceError) => e,
-    );
-    refused(err!);
+    const err = await callError(unary(client, 'GetBalance', { accountId: 'a' }));
+    refused(err);
     expect(client.peerbroker.stats.redirectsRefused).toBe(1);
     expect(client.peerbroker.stats.redirectsFollowed).toBe(0);
     expect(client.peerbroker.pool.endpoints()).not.toContain(strangerEndpoint);
@@ -77,11 +74,8 @@ describe('a redirect to an endpoint that is not a member', () => {
 
   it('fails a server-streaming call the same way', async () => {
     const client = bankClient([broker.endpoint]);
-    const err = await serverStream(client, 'StreamStatements', { accountId: 's', count: 3 }).then(
-      () => undefined,
-      (e: ServiceError) => e,
-    );
-    refused(err!);
+    const err = await callError(serverStream(client, 'StreamStatements', { accountId: 's', count: 3 }));
+    refused(err);
     expect(client.peerbroker.pool.endpoints()).not.toContain(strangerEndpoint);
     expect(dialled).toBe(0);
   });
@@ -103,11 +97,8 @@ describe('a redirect to an endpoint that is not a member', () => {
     const client = bankClient([broker.endpoint], { membersRefreshMs: 50 });
     await new Promise((r) => setTimeout(r, 200));
     expect(client.peerbroker.members.all()).toEqual([broker.endpoint]);
-    const err = await unary(client, 'GetBalance', { accountId: 'b' }).then(
-      () => undefined,
-      (e: ServiceError) => e,
-    );
-    refused(err!);
+    const err = await callError(unary(client, 'GetBalance', { accountId: 'b' }));
+    refused(err);
     expect(dialled).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from 'nats';
 import path from 'node:path';
 import pino from 'pino';
 import * as protobuf from 'protobufjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadSubject, PROTO_DIR } from '../../src';
 import { ClusterKey } from '../../src/cluster/cluster-key';
 import { encodeReport } from '../../src/cluster/report-codec';
@@ -13,7 +13,6 @@ import { encodeConfigMessage } from '../../src/cluster/runtime-config';
 import {
   bankClient,
   brokerStatus,
-  cleanupBrokers,
   fakeReport,
   holdSlots,
   members,
@@ -25,8 +24,8 @@ import {
   type SlotHold,
 } from '../helpers/brokers';
 import { secretFile } from '../helpers/certs';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import type { NatsServerHandle } from '../helpers/nats';
+import { natsForSuite } from '../helpers/suite';
 
 const PERIOD_MS = 200;
 const CALLS = 300;
@@ -194,20 +193,10 @@ async function scenario(nats: NatsServerHandle, cluster: string, keyFile: string
 }
 
 describe('a rogue publisher on the load subjects', () => {
-  let nats: NatsServerHandle;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-  });
-
-  afterAll(async () => {
-    await cleanupBrokers();
-    await nats?.stop();
-    await killAllTracked();
-  });
+  const nats = natsForSuite();
 
   it('without a cluster key wins (the control): evil is listed and calls are sent to an endpoint no broker owns', async () => {
-    const { result } = await scenario(nats, 'rogue-open', undefined, 100);
+    const { result } = await scenario(nats(), 'rogue-open', undefined, 100);
     console.log(`rogue-publisher control: ${JSON.stringify(result)}`);
     expect(result.redirectsByN1.toEvil).toBeGreaterThan(0);
     expect(result.strangerConnections).toBeGreaterThan(0);
@@ -218,7 +207,7 @@ describe('a rogue publisher on the load subjects', () => {
 
   it('with a cluster key never moves a call: evil is never listed, never dialled, and every rogue message is dropped and counted', async () => {
     const keyFile = secretFile('cluster.key', `${randomBytes(32).toString('hex')}\n`);
-    const { result, firstError } = await scenario(nats, 'rogue-signed', keyFile, CALLS);
+    const { result, firstError } = await scenario(nats(), 'rogue-signed', keyFile, CALLS);
     console.log(`rogue-publisher signed: ${JSON.stringify(result)}`);
     expect(firstError).toBeUndefined();
     expect((result.served.n1 ?? 0) + (result.served.n2 ?? 0)).toBe(CALLS);

@@ -4,11 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, type Broker } from '../../src';
 import { configSubject } from '../../src/cluster/runtime-config';
 import {
-  CLI_PATH,
   bankClient,
   callError,
   followMetadata,
   plainSecuritiesClient,
+  runCli,
   sleep,
   startBroker,
   startBrokerGroup,
@@ -16,7 +16,6 @@ import {
   waitFor,
 } from '../helpers/brokers';
 import type { NatsServerHandle } from '../helpers/nats';
-import { exitOf, outputOf, spawnTracked } from '../helpers/processes';
 import { natsForSuite } from '../helpers/suite';
 
 const CLUSTER = 'runtime-config';
@@ -27,12 +26,8 @@ const SESSIONS = [{ enter: 'bank.Banking/OpenAccount', within: 'bank.Banking/Get
 const DEDICATED = { 'bank.Securities/*': ['n2'] };
 
 /** Runs `peerbroker config <args>` from dist/ and resolves with its exit code and output. */
-async function cli(nats: NatsServerHandle, ...args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawnTracked(process.execPath, [CLI_PATH, 'config', ...args, '--nats', nats.url, '--cluster', CLUSTER]);
-  const { code } = await exitOf(child);
-  // Let the pipes drain, so the last line is in the output.
-  await sleep(20);
-  return { code, output: outputOf(child) };
+function cli(nats: NatsServerHandle, ...args: string[]): Promise<{ code: number | null; output: string }> {
+  return runCli(['config', ...args, '--nats', nats.url, '--cluster', CLUSTER]);
 }
 
 describe('changing settings at run time (peerbroker config, JetStream on)', () => {

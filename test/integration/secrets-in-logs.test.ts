@@ -1,21 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, members, startBrokerProcess, waitFor, type BrokerProcess } from '../helpers/brokers';
+import { members, runCli, startBrokerProcess, waitFor, type BrokerProcess } from '../helpers/brokers';
 import { makeTestPki, secretFile } from '../helpers/certs';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { exitOf, killAllTracked, outputOf, spawnTracked } from '../helpers/processes';
+import { killAllTracked } from '../helpers/processes';
 
 const CLUSTER = 'secrets';
 const PERIOD_MS = 200;
-
-/** Runs the CLI to completion and returns its exit code and everything it printed. */
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const child = spawnTracked(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env } });
-  const exit = await exitOf(child);
-  await new Promise((r) => setTimeout(r, 50));
-  return { code: exit.code, output: outputOf(child) };
-}
 
 describe('secrets never reach logs or status output', () => {
   const password = `pw-${randomBytes(12).toString('hex')}`;
@@ -64,37 +56,37 @@ describe('secrets never reach logs or status output', () => {
 
   it('peerbroker status (table and JSON) shows the nodes, and none of the secrets', async () => {
     const auth = ['--nats', userServer.url, '--cluster', CLUSTER, '--nats-user', 'n1', '--nats-pass-file', passFile, '--cluster-key-file', keyFile, '--wait-ms', '800'];
-    const table = await cli(['status', ...auth]);
+    const table = await runCli(['status', ...auth]);
     expect(table.code, table.output).toBe(0);
     expect(table.output).toMatch(/^a\s+ONLINE/m);
-    const json = await cli(['status', ...auth, '--json'], {});
+    const json = await runCli(['status', ...auth, '--json'], {});
     expect(json.code, json.output).toBe(0);
     expect(JSON.parse(json.output).nodes.map((n: { nodeId: string }) => n.nodeId)).toEqual(['a', 'b']);
-    const viaEnv = await cli(['status', '--nats', tokenServer.url, '--cluster', CLUSTER, '--wait-ms', '800'], { PEERBROKER_NATS_TOKEN: token });
+    const viaEnv = await runCli(['status', '--nats', tokenServer.url, '--cluster', CLUSTER, '--wait-ms', '800'], { PEERBROKER_NATS_TOKEN: token });
     expect(viaEnv.output).toMatch(/^d\s+ONLINE/m);
     outputs.push(['status table', table.output], ['status --json', json.output], ['status (token)', viaEnv.output]);
   });
 
   it('config set and get, signed with the key, print no secret', async () => {
     const auth = ['--nats', userServer.url, '--cluster', CLUSTER, '--nats-user', 'n1', '--cluster-key-file', keyFile];
-    const set = await cli(['config', 'set', 'margin=0.25', ...auth], { PEERBROKER_NATS_PASS: password });
+    const set = await runCli(['config', 'set', 'margin=0.25', ...auth], { PEERBROKER_NATS_PASS: password });
     expect(set.code, set.output).toBe(0);
     await waitFor(() => nodes.slice(0, 2).every((n) => /"margin":0\.25.*"msg":"config applied"/.test(n.output())), 5_000, 50, 'the change applied');
-    const get = await cli(['config', 'get', ...auth], { PEERBROKER_NATS_PASS: password });
+    const get = await runCli(['config', 'get', ...auth], { PEERBROKER_NATS_PASS: password });
     outputs.push(['config set', set.output], ['config get', get.output]);
   });
 
   it('a failed start (wrong password, or a password on the command line) names no secret', async () => {
-    const wrong = await cli(
+    const wrong = await runCli(
       ['start', '--node-id', 'x', '--nats', userServer.url, '--cluster', CLUSTER, '--nats-user', 'n1', '--log-level', 'debug'],
       { PEERBROKER_NATS_PASS: wrongPassword },
     );
     expect(wrong.code).not.toBe(0);
     expect(wrong.output).toMatch(/Authorization Violation|AUTHORIZATION_VIOLATION/i);
     // nats.js does not take credentials from a URL: the start fails, and the URL is not echoed.
-    const inUrl = await cli(['start', '--node-id', 'y', '--nats', userServer.url.replace('nats://', `nats://n1:${password}@`), '--cluster', CLUSTER, '--log-level', 'debug']);
+    const inUrl = await runCli(['start', '--node-id', 'y', '--nats', userServer.url.replace('nats://', `nats://n1:${password}@`), '--cluster', CLUSTER, '--log-level', 'debug']);
     expect(inUrl.code).not.toBe(0);
-    const onArgv = await cli(['status', '--nats', userServer.url, '--cluster', CLUSTER, '--nats-user', 'n1', '--nats-pass', password, '--wait-ms', '300']);
+    const onArgv = await runCli(['status', '--nats', userServer.url, '--cluster', CLUSTER, '--nats-user', 'n1', '--nats-pass', password, '--wait-ms', '300']);
     expect(onArgv.output).toContain('--nats-pass on the command line is visible to other users');
     outputs.push(['failed start', wrong.output], ['start with a password in the URL', inUrl.output], ['status with --nats-pass', onArgv.output]);
     for (const s of [wrongPassword]) expect(wrong.output).not.toContain(s);

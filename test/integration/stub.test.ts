@@ -7,7 +7,6 @@ import { encodeReport } from '../../src/cluster/report-codec';
 import {
   bankClient,
   callError,
-  cleanupBrokers,
   fakeReport,
   followMetadata,
   holdSlots,
@@ -20,8 +19,8 @@ import {
   waitForLoad,
   type SlotHold,
 } from '../helpers/brokers';
-import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
-import { killAllTracked } from '../helpers/processes';
+import type { NatsServerHandle } from '../helpers/nats';
+import { natsForSuite } from '../helpers/suite';
 
 const PERIOD_MS = 200;
 
@@ -46,17 +45,7 @@ async function loadedPair(nats: NatsServerHandle, cluster: string, over: { n1?: 
 }
 
 describe('the redirect-following stub', () => {
-  let nats: NatsServerHandle;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-  });
-
-  afterAll(async () => {
-    await cleanupBrokers();
-    await nats?.stop();
-    await killAllTracked();
-  });
+  const nats = natsForSuite();
 
   describe('with n1 over threshold and n2 idle', () => {
     let n1: Broker;
@@ -64,7 +53,7 @@ describe('the redirect-following stub', () => {
     let stop: (() => Promise<unknown>) | undefined;
 
     beforeAll(async () => {
-      ({ n1, n2, stop } = await loadedPair(nats, 'stub-follow'));
+      ({ n1, n2, stop } = await loadedPair(nats(), 'stub-follow'));
     });
 
     afterAll(() => stop?.());
@@ -145,7 +134,7 @@ describe('the redirect-following stub', () => {
     let stop: (() => Promise<unknown>) | undefined;
 
     beforeAll(async () => {
-      ({ n1, n2, stop } = await loadedPair(nats, 'stub-deadline', { n2: { workMs: PEER_WORK_MS } }));
+      ({ n1, n2, stop } = await loadedPair(nats(), 'stub-deadline', { n2: { workMs: PEER_WORK_MS } }));
     });
 
     afterAll(() => stop?.());
@@ -166,12 +155,7 @@ describe('the redirect-following stub', () => {
       const client = bankClient([n1.endpoint], { interceptors: [slowStart] });
       const runBefore = n2.stats.run;
       const startedAt = Date.now();
-      const err = await unary(client, 'GetBalance', { accountId: 'late' }, { timeoutMs: DEADLINE_MS }).then(
-        (r) => {
-          throw new Error(`expected DEADLINE_EXCEEDED, the call was served by ${r.servedBy} after ${Date.now() - startedAt} ms`);
-        },
-        (e: ServiceError) => e,
-      );
+      const err = await callError(unary(client, 'GetBalance', { accountId: 'late' }, { timeoutMs: DEADLINE_MS }));
       const elapsed = Date.now() - startedAt;
       expect(err.code).toBe(status.DEADLINE_EXCEEDED);
       expect(client.peerbroker.stats.redirectsFollowed).toBe(1);
@@ -228,11 +212,11 @@ describe('the redirect-following stub', () => {
 
     beforeAll(async () => {
       // Reported load only (no local accounting), so every decision is the same.
-      [n1, n2] = await pair(nats, 'stub-hops', { n1: { peerChoice: 'least-loaded' }, n2: { peerChoice: 'least-loaded' } });
+      [n1, n2] = await pair(nats(), 'stub-hops', { n1: { peerChoice: 'least-loaded' }, n2: { peerChoice: 'least-loaded' } });
       holds = [holdSlots(n1.endpoint, 3), holdSlots(n2.endpoint, 3)];
       await waitFor(() => n1.load() === 0.75 && n2.load() === 0.75, 10_000, 20, 'both nodes at 0.75');
       // A newer incarnation claiming load 0 for each: the real reports are now old and dropped.
-      nc = await connect({ servers: nats.url });
+      nc = await connect({ servers: nats().url });
       const incarnation = Date.now();
       let seq = 0;
       const lie = () => {
@@ -263,12 +247,9 @@ describe('the redirect-following stub', () => {
 
     it('a node bounces a following call with fewer hops than the limit, and runs one at the limit', async () => {
       const raw = plainBankClient(n2.endpoint);
-      const bounced = await unary(raw, 'GetBalance', { accountId: 'h1' }, { metadata: followMetadata(1) }).then(
-        () => undefined,
-        (e: ServiceError) => e,
-      );
-      expect(bounced?.code).toBe(status.RESOURCE_EXHAUSTED);
-      expect(bounced?.metadata.get('peerbroker-location-node')).toEqual(['n1']);
+      const bounced = await callError(unary(raw, 'GetBalance', { accountId: 'h1' }, { metadata: followMetadata(1) }));
+      expect(bounced.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(bounced.metadata.get('peerbroker-location-node')).toEqual(['n1']);
       const atLimit = await unary(raw, 'GetBalance', { accountId: 'h2' }, { metadata: followMetadata(2) });
       expect(atLimit.servedBy).toBe('n2');
     });
@@ -290,12 +271,7 @@ describe('the redirect-following stub', () => {
     it('gives up with a clear error when a call needs more redirects than maxRedirects allows', async () => {
       const client = bankClient([n1.endpoint], { maxRedirects: 1 });
       const before = { n1: n1.stats.run, n2: n2.stats.run };
-      const err = await unary(client, 'GetBalance', { accountId: 'give-up' }, { timeoutMs: 5_000 }).then(
-        (r) => {
-          throw new Error(`expected the stub to give up, the call was served by ${r.servedBy}`);
-        },
-        (e: ServiceError) => e,
-      );
+      const err = await callError(unary(client, 'GetBalance', { accountId: 'give-up' }, { timeoutMs: 5_000 }));
       expect(err.details).toContain('gave up after 1 redirects');
       expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(client.peerbroker.stats.redirectsFollowed).toBe(1);

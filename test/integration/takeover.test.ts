@@ -6,7 +6,6 @@ import {
   members,
   sleep,
   startBrokerProcess,
-  startBrokerProcesses,
   waitFor,
   type BrokerProcess,
 } from '../helpers/brokers';

@@ -61,7 +61,7 @@ function fullSelf(): SelfState {
 }
 
 function call(over: Partial<CallInfo> = {}): CallInfo {
-  return { service: SERVICE, hops: 0, follows: true, ...over };
+  return { path: `/${SERVICE}/M`, service: SERVICE, hops: 0, follows: true, session: '', sessionOwner: '', ...over };
 }
 
 function run(s: SelfState, peers: PeerEntry[], c: CallInfo = call(), choice: PeerChoice = leastLoaded): Decision {
