@@ -1,6 +1,7 @@
 /** peerbroker: a peer-to-peer load-balancing gRPC object broker. */
 export * from './broker';
 export * from './client';
+export { ChannelPool, PROTO_LOADER_OPTIONS, brokerProto, type MemberInfo } from './transport';
 export {
   PeerView,
   NatsExchange,
@@ -13,7 +14,6 @@ export {
   type LoadReport,
   type NatsAuthOptions,
 } from './cluster';
-export type { TlsFiles } from './broker/tls';
 export { registerPeerChoice, peerChoiceNames, type PeerChoice, type Decision } from './policy';
 export { PeerbrokerError, ConfigError } from './errors';
 export * from './wire';

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect } from 'nats';
-import { brokerProto } from '../../src/broker/broker-service';
+import { brokerProto } from '../../src/transport';
 import { configSubject, newConfigMessage } from '../../src/cluster/runtime-config';
 import { sleep, startProcess, stopAll, waitForLine, type Child } from './proc';
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_DIR } from '../../src/proto-path';
-import { PROTO_LOADER_OPTIONS } from '../../src/broker/broker-service';
+import { PROTO_LOADER_OPTIONS } from '../../src/transport';
 import type { Broker } from '../../src/broker';
 import type { ProtoGrpcType } from '../../src/generated/bank';
 

@@ -1,4 +1,4 @@
-import { LoadCounters } from '../cluster/load-counters';
+import { LoadCounters } from '../cluster';
 
 /**
  * At most `capacity` handlers run at once; up to `maxQueue` more wait in FIFO order.

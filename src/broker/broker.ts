@@ -1,17 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
-import { InProcessBus } from '../cluster/in-process-exchange';
-import type { ControlPlane } from '../cluster/control-plane';
-import type { ExchangeStatus } from '../cluster/exchange';
-import type { NodeStatusName } from '../cluster/load-counters';
-import { LoadCounters } from '../cluster/load-counters';
-import { loadMeterByName, type LoadMeter } from '../cluster/load-meter';
-import type { NodeInfo } from '../cluster/report-builder';
-import { PeerView } from '../cluster/peer-view';
+import { InProcessBus, LoadCounters, PeerView, loadMeterByName, type ConfigDropReason, type ConfigMessage, type ControlPlane, type ExchangeStatus, type LoadMeter, type NodeInfo, type NodeStatusName } from '../cluster';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
 import { Admission } from './admission';
-import { brokerProto, peerMembers, statusMessage, type MemberInfo } from './broker-service';
+import { brokerProto, type MemberInfo } from '../transport';
+import { peerMembers, statusMessage } from './broker-service';
 import { CallGate } from './call-gate';
 import { createControlPlane } from './control-plane-factory';
 import { Forwarder } from './forwarder';
@@ -23,7 +17,6 @@ import { ReportIntake } from './report-intake';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
 import { SessionTable } from './session-table';
 import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
-import type { ConfigDropReason, ConfigMessage } from '../cluster/runtime-config';
 import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
 type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;

@@ -6,7 +6,7 @@ import {
   type ServerErrorResponse,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
-import type { PeerView } from '../cluster/peer-view';
+import type { PeerView } from '../cluster';
 import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
 import type { Admission } from './admission';

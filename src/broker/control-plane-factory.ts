@@ -1,7 +1,4 @@
-import { LocalControlPlane, type ControlPlane } from '../cluster/control-plane';
-import type { LoadCounters } from '../cluster/load-counters';
-import { NatsExchange } from '../cluster/nats-exchange';
-import { WorkerControlPlane } from '../cluster/worker-control-plane';
+import { LocalControlPlane, NatsExchange, WorkerControlPlane, type ControlPlane, type LoadCounters } from '../cluster';
 import type { ResolvedBrokerOptions } from './options';
 
 /**

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type MethodDefinition, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
-import { ChannelPool } from '../client/channel-pool';
+import { ChannelPool } from '../transport';
 import { MD_FOLLOW, MD_HOPS } from '../wire';
 
 type AnyServerCall =

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type { PeerRecord, PeerView } from '../cluster/peer-view';
-import { rendezvousRanking, rendezvousWinner } from '../cluster/rendezvous';
+import { rendezvousRanking, rendezvousWinner, type PeerRecord, type PeerView } from '../cluster';
 import type { Logger } from '../log';
 import { parseHostPort } from '../wire';
 

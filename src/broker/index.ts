@@ -1,7 +1,7 @@
 export { Broker, inProcessBus } from './broker';
-export { PROTO_LOADER_OPTIONS, brokerProto, type MemberInfo } from './broker-service';
 export {
   parseBrokerOptions,
+  parseRuntimeValues,
   toConfigError,
   tunables,
   DEFAULT_CAPACITY,
@@ -14,4 +14,6 @@ export {
   DEFAULT_THRESHOLD,
   type BrokerOptions,
   type ResolvedBrokerOptions,
+  type RuntimeConfig,
 } from './options';
+export type { TlsFiles } from './tls';

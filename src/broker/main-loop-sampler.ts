@@ -1,7 +1,4 @@
-import type { LoadCounters } from '../cluster/load-counters';
-import type { LoadMeter } from '../cluster/load-meter';
-import { LoopDelay } from '../cluster/load-meter';
-import { HEARTBEAT_MS } from '../cluster/report-builder';
+import { HEARTBEAT_MS, LoopDelay, type LoadCounters, type LoadMeter } from '../cluster';
 
 /**
  * Keeps the shared counters fresh from the main thread: a heartbeat every 20 ms (its

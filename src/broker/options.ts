@@ -1,11 +1,7 @@
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
 import type { ConnectionOptions } from 'nats';
 import { z } from 'zod';
-import { isValidNodeId } from '../cluster/report-codec';
-import { ClusterKey } from '../cluster/cluster-key';
-import { natsAuthSchema, natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
-import type { Exchange } from '../cluster/exchange';
-import type { LoadMeter } from '../cluster/load-meter';
+import { ClusterKey, isValidNodeId, natsAuthSchema, natsConnectionOptions, type Exchange, type LoadMeter, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';

@@ -1,8 +1,4 @@
-import { loadSubject } from '../cluster/exchange';
-import type { ClusterKey } from '../cluster/cluster-key';
-import type { PeerView } from '../cluster/peer-view';
-import { isRejected } from '../cluster/report-codec';
-import { openReport } from '../cluster/report-signing';
+import { isRejected, loadSubject, openReport, type ClusterKey, type PeerView } from '../cluster';
 import type { Logger, RateLimitedLog } from '../log';
 
 /**

@@ -1,4 +1,4 @@
-import { configSubject, type ConfigDropReason } from '../cluster/runtime-config';
+import { configSubject, type ConfigDropReason } from '../cluster';
 import type { Logger, RateLimitedLog } from '../log';
 import { CompiledRules, peerChoiceByName, type DedicatedRules, type PolicyConfig, type SessionRule } from '../policy';
 import type { Admission } from './admission';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { describeNatsAuth } from '../cluster/nats-auth';
+import { describeNatsAuth } from '../cluster';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { parseHostPort } from '../wire';

@@ -1,7 +1,5 @@
-import { parseRuntimeValues, type RuntimeConfig } from '../broker/options';
-import type { ClusterKey } from '../cluster/cluster-key';
-import { permissionViolation, type NatsAuthOptions } from '../cluster/nats-auth';
-import { ConfigRejectedError, configSubject, newConfigMessage, publishConfig, readCurrentConfig, type ConfigMessage } from '../cluster/runtime-config';
+import { parseRuntimeValues, type RuntimeConfig } from '../broker';
+import { ConfigRejectedError, configSubject, newConfigMessage, permissionViolation, publishConfig, readCurrentConfig, type ClusterKey, type ConfigMessage, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
 import { connectCli } from './security-flags';
 

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { connect, type NatsConnection } from 'nats';
 import { z } from 'zod';
-import { ClusterKey } from '../cluster/cluster-key';
+import { ClusterKey, natsConnectionOptions, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
-import { natsConnectionOptions, type NatsAuthOptions } from '../cluster/nats-auth';
-import type { TlsFiles } from '../broker/tls';
+import type { TlsFiles } from '../broker';
 
 /** Environment variable read for the NATS password when a user is given without one. */
 export const ENV_NATS_PASS = 'PEERBROKER_NATS_PASS';

@@ -1,8 +1,4 @@
-import type { ClusterKey } from '../cluster/cluster-key';
-import { loadSubject } from '../cluster/exchange';
-import type { NatsAuthOptions } from '../cluster/nats-auth';
-import { isRejected, type LoadReport } from '../cluster/report-codec';
-import { openReport } from '../cluster/report-signing';
+import { isRejected, loadSubject, openReport, type ClusterKey, type LoadReport, type NatsAuthOptions } from '../cluster';
 import { connectCli } from './security-flags';
 
 /** Options of `peerbroker status`. */

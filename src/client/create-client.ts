@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import { ChannelPool } from './channel-pool';
+import { ChannelPool } from '../transport';
 import { DEFAULT_MEMBERS_REFRESH_MS, Membership } from './membership';
 import { DEFAULT_MAX_REDIRECTS, redirectInterceptor, type StubContext } from './redirect-interceptor';
 import { DEFAULT_MAX_HELD_MESSAGES, FollowingStream, callArgs } from './streaming-call';

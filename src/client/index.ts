@@ -1,4 +1,3 @@
 export { createClient, type BrokeredClient, type ClientOptions } from './create-client';
-export { ChannelPool } from './channel-pool';
 export { Membership, DEFAULT_MEMBERS_REFRESH_MS } from './membership';
 export { redirectInterceptor, isRedirect, DEFAULT_MAX_REDIRECTS, type StubContext } from './redirect-interceptor';

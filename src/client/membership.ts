@@ -1,7 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
-import { brokerProto } from '../broker/broker-service';
+import { brokerProto, type ChannelPool } from '../transport';
 import type { MembersResponse__Output } from '../generated/peerbroker/v1/MembersResponse';
-import type { ChannelPool } from './channel-pool';
 
 /** Default interval between two refreshes of the member list. */
 export const DEFAULT_MEMBERS_REFRESH_MS = 10_000;

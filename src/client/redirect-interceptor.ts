@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { InterceptingCall, Metadata, status, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js';
 import type { InterceptingListener } from '@grpc/grpc-js/build/src/call-interface';
 import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_SESSION } from '../wire';
-import type { ChannelPool } from './channel-pool';
+import type { ChannelPool } from '../transport';
 import type { Membership } from './membership';
 
 /** Default number of redirects a call follows before the stub gives up. */

@@ -1,9 +1,24 @@
+// The cluster part's door: what the broker, the CLI and the library's users may use.
 export { PeerView, type PeerRecord, type PeerViewOptions } from './peer-view';
 export { NatsExchange, type NatsExchangeOptions } from './nats-exchange';
 export { InProcessBus } from './in-process-exchange';
 export { loadSubject, type Exchange, type ExchangeStatus } from './exchange';
 export { encodeReport, decodeReport, isRejected, isValidNodeId, MAX_REPORT_BYTES, type LoadReport, type DropReason } from './report-codec';
 export { eventLoopMeter, loadMeterByName, loadMeterNames, registerLoadMeter, LoopDelay, type LoadMeter } from './load-meter';
+export { LoadCounters, type NodeStatusName } from './load-counters';
+export { HEARTBEAT_MS, type NodeInfo } from './report-builder';
+export { LocalControlPlane, type ControlPlane } from './control-plane';
+export { WorkerControlPlane } from './worker-control-plane';
+export { rendezvousRanking, rendezvousWinner } from './rendezvous';
+export {
+  ConfigRejectedError,
+  configSubject,
+  newConfigMessage,
+  publishConfig,
+  readCurrentConfig,
+  type ConfigDropReason,
+  type ConfigMessage,
+} from './runtime-config';
 export { ClusterKey } from './cluster-key';
 export { openReport, sealReport } from './report-signing';
-export { natsConnectionOptions, type NatsAuthOptions } from './nats-auth';
+export { describeNatsAuth, natsAuthSchema, natsConnectionOptions, permissionViolation, type NatsAuthOptions } from './nats-auth';
