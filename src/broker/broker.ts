@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { InProcessBus, LoadCounters, PeerView, loadMeterByName, type ConfigDropReason, type ConfigMessage, type ControlPlane, type ExchangeStatus, type LoadMeter, type NodeInfo, type NodeStatusName } from '../cluster';
+import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
@@ -13,9 +14,11 @@ import { bindPort, IdentityTakeover } from './identity-takeover';
 import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
+import { reclaimAddress } from './reclaim';
 import { ReportIntake } from './report-intake';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
 import { SessionTable } from './session-table';
+import { drainOnSignals } from './signals';
 import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
 import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
@@ -61,7 +64,7 @@ export class Broker {
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
     const o = this.options;
-    this.log = (o.logger ?? createLogger()).child({ node: o.nodeId });
+    this.log = (o.logger ?? createLogger({ level: o.logLevel, format: o.logFormat })).child({ node: o.nodeId });
     this.peers = new PeerView({
       cluster: o.cluster,
       selfId: o.nodeId,
@@ -174,7 +177,7 @@ export class Broker {
     this.state = 'started';
     const o = this.options;
     for (const s of o.services ?? []) {
-      if (!this.added.has(s)) throw new Error(`'services' names '${s}', which the module did not add (added: ${[...this.added].join(', ')})`);
+      if (!this.added.has(s)) throw new ConfigError('services', `names '${s}', which the module did not add (added: ${[...this.added].join(', ')})`);
     }
     this.settings.startRules();
     this.server.addService(brokerProto().peerbroker.v1.Broker.service, {
@@ -236,6 +239,7 @@ export class Broker {
     this.healthTimer = setInterval(() => this.checkHealth(), o.periodMs);
     this.healthTimer.unref();
     if (port === undefined) await this.reclaim(creds);
+    if (o.handleSignals) this.removeSignalHandlers = drainOnSignals(this);
     this.log.info(
       { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none', security: securitySummary(o) },
       'broker started',
@@ -246,6 +250,7 @@ export class Broker {
   async stop(): Promise<void> {
     if (this.state !== 'started') return;
     this.state = 'stopped';
+    this.removeSignalHandlers?.();
     this.setStatus('LEAVING');
     clearInterval(this.sweepTimer);
     clearInterval(this.healthTimer);
@@ -325,6 +330,7 @@ export class Broker {
   }
 
   private reclaiming = false;
+  private removeSignalHandlers?: () => void;
   private controlConnected = false;
 
   private bind(creds: grpc.ServerCredentials): Promise<number> {
@@ -338,23 +344,18 @@ export class Broker {
   // Our report (a new incarnation) tells the adopter we are back; it releases, we bind.
   private async reclaim(creds: grpc.ServerCredentials): Promise<void> {
     this.reclaiming = true;
-    this.log.info({ endpoint: this.boundEndpoint }, 'address in use: asking the adopter to release it');
-    const deadline = Date.now() + this.options.reclaimTimeoutMs;
-    for (;;) {
-      try {
-        await this.bind(creds);
-        break;
-      } catch (err) {
-        if (Date.now() >= deadline) {
-          this.reclaiming = false;
-          await this.stop();
-          throw new Error(`could not bind '${this.options.listen}' within ${this.options.reclaimTimeoutMs} ms: ${(err as Error).message}`);
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    const endpoint = this.boundEndpoint!;
+    this.log.info({ endpoint }, 'address in use: asking the adopter to release it');
+    const o = this.options;
+    try {
+      await reclaimAddress({ listen: o.listen, endpoint, peers: this.peers, periodMs: o.periodMs, timeoutMs: o.reclaimTimeoutMs, bind: () => this.bind(creds) });
+    } catch (err) {
+      this.reclaiming = false;
+      await this.stop();
+      throw err;
     }
     this.reclaiming = false;
-    this.log.info({ endpoint: this.boundEndpoint }, 'address reclaimed');
+    this.log.info({ endpoint }, 'address reclaimed');
     this.setStatus('ONLINE');
   }
 

@@ -3,7 +3,10 @@ export {
   parseBrokerOptions,
   parseRuntimeValues,
   toConfigError,
-  tunables,
+  fieldPath,
+  brokerOptionsSchema,
+  runtimeSchema,
+  RUNTIME_KEYS,
   DEFAULT_CAPACITY,
   DEFAULT_CLUSTER,
   DEFAULT_MARGIN,
@@ -15,5 +18,7 @@ export {
   type BrokerOptions,
   type ResolvedBrokerOptions,
   type RuntimeConfig,
+  type RuntimeKey,
 } from './options';
+export { cliOptions, option, optionInfo, type CliOption, type OptionInfo, type OptionKind } from './option-info';
 export type { TlsFiles } from './tls';

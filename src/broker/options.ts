@@ -3,11 +3,12 @@ import type { ConnectionOptions } from 'nats';
 import { z } from 'zod';
 import { ClusterKey, isValidNodeId, natsAuthSchema, natsConnectionOptions, type Exchange, type LoadMeter, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
-import type { Logger } from '../log';
-import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';
+import { LOG_FORMATS, LOG_LEVELS, type Logger } from '../log';
+import { isMethodPattern, peerChoiceNames } from '../policy';
 import { parseHostPort } from '../wire';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
-import { loadTls, type TlsFiles } from './tls';
+import { option, optionInfo, withoutDefault, type RuntimeOption } from './option-info';
+import { loadTls, tlsFilesSchema } from './tls';
 
 /** Default reporting period (DESIGN.md). */
 export const DEFAULT_PERIOD_MS = 500;
@@ -30,116 +31,6 @@ export const DEFAULT_RECLAIM_TIMEOUT_MS = 30_000;
 /** Default time in-flight calls get to finish on drain, ms. */
 export const DEFAULT_DRAIN_GRACE_MS = 15_000;
 
-/** Options of a Broker. */
-export interface BrokerOptions {
-  /** This node's id: letters, digits, `_` and `-`, at most 64. Required. */
-  nodeId: string;
-  /** `host:port` the gRPC server listens on; port 0 picks a free one. Default `127.0.0.1:0`. */
-  listen?: string;
-  /** `host:port` peers and clients are told to use. Default: the bound listen address. */
-  advertise?: string;
-  /** Cluster name: brokers of one cluster see each other's reports. Default `default`. */
-  cluster?: string;
-  /** NATS server URLs (or one comma-separated string). Without them and without `exchange`, the node runs alone. */
-  nats?: string[] | string;
-  /** Extra `nats` connection options (TLS, credentials). */
-  natsOptions?: Partial<ConnectionOptions>;
-  /** Report from a worker thread with its own NATS connection, so a blocked main loop still reports. Default true. */
-  reporterThread?: boolean;
-  /** A ready exchange instead of NATS (the in-process fallback). */
-  exchange?: Exchange;
-  /** Concurrent calls at 100 % load; more wait in a queue. Default 64. */
-  capacity?: number;
-  /** Calls that may wait for a slot. Default 4 × capacity. */
-  maxQueue?: number;
-  /** Below this load (0..1) a call always runs here. Default 0.5. */
-  threshold?: number;
-  /** A peer must be this much less loaded to be sent a call. Default 0.2. */
-  margin?: number;
-  /** Reporting period, ms. Default 500. */
-  periodMs?: number;
-  /** Missed periods before a silent peer is off-line. Default 3. */
-  offlineAfterPeriods?: number;
-  /** A call that followed this many redirects runs where it lands. Default 2. */
-  maxHops?: number;
-  /** Peer-choice rule by name. Default `least-loaded-accounted` (chosen by the benchmark; bench/README.md). */
-  peerChoice?: string;
-  /** Extra load meters (names or objects), sampled every period; load is the highest. Default none. */
-  meters?: Array<string | LoadMeter>;
-  /** Services this node hosts, by full name (`bank.Banking`); calls for the others are redirected. Default: all added. */
-  services?: string[];
-  /** Forward calls of clients that do not follow redirects, instead of running them here. Default false. */
-  forwardLegacy?: boolean;
-  /** Session rules (pinned calls); added to those declared in the .proto files. Default none. */
-  sessions?: SessionRule[];
-  /** Preferred homes: `{ 'bank.Securities/*': ['n2'] }`. Default none. */
-  dedicated?: DedicatedRules;
-  /** May adopt the endpoints of peers that go off-line (identity takeover). Default true. */
-  takeover?: boolean;
-  /** Also adopt the own endpoint of peers that leave cleanly (the ones they had adopted always move on). Default false. */
-  takeoverOnLeave?: boolean;
-  /** Shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE). Default none. */
-  onAdopt?: string;
-  /** Shell command run after releasing an adopted endpoint. Default none. */
-  onRelease?: string;
-  /** Longest time a restarted node waits for its adopter to release its address, ms. Default 30 000. */
-  reclaimTimeoutMs?: number;
-  /** A user check run every period; false, a rejection or no answer within a period means unhealthy. */
-  healthProbe?: () => boolean | Promise<boolean>;
-  /** Main-loop delay (p99 over a period) above which the node is unhealthy, ms. Default 1000. */
-  maxLoopDelayMs?: number;
-  /** On drain, how long in-flight calls may take to finish, ms. Default 15 000. */
-  drainGraceMs?: number;
-  /** gRPC server credentials. Default: from `tls`, else insecure (loopback only). */
-  serverCredentials?: ServerCredentials;
-  /** Credentials this node calls its peers with (forwarded calls). Default: from `tls`, else insecure. */
-  peerCredentials?: ChannelCredentials;
-  /**
-   * gRPC TLS from PEM files; with `caFile`, clients must present a certificate signed by
-   * it. Peers are called (forwarded calls) with the same certificate. Default none:
-   * plaintext, which is fine on loopback only (a warning is logged otherwise).
-   */
-  tls?: TlsFiles;
-  /** How to authenticate to NATS and check its certificate (names and file paths). Default none. */
-  natsAuth?: NatsAuthOptions;
-  /** File holding the cluster key: every report and config change is signed, and unsigned ones are dropped. Default none. */
-  clusterKeyFile?: string;
-  /** The cluster key itself (the text of a key file), instead of `clusterKeyFile`. Default none. */
-  clusterKey?: string | ClusterKey;
-  /** Logger to derive the broker's loggers from. Default: pino on stderr. */
-  logger?: Logger;
-}
-
-/** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<
-  Pick<
-    BrokerOptions,
-    | 'nodeId'
-    | 'listen'
-    | 'cluster'
-    | 'capacity'
-    | 'maxQueue'
-    | 'threshold'
-    | 'margin'
-    | 'periodMs'
-    | 'offlineAfterPeriods'
-    | 'maxHops'
-    | 'peerChoice'
-    | 'forwardLegacy'
-    | 'sessions'
-    | 'dedicated'
-    | 'reporterThread'
-    | 'takeover'
-    | 'takeoverOnLeave'
-    | 'reclaimTimeoutMs'
-    | 'maxLoopDelayMs'
-    | 'drainGraceMs'
-  >
-> & { advertise?: string; nats: string[]; services?: string[]; clusterKey?: ClusterKey } & Pick<
-    BrokerOptions,
-    'exchange' | 'serverCredentials' | 'logger' | 'meters' | 'natsOptions' | 'onAdopt' | 'onRelease' | 'healthProbe' | 'tls' | 'natsAuth' | 'peerCredentials'
-  >;
-
 const hostPort = z.string().refine(
   (v) => {
     try {
@@ -153,6 +44,9 @@ const hostPort = z.string().refine(
 );
 const pattern = z.string().refine(isMethodPattern, { message: 'must be pkg.Service/Method, pkg.Service/* or *' });
 const patterns = z.union([pattern, z.array(pattern).min(1)]);
+const natsUrl = z.string().regex(/^(nats|tls|ws|wss):\/\/[^\s,]+$|^[A-Za-z0-9.-]+:\d+$/, 'must be a NATS URL');
+const oneOf = <T extends string>(values: readonly T[]) => z.enum(values as [T, ...T[]], { error: `must be one of ${values.join(', ')}` });
+const func = <T>(what: string) => z.custom<T>((v) => typeof v === 'function', `must be ${what}`);
 
 /** Schema of a session rule. */
 export const sessionRuleSchema = z
@@ -162,71 +56,144 @@ export const sessionRuleSchema = z
 /** Schema of the dedicated-home rules. */
 export const dedicatedSchema = z.record(pattern, z.array(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be node ids')).min(1));
 
-const natsUrl = z.string().regex(/^(nats|tls|ws|wss):\/\/[^\s,]+$|^[A-Za-z0-9.-]+:\d+$/, 'must be a NATS URL');
-
-/** The schema of the tunable values (shared with the CLI and runtime config). */
-export const tunables = {
-  capacity: z.number().int().min(1).max(1_000_000),
-  maxQueue: z.number().int().min(0).max(10_000_000),
-  threshold: z.number().min(0).max(1),
-  margin: z.number().min(0).max(1),
-  periodMs: z.number().int().min(10).max(600_000),
-  offlineAfterPeriods: z.number().int().min(2).max(1000),
-  maxHops: z.number().int().min(0).max(16),
-  peerChoice: z.string().refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }),
-};
-
-const schema = z
+/**
+ * Every option of a Broker, the one place where an option is declared: its type and
+ * check, default and description, and in `option()`'s info how the command line, YAML
+ * files and `peerbroker config set` name it. Flags and YAML keys are the kebab-case of
+ * the name unless `flag` says otherwise; `flag: false` keeps an option to the library.
+ * See DEVELOPERS.md, "Adding an option".
+ */
+export const brokerOptionsSchema = z
   .object({
-    nodeId: z.string().refine(isValidNodeId, { message: 'must be 1-64 letters, digits, _ or -' }),
-    listen: hostPort.default('127.0.0.1:0'),
-    advertise: hostPort.optional(),
-    cluster: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -')
-      .default(DEFAULT_CLUSTER),
-    nats: z
-      .union([z.string(), z.array(z.string())])
-      .transform((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v))
-      .pipe(z.array(natsUrl))
-      .default([]),
-    capacity: tunables.capacity.default(DEFAULT_CAPACITY),
-    maxQueue: tunables.maxQueue.optional(),
-    threshold: tunables.threshold.default(DEFAULT_THRESHOLD),
-    margin: tunables.margin.default(DEFAULT_MARGIN),
-    periodMs: tunables.periodMs.default(DEFAULT_PERIOD_MS),
-    offlineAfterPeriods: tunables.offlineAfterPeriods.default(DEFAULT_OFFLINE_AFTER_PERIODS),
-    maxHops: tunables.maxHops.default(DEFAULT_MAX_HOPS),
-    peerChoice: tunables.peerChoice.default(DEFAULT_PEER_CHOICE),
-    meters: z.array(z.any()).optional(),
-    services: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(),
-    forwardLegacy: z.boolean().default(false),
-    reporterThread: z.boolean().default(true),
-    takeover: z.boolean().default(true),
-    takeoverOnLeave: z.boolean().default(false),
-    onAdopt: z.string().min(1).optional(),
-    onRelease: z.string().min(1).optional(),
-    reclaimTimeoutMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_RECLAIM_TIMEOUT_MS),
-    healthProbe: z.function().optional(),
-    maxLoopDelayMs: z.number().int().min(10).max(600_000).default(DEFAULT_MAX_LOOP_DELAY_MS),
-    drainGraceMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_DRAIN_GRACE_MS),
-    sessions: z.array(sessionRuleSchema).default([]),
-    dedicated: dedicatedSchema.default({}),
-    exchange: z.any().optional(),
-    natsOptions: z.any().optional(),
-    serverCredentials: z.any().optional(),
-    peerCredentials: z.any().optional(),
-    tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).optional() }).strict().optional(),
-    natsAuth: natsAuthSchema.optional(),
-    clusterKeyFile: z.string().min(1).optional(),
-    clusterKey: z.union([z.string(), z.custom<ClusterKey>((v) => v instanceof ClusterKey, 'must be a key file\'s text or a ClusterKey')]).optional(),
-    logger: z.any().optional(),
+    nodeId: option(z.string().refine(isValidNodeId, { message: 'must be 1-64 letters, digits, _ or -' }), {
+      description: "this node's id: letters, digits, _ and - (a NATS subject token); required",
+      arg: 'id',
+    }),
+    listen: option(hostPort.default('127.0.0.1:0'), { description: 'host:port the gRPC server listens on; port 0 picks a free one', arg: 'host:port' }),
+    advertise: option(hostPort.optional(), { description: 'host:port peers and clients are told', arg: 'host:port', defaultText: 'the listen address' }),
+    cluster: option(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -')
+        .default(DEFAULT_CLUSTER),
+      { description: "cluster name: brokers of one cluster see each other's reports", arg: 'name' },
+    ),
+    nats: option(
+      z
+        .union([z.string(), z.array(z.string())])
+        .transform((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v))
+        .pipe(z.array(natsUrl))
+        .default([]),
+      { description: 'NATS server URLs, comma-separated; without them the node runs alone', arg: 'urls', defaultText: 'none' },
+    ),
+    natsOptions: option(z.custom<Partial<ConnectionOptions>>().optional(), { description: 'extra nats.js connection options', flag: false }),
+    reporterThread: option(z.boolean().default(true), {
+      description: 'report from a worker thread with its own NATS connection, so a blocked main loop still reports',
+      flag: false,
+    }),
+    exchange: option(z.custom<Exchange>().optional(), { description: 'a ready exchange instead of NATS (the in-process fallback)', flag: false }),
+    capacity: option(z.number().int().min(1).max(1_000_000).default(DEFAULT_CAPACITY), { description: 'concurrent calls at 100% load; more wait in a queue', arg: 'n' }),
+    maxQueue: option(z.number().int().min(0).max(10_000_000).optional(), { description: 'calls that may wait for a slot', arg: 'n', defaultText: '4 x capacity' }),
+    threshold: option(z.number().min(0).max(1).default(DEFAULT_THRESHOLD), { description: 'below this load (0..1) a call always runs here', arg: 'x', runtime: true }),
+    margin: option(z.number().min(0).max(1).default(DEFAULT_MARGIN), { description: 'a peer must be this much less loaded to be sent a call', arg: 'x', runtime: true }),
+    periodMs: option(z.number().int().min(10).max(600_000).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),
+    offlineAfterPeriods: option(z.number().int().min(2).max(1000).default(DEFAULT_OFFLINE_AFTER_PERIODS), {
+      description: 'missed periods before a silent peer is off-line',
+      flag: 'offline-after',
+      arg: 'n',
+    }),
+    maxHops: option(z.number().int().min(0).max(16).default(DEFAULT_MAX_HOPS), { description: 'redirects after which a call runs where it lands', arg: 'n', runtime: true }),
+    peerChoice: option(
+      z.string().refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }).default(DEFAULT_PEER_CHOICE),
+      { description: `peer-choice rule: ${peerChoiceNames().join(' | ')}`, arg: 'name', runtime: true },
+    ),
+    meters: option(z.array(z.union([z.string(), z.custom<LoadMeter>((v) => typeof v === 'object' && v !== null, 'must be a meter name or object')])).optional(), {
+      description: 'extra load meters (names or objects), sampled every period; load is the highest',
+    }),
+    services: option(z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(), {
+      description: 'services this node hosts, comma-separated; calls for the others are redirected',
+      arg: 'names',
+      defaultText: 'all the module adds',
+    }),
+    forwardLegacy: option(z.boolean().default(false), { description: 'forward calls of clients that do not follow redirects, instead of running them here', runtime: true }),
+    sessions: option(z.array(sessionRuleSchema).default([]), { description: 'session rules (pinned calls), added to those of the .proto files', runtime: true }),
+    dedicated: option(dedicatedSchema.default({}), { description: "preferred homes: { 'bank.Securities/*': ['n2'] }", runtime: true }),
+    takeover: option(z.boolean().default(true), { description: 'adopt the endpoints of peers that go off-line (identity takeover)' }),
+    takeoverOnLeave: option(z.boolean().default(false), { description: 'also adopt the own endpoint of peers that leave cleanly (adopted ones always move on)' }),
+    onAdopt: option(z.string().min(1).optional(), { description: 'shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE)', arg: 'command' }),
+    onRelease: option(z.string().min(1).optional(), { description: 'shell command run after releasing an adopted endpoint', arg: 'command' }),
+    reclaimTimeoutMs: option(z.number().int().min(0).max(3_600_000).default(DEFAULT_RECLAIM_TIMEOUT_MS), {
+      description: 'longest a restarted node waits for a peer that adopted its address to release it, ms',
+      arg: 'ms',
+    }),
+    healthProbe: option(func<() => boolean | Promise<boolean>>('a function').optional(), {
+      description: 'a check run every period; false, a rejection or no answer within a period means unhealthy',
+      flag: false,
+    }),
+    maxLoopDelayMs: option(z.number().int().min(10).max(600_000).default(DEFAULT_MAX_LOOP_DELAY_MS), {
+      description: 'main-loop delay (p99 over a period) above which the node is unhealthy, ms',
+      arg: 'ms',
+    }),
+    drainGraceMs: option(z.number().int().min(0).max(3_600_000).default(DEFAULT_DRAIN_GRACE_MS), { description: 'on drain, how long in-flight calls may take to finish, ms', arg: 'ms' }),
+    handleSignals: option(z.boolean().default(false), {
+      description: 'on SIGTERM or SIGINT drain, then exit the process (a second signal stops at once); the CLI always does',
+      flag: false,
+    }),
+    serverCredentials: option(z.custom<ServerCredentials>().optional(), { description: 'gRPC server credentials (default: from tls, else plaintext)', flag: false }),
+    peerCredentials: option(z.custom<ChannelCredentials>().optional(), { description: 'credentials for calling peers (forwarded calls)', flag: false }),
+    tls: option(tlsFilesSchema.optional(), {
+      description: 'gRPC TLS from PEM files; with caFile, clients must present a certificate it signed',
+      fields: {
+        certFile: { flag: 'tls-cert', description: 'gRPC TLS certificate chain (PEM) naming the addresses this node is reached at' },
+        keyFile: { flag: 'tls-key', description: 'key of the gRPC certificate (PEM)' },
+        caFile: { flag: 'tls-ca', description: 'CA (PEM): clients must present a certificate it signed; peers are checked against it' },
+      } satisfies Record<keyof z.infer<typeof tlsFilesSchema>, unknown>,
+    }),
+    natsAuth: option(natsAuthSchema.optional(), {
+      description: 'how to authenticate to NATS and check its certificate',
+      fields: {
+        user: { flag: 'nats-user', arg: 'name', description: 'NATS user name (password from --nats-pass-file or $PEERBROKER_NATS_PASS)' },
+        pass: { flag: 'nats-pass', arg: 'secret', description: 'NATS password (visible in ps: prefer --nats-pass-file or $PEERBROKER_NATS_PASS)' },
+        passFile: { flag: 'nats-pass-file', description: 'file holding the NATS password' },
+        token: { flag: 'nats-token', arg: 'secret', description: 'NATS token (visible in ps: prefer --nats-token-file or $PEERBROKER_NATS_TOKEN)' },
+        tokenFile: { flag: 'nats-token-file', description: 'file holding the NATS token' },
+        nkeySeedFile: { flag: 'nats-nkey-seed-file', description: 'file holding an NKey user seed' },
+        credsFile: { flag: 'nats-creds', description: 'NATS .creds file (user JWT and seed)' },
+        tlsCaFile: { flag: 'nats-tls-ca', description: 'CA (PEM) the NATS server certificate must chain to; turns NATS TLS on' },
+        tlsCertFile: { flag: 'nats-tls-cert', description: 'client certificate (PEM) for NATS' },
+        tlsKeyFile: { flag: 'nats-tls-key', description: 'key of the NATS client certificate (PEM)' },
+      } satisfies Record<keyof NatsAuthOptions, unknown>,
+    }),
+    clusterKeyFile: option(z.string().min(1).optional(), {
+      description: 'file holding the cluster key: reports and config changes are signed, unsigned ones dropped',
+      arg: 'file',
+    }),
+    clusterKey: option(z.union([z.string(), z.custom<ClusterKey>((v) => v instanceof ClusterKey, "must be a key file's text or a ClusterKey")]).optional(), {
+      description: 'the cluster key itself (the text of a key file), instead of clusterKeyFile',
+      flag: false,
+    }),
+    logLevel: option(oneOf(LOG_LEVELS).optional(), { description: `level of the default logger: ${LOG_LEVELS.join(' | ')}`, arg: 'level', defaultText: 'info, or $PEERBROKER_LOG_LEVEL' }),
+    logFormat: option(oneOf(LOG_FORMATS).optional(), {
+      description: 'format of the default logger on stderr: pretty (for people) or json (one object a line)',
+      arg: 'format',
+      defaultText: 'pretty on a terminal, else json',
+    }),
+    logger: option(z.custom<Logger>().optional(), { description: 'logger to derive the broker loggers from (default: pino on stderr)', flag: false }),
   })
   .strict();
 
+/** Options of a Broker, as given (see `brokerOptionsSchema` for each one's meaning and default). */
+export type BrokerOptions = z.input<typeof brokerOptionsSchema>;
+
+/** Options with every default applied and the cluster key read. */
+export type ResolvedBrokerOptions = Omit<z.output<typeof brokerOptionsSchema>, 'maxQueue' | 'clusterKey' | 'clusterKeyFile'> & {
+  maxQueue: number;
+  clusterKey?: ClusterKey;
+};
+
 /** Validates options and applies defaults; a bad value throws a ConfigError naming the field. */
 export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions {
-  const r = schema.safeParse(input);
+  const r = brokerOptionsSchema.safeParse(input);
   if (!r.success) throw toConfigError(r.error);
   const o = r.data;
   // Files are read now, so a bad path or key stops the start with the option's name.
@@ -240,41 +207,42 @@ export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions 
       : typeof clusterKey === 'string'
         ? ClusterKey.parse(clusterKey, 'clusterKey')
         : clusterKey;
-  return { ...rest, clusterKey: key, maxQueue: o.maxQueue ?? 4 * o.capacity } as ResolvedBrokerOptions;
+  return { ...rest, clusterKey: key, maxQueue: o.maxQueue ?? 4 * o.capacity };
 }
 
-/** Turns the first zod issue into a ConfigError with the field's path. */
-export function toConfigError(error: z.ZodError, rename: (key: string) => string = (k) => k): ConfigError {
+/** Turns the first zod issue into a ConfigError with the field's path, renamed by `rename` (e.g. to a flag). */
+export function toConfigError(error: z.ZodError, rename: (path: readonly PropertyKey[]) => string = fieldPath): ConfigError {
   const issue = error.issues[0];
-  const field =
-    issue.code === 'unrecognized_keys'
-      ? rename(String(issue.keys[0]))
-      : issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : (i > 0 ? '.' : '') + rename(String(p)))).join('');
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, String(issue.keys[0])] : issue.path;
   const message = issue.code === 'unrecognized_keys' ? 'is not a known option' : issue.message;
-  return new ConfigError(field || '(options)', message);
+  return new ConfigError(rename(path) || '(options)', message);
 }
 
-/** Schema of the values `peerbroker config set` may change at run time. */
+/** `sessions[0].enter`: a path as ConfigErrors name it. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : (i > 0 ? '.' : '') + String(p))).join('');
+}
+
+type Shape = (typeof brokerOptionsSchema)['shape'];
+/** Names of the options `peerbroker config set` may change at run time (`runtime: true` in their info). */
+export type RuntimeKey = { [K in keyof Shape]: Shape[K] extends RuntimeOption ? K : never }[keyof Shape];
+
+/** The runtime options, in the schema's order. */
+export const RUNTIME_KEYS = (Object.keys(brokerOptionsSchema.shape) as Array<keyof Shape>).filter(
+  (k) => optionInfo.get(brokerOptionsSchema.shape[k])?.runtime === true,
+) as RuntimeKey[];
+
+/** Schema of the values `peerbroker config set` may change: the runtime options, each optional, no defaults. */
 export const runtimeSchema = z
-  .object({
-    threshold: tunables.threshold,
-    margin: tunables.margin,
-    periodMs: tunables.periodMs,
-    maxHops: tunables.maxHops,
-    peerChoice: tunables.peerChoice,
-    forwardLegacy: z.boolean(),
-    sessions: z.array(sessionRuleSchema),
-    dedicated: dedicatedSchema,
-  })
-  .partial()
+  .object(Object.fromEntries(RUNTIME_KEYS.map((k) => [k, withoutDefault(brokerOptionsSchema.shape[k]).optional()])))
   .strict();
 
-/** Runtime values, checked. */
-export type RuntimeConfig = z.infer<typeof runtimeSchema>;
+/** Runtime values, checked: any of the runtime options. */
+export type RuntimeConfig = Partial<Pick<ResolvedBrokerOptions, RuntimeKey>>;
 
-/** Validates runtime values; a bad one throws a ConfigError naming the field. */
-export function parseRuntimeValues(values: unknown, rename?: (key: string) => string): RuntimeConfig {
+/** Validates runtime values; a bad one throws a ConfigError naming the field (renamed by `rename`). */
+export function parseRuntimeValues(values: unknown, rename?: (path: readonly PropertyKey[]) => string): RuntimeConfig {
   const r = runtimeSchema.safeParse(values);
   if (!r.success) throw toConfigError(r.error, rename);
-  return r.data;
+  return r.data as RuntimeConfig;
 }

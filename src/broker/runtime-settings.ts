@@ -3,20 +3,20 @@ import type { Logger, RateLimitedLog } from '../log';
 import { CompiledRules, peerChoiceByName, type DedicatedRules, type PolicyConfig, type SessionRule } from '../policy';
 import type { Admission } from './admission';
 import type { CallGate } from './call-gate';
-import { parseRuntimeValues, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
+import { parseRuntimeValues, RUNTIME_KEYS, type ResolvedBrokerOptions, type RuntimeConfig, type RuntimeKey } from './options';
 
 /** The runtime values in force, every one filled in. */
-export type CurrentConfig = Required<Omit<RuntimeConfig, 'sessions' | 'dedicated'>> & Pick<RuntimeConfig, 'sessions' | 'dedicated'>;
+export type CurrentConfig = Pick<ResolvedBrokerOptions, RuntimeKey>;
 
 /**
- * The values `peerbroker config set` changes at run time (threshold, margin, period,
- * hops, peer choice, legacy forwarding, session and dedicated rules): checks them
- * whole, then applies them to the policy, admission and gate, so a bad change
- * alters nothing. Counts and logs config messages that were dropped.
+ * The values `peerbroker config set` changes at run time (the options marked
+ * `runtime` in the options schema): checks them whole, then applies them to the
+ * policy, admission and gate, so a bad change alters nothing. Counts and logs config
+ * messages that were dropped.
  */
 export class RuntimeSettings {
-  /** The runtime values applied last. */
-  private runtime: RuntimeConfig = {};
+  /** The values in force: those of the start options, then each change merged in. */
+  private inForce: CurrentConfig;
   /** Session rules declared in the services' .proto files. */
   readonly protoSessionRules: SessionRule[] = [];
   /** Config changes dropped, by reason (unsigned, bad-signature, replay, ...). */
@@ -31,7 +31,9 @@ export class RuntimeSettings {
     private readonly dropLog: RateLimitedLog,
     /** Called after the reporting period changed. */
     private readonly periodChanged: () => void,
-  ) {}
+  ) {
+    this.inForce = Object.fromEntries(RUNTIME_KEYS.map((k) => [k, options[k]])) as CurrentConfig;
+  }
 
   /** The rules of the options plus those of the .proto files (at start). */
   startRules(): void {
@@ -45,39 +47,34 @@ export class RuntimeSettings {
 
   /** The values in force now. */
   current(): CurrentConfig {
-    return {
-      threshold: this.policy.threshold,
-      margin: this.policy.margin,
-      periodMs: this.options.periodMs,
-      maxHops: this.policy.maxHops,
-      peerChoice: this.gate.choice.name,
-      forwardLegacy: this.policy.forwardLegacy === true,
-      sessions: this.runtime.sessions ?? this.options.sessions,
-      dedicated: this.runtime.dedicated ?? this.options.dedicated,
-    };
+    return { ...this.inForce };
   }
 
   /** Applies `values`; invalid ones throw a ConfigError and change nothing. */
   apply(values: RuntimeConfig): void {
     const v = parseRuntimeValues(values);
     // A value left out keeps the one in force (set at run time earlier, else at start).
-    const rules =
-      v.sessions || v.dedicated
-        ? this.compile(v.sessions ?? this.runtime.sessions ?? this.options.sessions, v.dedicated ?? this.runtime.dedicated ?? this.options.dedicated)
-        : undefined;
+    const next = { ...this.inForce, ...v };
+    const rules = v.sessions || v.dedicated ? this.compile(next.sessions, next.dedicated) : undefined;
     const choice = v.peerChoice ? peerChoiceByName(v.peerChoice) : undefined;
-    // Everything is checked above; from here nothing can fail half-way.
-    if (v.threshold !== undefined) this.policy.threshold = this.admission.threshold = v.threshold;
-    if (v.margin !== undefined) this.policy.margin = v.margin;
-    if (v.maxHops !== undefined) this.policy.maxHops = v.maxHops;
-    if (v.forwardLegacy !== undefined) this.policy.forwardLegacy = v.forwardLegacy;
-    if (rules) this.policy.rules = rules;
-    if (choice) this.gate.choice = choice;
-    if (v.periodMs !== undefined && v.periodMs !== this.options.periodMs) {
-      this.options.periodMs = v.periodMs;
-      this.periodChanged();
-    }
-    this.runtime = { ...this.runtime, ...v };
+    // Everything is checked above; from here nothing can fail half-way. Each runtime
+    // option says here what it changes (the type asks for every one).
+    const apply: { [K in RuntimeKey]: (value: CurrentConfig[K]) => void } = {
+      threshold: (x) => (this.policy.threshold = this.admission.threshold = x),
+      margin: (x) => (this.policy.margin = x),
+      maxHops: (x) => (this.policy.maxHops = x),
+      forwardLegacy: (x) => (this.policy.forwardLegacy = x),
+      peerChoice: () => (this.gate.choice = choice!),
+      sessions: () => (this.policy.rules = rules!),
+      dedicated: () => (this.policy.rules = rules!),
+      periodMs: (x) => {
+        if (x === this.options.periodMs) return;
+        this.options.periodMs = x;
+        this.periodChanged();
+      },
+    };
+    for (const k of Object.keys(v) as RuntimeKey[]) if (v[k] !== undefined) (apply[k] as (x: unknown) => void)(next[k]);
+    this.inForce = next;
   }
 
   /** A change that came over the control plane: applied, or refused keeping the last good one. */

@@ -2,11 +2,11 @@ import * as fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { describeNatsAuth } from '../cluster';
+import { z } from 'zod';
+import { describeNatsAuth, type ClusterKey, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { parseHostPort } from '../wire';
-import type { ResolvedBrokerOptions } from './options';
 
 /** gRPC TLS of a node, as PEM files. */
 export interface TlsFiles {
@@ -21,6 +21,9 @@ export interface TlsFiles {
    */
   caFile?: string;
 }
+
+/** Schema of TlsFiles (the files are read by `loadTls`). */
+export const tlsFilesSchema = z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).optional() }).strict();
 
 /** The PEM contents of TlsFiles, checked. Kept private by the broker; never logged. */
 export interface LoadedTls {
@@ -93,8 +96,14 @@ export function plaintextWarning(listenHost: string, secure: boolean): string | 
   return `listening on '${listenHost}' without TLS: anyone who can reach it can call it and be redirected; set --tls-cert and --tls-key (and --tls-ca to require client certificates)`;
 }
 
-/** What a broker's server credentials, TLS and NATS security come from. */
-type SecurityOptions = Pick<ResolvedBrokerOptions, 'listen' | 'serverCredentials' | 'tls' | 'natsAuth' | 'clusterKey'>;
+/** What a broker's server credentials, TLS and NATS security come from (its resolved options). */
+export interface SecurityOptions {
+  listen: string;
+  serverCredentials?: grpc.ServerCredentials;
+  tls?: TlsFiles;
+  natsAuth?: NatsAuthOptions;
+  clusterKey?: ClusterKey;
+}
 
 /** The listen credentials: TLS from files, else the given credentials, else plaintext (warned off loopback). */
 export function listenCredentials(o: SecurityOptions, files: LoadedTls | undefined, log: Logger): grpc.ServerCredentials {

@@ -1,34 +1,25 @@
-import { parseRuntimeValues, type RuntimeConfig } from '../broker';
-import { ConfigRejectedError, configSubject, newConfigMessage, permissionViolation, publishConfig, readCurrentConfig, type ClusterKey, type ConfigMessage, type NatsAuthOptions } from '../cluster';
+import { parseRuntimeValues, RUNTIME_KEYS, type RuntimeConfig, type RuntimeKey } from '../broker';
+import { ConfigRejectedError, configSubject, newConfigMessage, permissionViolation, publishConfig, readCurrentConfig, type ConfigMessage } from '../cluster';
 import { ConfigError } from '../errors';
+import type { Connection } from './connection';
 import { connectCli } from './security-flags';
+import { START_OPTIONS } from './start-config';
 
-/** Where `config set` and `config get` talk to, and how. */
-export interface ConfigFlags {
-  nats: string;
-  cluster: string;
-  /** How to authenticate to NATS. Default none. */
-  natsAuth?: NatsAuthOptions;
-  /** Signs the change (set) and checks the kept one (get, and set before merging). Default none. */
-  clusterKey?: ClusterKey;
+function connectTo(c: Connection) {
+  return connectCli(c.nats, c.natsAuth, 'peerbroker-config');
 }
 
-function connectTo(flags: ConfigFlags) {
-  return connectCli(flags.nats, flags.natsAuth, 'peerbroker-config');
-}
+// The user's name of each runtime option is its flag (`period-ms`), both ways: in what
+// `config set` takes and in what `set` and `get` print. Messages keep the option names.
+const FLAG_OF = Object.fromEntries(START_OPTIONS.filter((o) => o.runtime).map((o) => [o.key, o.flag])) as Record<RuntimeKey, string>;
+const KEY_OF = Object.fromEntries(RUNTIME_KEYS.map((k) => [FLAG_OF[k], k])) as Record<string, RuntimeKey>;
+const flagPath = (path: readonly PropertyKey[]) =>
+  path.map((p, i) => (typeof p === 'number' ? `[${p}]` : (i > 0 ? '.' : '') + (i === 0 ? (FLAG_OF[p as RuntimeKey] ?? String(p)) : String(p)))).join('');
 
-/** Flag names of the runtime values, and the option each sets. */
-const KEYS: Record<string, keyof RuntimeConfig> = {
-  threshold: 'threshold',
-  margin: 'margin',
-  'period-ms': 'periodMs',
-  'max-hops': 'maxHops',
-  'peer-choice': 'peerChoice',
-  'forward-legacy': 'forwardLegacy',
-  sessions: 'sessions',
-  dedicated: 'dedicated',
-};
-const FLAG_OF = Object.fromEntries(Object.entries(KEYS).map(([flag, key]) => [key, flag]));
+/** Runtime values by the names the user knows (`{ 'period-ms': 250 }`). */
+export function byFlagName(values: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [FLAG_OF[k as RuntimeKey] ?? k, v]));
+}
 
 /** Parses `key=value` pairs: numbers, booleans, or JSON for rules. Unknown keys name the key. */
 export function parseAssignments(pairs: string[]): RuntimeConfig {
@@ -38,11 +29,11 @@ export function parseAssignments(pairs: string[]): RuntimeConfig {
     if (eq <= 0) throw new ConfigError(pair, "expected key=value, e.g. 'threshold=0.6'");
     const flag = pair.slice(0, eq).trim();
     const raw = pair.slice(eq + 1).trim();
-    const key = KEYS[flag];
-    if (!key) throw new ConfigError(flag, `is not a runtime setting (known: ${Object.keys(KEYS).join(', ')})`);
+    const key = KEY_OF[flag];
+    if (!key) throw new ConfigError(flag, `is not a runtime setting (known: ${Object.keys(KEY_OF).join(', ')})`);
     values[key] = parseValue(flag, raw);
   }
-  return parseRuntimeValues(values, (k) => FLAG_OF[k] ?? k);
+  return parseRuntimeValues(values, flagPath);
 }
 
 function parseValue(flag: string, raw: string): unknown {
@@ -59,10 +50,10 @@ function parseValue(flag: string, raw: string): unknown {
 }
 
 /** `peerbroker config set k=v ...`: validates, merges with the current config, stores and publishes it. */
-export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise<void> {
+export async function runConfigSet(c: Connection, pairs: string[]): Promise<void> {
   if (pairs.length === 0) throw new ConfigError('config set', 'give at least one key=value');
   const change = parseAssignments(pairs);
-  const nc = await connectTo(flags);
+  const nc = await connectTo(c);
   // A publish the server's permissions refuse is dropped silently; its -ERR comes as a status.
   const refused: string[] = [];
   void (async () => {
@@ -74,37 +65,43 @@ export async function runConfigSet(flags: ConfigFlags, pairs: string[]): Promise
   try {
     let current: ConfigMessage | undefined;
     try {
-      current = await readCurrentConfig(nc, flags.cluster, flags.clusterKey);
+      current = await readCurrentConfig(nc, c.cluster, c.clusterKey);
     } catch (err) {
       // A kept config that does not verify is not merged: its values are not trusted.
       if (!(err instanceof ConfigRejectedError)) throw err;
       process.stderr.write(`peerbroker: warning: ignoring the kept config (${err.message}); only the values given now are set\n`);
     }
-    const merged = parseRuntimeValues({ ...(current?.values ?? {}), ...change }, (k) => FLAG_OF[k] ?? k);
+    const merged = parseRuntimeValues({ ...(current?.values ?? {}), ...change }, flagPath);
     const message = newConfigMessage(merged);
     // Nodes drop a change set before the one in force (a replay): never go back in time.
     if (current && message.setAt <= current.setAt) message.setAt = current.setAt + 1;
-    const { durable } = await publishConfig(nc, flags.cluster, message, flags.clusterKey);
+    const { durable, listening } = await publishConfig(nc, c.cluster, message, c.clusterKey);
     await new Promise((r) => setImmediate(r));
-    const denied = refused.find((r) => r.includes(`'${configSubject(flags.cluster)}'`));
+    const denied = refused.find((r) => r.includes(`'${configSubject(c.cluster)}'`));
     if (denied) throw new Error(`the NATS server refused the change (permissions violation: ${denied}); nothing was published`);
-    process.stdout.write(
-      `config ${message.version} published to cluster '${flags.cluster}'` +
-        (durable ? ' and kept in JetStream' : ' (JetStream is off: nodes started later will not see it)') +
-        `\n${JSON.stringify(merged, null, 2)}\n`,
-    );
+    if (!listening && !durable) {
+      throw new Error(`no node of cluster '${c.cluster}' is listening and JetStream is off, so the change is not kept: no node will see it`);
+    }
+    const reach = listening
+      ? durable
+        ? ' and kept in JetStream'
+        : ' (JetStream is off: nodes started later will not see it)'
+      : ` and kept in JetStream; no node of cluster '${c.cluster}' is listening now: nodes that start later take it at start`;
+    process.stdout.write(`config ${message.version} published to cluster '${c.cluster}'${reach}\n${JSON.stringify(byFlagName(merged), null, 2)}\n`);
   } finally {
     await nc.close();
   }
 }
 
-/** `peerbroker config get`: prints the config kept in JetStream. */
-export async function runConfigGet(flags: ConfigFlags): Promise<void> {
-  const nc = await connectTo(flags);
+/** `peerbroker config get`: prints the config kept in JetStream, keys spelled as `config set` takes them. */
+export async function runConfigGet(c: Connection): Promise<void> {
+  const nc = await connectTo(c);
   try {
-    const current = await readCurrentConfig(nc, flags.cluster, flags.clusterKey);
+    const current = await readCurrentConfig(nc, c.cluster, c.clusterKey);
     process.stdout.write(
-      current ? `${JSON.stringify(current, null, 2)}\n` : `no runtime config kept for cluster '${flags.cluster}' (nodes use their start options)\n`,
+      current
+        ? `${JSON.stringify({ ...current, values: byFlagName(current.values) }, null, 2)}\n`
+        : `no runtime config kept for cluster '${c.cluster}' (nodes use their start options)\n`,
     );
   } finally {
     await nc.close();

@@ -1,93 +1,25 @@
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseBrokerOptions, toConfigError, type BrokerOptions } from '../broker';
+import { brokerOptionsSchema, cliOptions, option, parseBrokerOptions, type BrokerOptions, type CliOption } from '../broker';
 import { ConfigError } from '../errors';
-import { natsAuthFrom, SECURITY_FLAG_OF, securityFileShape, tlsFrom, type SecurityConfig } from './security-flags';
+import { natsAuthFrom, nested } from './security-flags';
 
-/** Options of `peerbroker start`, by their flag names (also the keys of a YAML config file). */
-export interface StartConfig extends SecurityConfig {
-  'node-id': string;
-  listen?: string;
-  advertise?: string;
-  nats?: string | string[];
-  cluster?: string;
-  capacity?: number;
-  'max-queue'?: number;
-  threshold?: number;
-  margin?: number;
-  'period-ms'?: number;
-  'offline-after'?: number;
-  'max-hops'?: number;
-  'peer-choice'?: string;
-  meters?: string[];
-  /** Services hosted here, comma-separated or a list. */
-  services?: string | string[];
-  'forward-legacy'?: boolean;
-  takeover?: boolean;
-  'takeover-on-leave'?: boolean;
-  'on-adopt'?: string;
-  'on-release'?: string;
-  'drain-grace-ms'?: number;
-  'max-loop-delay-ms'?: number;
-  sessions?: unknown[];
-  dedicated?: Record<string, string[]>;
-  /** Path of a module exporting `register(broker)`. */
-  module?: string;
-  'log-level'?: string;
-}
+/** Options of `peerbroker start` itself, declared like the broker's (flag, YAML key, help from here). */
+const startOnlySchema = z.object({
+  module: option(z.string().min(1).optional(), { description: 'module exporting register(broker), e.g. dist/examples/bank/index.js', arg: 'path' }),
+});
 
-const FLAG_OF: Record<string, string> = {
-  nodeId: 'node-id',
-  maxQueue: 'max-queue',
-  periodMs: 'period-ms',
-  offlineAfterPeriods: 'offline-after',
-  maxHops: 'max-hops',
-  peerChoice: 'peer-choice',
-  forwardLegacy: 'forward-legacy',
-  ...SECURITY_FLAG_OF,
-  takeoverOnLeave: 'takeover-on-leave',
-  onAdopt: 'on-adopt',
-  onRelease: 'on-release',
-  drainGraceMs: 'drain-grace-ms',
-  maxLoopDelayMs: 'max-loop-delay-ms',
-};
+/** Every flag and YAML key of `peerbroker start`: the broker's options that have one, then the command's own. */
+export const START_OPTIONS: readonly CliOption[] = [...cliOptions(brokerOptionsSchema.shape), ...cliOptions(startOnlySchema.shape)];
 
-const fileSchema = z
-  .object({
-    'node-id': z.string(),
-    listen: z.string(),
-    advertise: z.string(),
-    nats: z.union([z.string(), z.array(z.string())]),
-    cluster: z.string(),
-    capacity: z.number(),
-    'max-queue': z.number(),
-    threshold: z.number(),
-    margin: z.number(),
-    'period-ms': z.number(),
-    'offline-after': z.number(),
-    'max-hops': z.number(),
-    'peer-choice': z.string(),
-    meters: z.array(z.string()),
-    services: z.union([z.string(), z.array(z.string())]),
-    'forward-legacy': z.boolean(),
-    takeover: z.boolean(),
-    'takeover-on-leave': z.boolean(),
-    'on-adopt': z.string(),
-    'on-release': z.string(),
-    'drain-grace-ms': z.number(),
-    'max-loop-delay-ms': z.number(),
-    sessions: z.array(z.unknown()),
-    dedicated: z.record(z.string(), z.array(z.string())),
-    module: z.string(),
-    ...securityFileShape,
-    'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-  })
-  .partial()
-  .strict();
+const byFlag = new Map(START_OPTIONS.map((o) => [o.flag, o]));
 
-/** Reads a YAML config file; unknown keys and wrong types are errors naming the key. */
-export function readConfigFile(file: string): Partial<StartConfig> {
+/** Start settings by flag name (also the keys of a YAML config file), e.g. `{ 'max-hops': 3 }`. */
+export type StartConfig = Record<string, unknown>;
+
+/** Reads a YAML config file; an unknown key is an error naming it. Types are checked with the flags. */
+export function readConfigFile(file: string): StartConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -100,49 +32,50 @@ export function readConfigFile(file: string): Partial<StartConfig> {
   } catch (err) {
     throw new ConfigError('config', `'${file}' is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  const r = fileSchema.safeParse(data);
-  if (!r.success) throw toConfigError(r.error);
-  return r.data;
+  if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError('config', `'${file}' must hold a mapping of keys to values`);
+  for (const key of Object.keys(data as object)) {
+    if (!byFlag.has(key)) throw new ConfigError(key, `is not a known option (in '${file}')`);
+  }
+  return data as StartConfig;
 }
 
-/** Flags win over the file; the result is validated as broker options, errors name the flag. */
-export function toBrokerOptions(config: Partial<StartConfig>): BrokerOptions & { module?: string; logLevel?: string } {
-  if (!config['node-id']) throw new ConfigError('node-id', 'is required');
-  const options: BrokerOptions = {
-    nodeId: config['node-id'],
-    listen: config.listen,
-    advertise: config.advertise,
-    nats: config.nats,
-    cluster: config.cluster,
-    capacity: config.capacity,
-    maxQueue: config['max-queue'],
-    threshold: config.threshold,
-    margin: config.margin,
-    periodMs: config['period-ms'],
-    offlineAfterPeriods: config['offline-after'],
-    maxHops: config['max-hops'],
-    peerChoice: config['peer-choice'],
-    meters: config.meters,
-    services: typeof config.services === 'string' ? config.services.split(',').map((x) => x.trim()).filter(Boolean) : config.services,
-    forwardLegacy: config['forward-legacy'],
-    takeover: config.takeover,
-    takeoverOnLeave: config['takeover-on-leave'],
-    onAdopt: config['on-adopt'],
-    onRelease: config['on-release'],
-    drainGraceMs: config['drain-grace-ms'],
-    maxLoopDelayMs: config['max-loop-delay-ms'],
-    sessions: config.sessions as BrokerOptions['sessions'],
-    dedicated: config.dedicated,
-    tls: tlsFrom(config),
-    natsAuth: natsAuthFrom(config),
-    clusterKeyFile: config['cluster-key-file'],
-  };
-  for (const k of Object.keys(options) as Array<keyof BrokerOptions>) if (options[k] === undefined) delete options[k];
-  try {
-    parseBrokerOptions(options);
-  } catch (err) {
-    if (err instanceof ConfigError) throw err.renamed(FLAG_OF[err.field] ?? err.field);
-    throw err;
+/** How the user spelled a flag: `--max-hops` on the command line, `max-hops` in a YAML file. */
+export type Spelling = (flag: string) => string;
+
+/**
+ * Start settings by flag name to broker options (and the module to load), validated;
+ * an error names the flag as `spelled` says (default: the YAML key).
+ */
+export function toBrokerOptions(config: StartConfig, spelled: Spelling = (f) => f): BrokerOptions & { module?: string } {
+  const options: Record<string, unknown> = {};
+  for (const [flag, raw] of Object.entries(config)) {
+    const o = byFlag.get(flag);
+    if (!o || raw === undefined || o.field) continue;
+    // A list may be given comma-separated (a flag, or a YAML string).
+    options[o.key] = o.kind === 'list' && typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
   }
-  return { ...options, module: config.module, logLevel: config['log-level'] };
+  for (const key of new Set(START_OPTIONS.filter((o) => o.field).map((o) => o.key))) {
+    options[key] = key === 'natsAuth' ? natsAuthFrom(config) : nested(key, config);
+  }
+  for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
+  if (options.nodeId === undefined) throw new ConfigError(spelled('node-id'), 'is required');
+  const { module, ...broker } = options;
+  try {
+    parseBrokerOptions(broker as BrokerOptions);
+  } catch (err) {
+    throw flagNamed(err, spelled);
+  }
+  return { ...(broker as BrokerOptions), module: module as string | undefined };
+}
+
+/** A ConfigError naming an option (`maxHops`, `natsAuth.passFile`, `sessions[0].enter`) renamed to its flag as spelled. */
+export function flagNamed(err: unknown, spelled: Spelling = (f) => f): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  const m = /^([A-Za-z]+)(?:\.([A-Za-z]+))?(.*)$/.exec(err.field);
+  if (!m) return err;
+  const [, key, field, rest] = m;
+  const withField = START_OPTIONS.find((o) => o.key === key && o.field === field);
+  if (field && withField) return err.renamed(spelled(withField.flag) + rest);
+  const plain = START_OPTIONS.find((o) => o.key === key && !o.field) ?? START_OPTIONS.find((o) => o.key === key);
+  return plain ? err.renamed(spelled(plain.flag) + (field ? `.${field}` : '') + rest) : err;
 }

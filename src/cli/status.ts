@@ -1,17 +1,12 @@
-import { isRejected, loadSubject, openReport, type ClusterKey, type LoadReport, type NatsAuthOptions } from '../cluster';
+import { isRejected, loadSubject, openReport, type LoadReport } from '../cluster';
+import type { Connection } from './connection';
 import { connectCli } from './security-flags';
 
-/** Options of `peerbroker status`. */
-export interface StatusFlags {
-  nats: string;
-  cluster: string;
+/** Options of `peerbroker status`; with a cluster key, only reports signed with it are shown (the others are counted). */
+export interface StatusFlags extends Connection {
   /** How long to listen for reports, ms. Default 1500 (three default periods). */
   waitMs?: number;
   json?: boolean;
-  /** How to authenticate to NATS. Default none. */
-  natsAuth?: NatsAuthOptions;
-  /** With a cluster key, only reports signed with it are shown; the others are counted. */
-  clusterKey?: ClusterKey;
 }
 
 /** Collects one report per node for `waitMs` and returns the latest of each. */

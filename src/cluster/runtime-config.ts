@@ -1,19 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { KV, NatsConnection, Subscription } from 'nats';
+import { ErrorCode, type KV, type NatsConnection, type Subscription } from 'nats';
 import { z } from 'zod';
 import { SIGNATURE_ALG, type ClusterKey } from './cluster-key';
 
-/** Values that `peerboker config set` can change on every live node. */
-export interface RuntimeValues {
-  threshold?: number;
-  margin?: number;
-  periodMs?: number;
-  maxHops?: number;
-  peerChoice?: string;
-  forwardLegacy?: boolean;
-  sessions?: unknown[];
-  dedicated?: Record<string, string[]>;
-}
+/** Values that `peerbroker config set` can change on every live node, by option name; the broker checks them. */
+export type RuntimeValues = Record<string, unknown>;
 
 /** A config change as it travels: the full current values and a version to dedupe by. */
 export interface ConfigMessage {
@@ -223,8 +214,16 @@ export async function readCurrentConfig(nc: NatsConnection, cluster: string, key
   return value ? decodeConfigMessage(value, key) : undefined;
 }
 
-/** Stores `m` in the bucket (when JetStream is on) and publishes it on the config subject; signed with `key` if given. */
-export async function publishConfig(nc: NatsConnection, cluster: string, m: ConfigMessage, key?: ClusterKey): Promise<{ durable: boolean }> {
+/** How long a published change waits to learn whether anyone subscribes to the config subject, ms. */
+const LISTENER_PROBE_MS = 300;
+
+/**
+ * Stores `m` in the bucket (when JetStream is on) and publishes it on the config
+ * subject; signed with `key` if given. `listening` is false when no node subscribes to
+ * the subject: it goes out as a request, which the server answers with "no responders"
+ * at once when nobody can receive it (nodes never reply; a time-out means someone got it).
+ */
+export async function publishConfig(nc: NatsConnection, cluster: string, m: ConfigMessage, key?: ClusterKey): Promise<{ durable: boolean; listening: boolean }> {
   const data = encodeConfigMessage(m, key);
   let durable = false;
   try {
@@ -233,7 +232,12 @@ export async function publishConfig(nc: NatsConnection, cluster: string, m: Conf
   } catch {
     // No JetStream: live nodes still get it on the subject.
   }
-  nc.publish(configSubject(cluster), data);
+  let listening = true;
+  try {
+    await nc.request(configSubject(cluster), data, { timeout: LISTENER_PROBE_MS });
+  } catch (err) {
+    listening = (err as { code?: string }).code !== ErrorCode.NoResponders;
+  }
   await nc.flush();
-  return { durable };
+  return { durable, listening };
 }

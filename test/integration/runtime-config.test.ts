@@ -137,11 +137,11 @@ describe('changing settings at run time (peerbroker config, JetStream on)', () =
     expect(client.peerbroker.session.token).toMatch(/^n2\./);
   });
 
-  it('prints the kept config with config get', async () => {
+  it('prints the kept config with config get, keys spelled as config set takes them', async () => {
     const r = await cli(nats(), 'get');
     expect(r.code, r.output).toBe(0);
     const kept = JSON.parse(r.output.slice(r.output.indexOf('{')));
-    expect(kept.values).toMatchObject({ threshold: 0.6, margin: 0.15, periodMs: 250, maxHops: 3, forwardLegacy: true });
+    expect(kept.values).toMatchObject({ threshold: 0.6, margin: 0.15, 'period-ms': 250, 'max-hops': 3, 'forward-legacy': true });
   });
 
   it('refuses invalid values in the CLI with exit code 2 naming the key, and every node keeps its values', async () => {
