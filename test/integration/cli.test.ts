@@ -82,6 +82,16 @@ describe('the peerbroker command line', () => {
   });
 });
 
+describe('peerbroker config on a cluster with no node (JetStream off)', () => {
+  const nats = natsForSuite();
+
+  it('fails with exit code 1: the change reached no node and is not kept', async () => {
+    const r = await runCli(['config', 'set', 'threshold=0.6', '--nats', nats().url, '--cluster', 'cli-empty']);
+    expect(r.code, r.output).toBe(1);
+    expect(r.output).toContain("no node of cluster 'cli-empty' is listening and JetStream is off");
+  });
+});
+
 describe('peerbroker config on a cluster with no node (JetStream on)', () => {
   const nats = natsForSuite({ jetstream: true });
   const config = (...args: string[]) => runCli(['config', ...args, '--nats', nats().url, '--cluster', 'cli-empty']);

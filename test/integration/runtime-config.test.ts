@@ -68,6 +68,7 @@ describe('changing settings at run time (peerbroker config, JetStream on)', () =
     const r = await cli(nats(), 'set', 'threshold=0.6', 'margin=0.15', 'period-ms=250');
     expect(r.code, r.output).toBe(0);
     expect(r.output).toContain(`published to cluster '${CLUSTER}' and kept in JetStream`);
+    expect(r.output).not.toContain('is listening');
     await waitFor(
       () => live().every((b) => b.currentConfig().threshold === 0.6 && b.currentConfig().margin === 0.15 && b.currentConfig().periodMs === 250),
       PERIOD_MS,

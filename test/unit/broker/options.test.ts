@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { parseBrokerOptions, type BrokerOptions } from '../../../src/broker/options';
+import { cliOptions } from '../../../src/broker/option-info';
+import { brokerOptionsSchema, parseBrokerOptions, RUNTIME_KEYS, type BrokerOptions } from '../../../src/broker/options';
 import { ConfigError } from '../../../src/errors';
 import { peerChoiceNames } from '../../../src/policy';
 
@@ -120,5 +121,41 @@ describe('parseBrokerOptions', () => {
     expect(err.field).toBe('thresold');
     expect(err.message).toContain("'thresold'");
     expect(err.message).toContain('not a known option');
+  });
+});
+
+describe('the options schema as the command line sees it', () => {
+  const flags = cliOptions(brokerOptionsSchema.shape);
+
+  it('gives every option that can be written down a kebab-case flag and YAML key', () => {
+    expect(flags.map((o) => o.flag)).toEqual([
+      'node-id', 'listen', 'advertise', 'cluster', 'nats', 'capacity', 'max-queue', 'threshold', 'margin', 'period-ms',
+      'offline-after', 'max-hops', 'peer-choice', 'meters', 'services', 'forward-legacy', 'sessions', 'dedicated',
+      'takeover', 'takeover-on-leave', 'on-adopt', 'on-release', 'reclaim-timeout-ms', 'max-loop-delay-ms', 'drain-grace-ms',
+      'tls-cert', 'tls-key', 'tls-ca', 'nats-user', 'nats-pass', 'nats-pass-file', 'nats-token', 'nats-token-file',
+      'nats-nkey-seed-file', 'nats-creds', 'nats-tls-ca', 'nats-tls-cert', 'nats-tls-key', 'cluster-key-file', 'log-level', 'log-format',
+    ]);
+  });
+
+  it('tells numbers, switches, lists and YAML-only rules apart from the schema', () => {
+    const kind = (flag: string) => flags.find((o) => o.flag === flag)?.kind;
+    expect([kind('max-hops'), kind('forward-legacy'), kind('nats'), kind('services'), kind('sessions'), kind('listen')]).toEqual([
+      'number', 'boolean', 'list', 'list', 'structured', 'string',
+    ]);
+    expect(flags.find((o) => o.flag === 'takeover')?.negated).toBe(true);
+  });
+
+  it('marks exactly the options config set may change', () => {
+    expect(RUNTIME_KEYS).toEqual(['threshold', 'margin', 'periodMs', 'maxHops', 'peerChoice', 'forwardLegacy', 'sessions', 'dedicated']);
+    expect(flags.filter((o) => o.runtime).map((o) => o.flag)).toEqual(['threshold', 'margin', 'period-ms', 'max-hops', 'peer-choice', 'forward-legacy', 'sessions', 'dedicated']);
+  });
+
+  it('describes every option, library-only ones too', () => {
+    for (const [key, schema] of Object.entries(brokerOptionsSchema.shape)) expect(schema.description, key).toMatch(/\w{3}/);
+  });
+
+  it('rejects a bad log level naming the option and the allowed levels', () => {
+    const err = configError({ nodeId: 'n1', logLevel: 'loud' });
+    expect(err.message).toBe("invalid config: 'logLevel': must be one of fatal, error, warn, info, debug, trace, silent");
   });
 });
