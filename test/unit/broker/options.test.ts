@@ -2,18 +2,10 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { cliOptions } from '../../../src/broker/option-info';
 import { brokerOptionsSchema, parseBrokerOptions, RUNTIME_KEYS, type BrokerOptions } from '../../../src/broker/options';
-import { ConfigError } from '../../../src/errors';
+import { configErrorOf } from '../../helpers/config-error';
 import { peerChoiceNames } from '../../../src/policy';
 
-function configError(input: Record<string, unknown>): ConfigError {
-  try {
-    parseBrokerOptions(input as unknown as BrokerOptions);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error(`no error for ${JSON.stringify(input)}`);
-}
+const configError = (input: Record<string, unknown>) => configErrorOf(() => parseBrokerOptions(input as unknown as BrokerOptions));
 
 describe('parseBrokerOptions', () => {
   it('applies the documented defaults when only nodeId is given', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { natsAuthFrom, securityFlags, tlsFrom } from '../../../src/cli/security-flags';
 import { toBrokerOptions } from '../../../src/cli/start-config';
-import { ConfigError } from '../../../src/errors';
+import { configErrorOf } from '../../helpers/config-error';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-flags-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -13,15 +13,7 @@ fs.writeFileSync(keyFile, 'a7f3c0e1b2d4968574c3b2a1f0e9d8c7\n', { mode: 0o600 })
 const passFile = path.join(dir, 'pass');
 fs.writeFileSync(passFile, 'pw\n', { mode: 0o600 });
 
-function fieldOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).field;
-  }
-  throw new Error('expected a ConfigError');
-}
+const fieldOf = (fn: () => unknown) => configErrorOf(fn).field;
 
 describe('security flags of the CLI', () => {
   it('take the NATS password from $PEERBROKER_NATS_PASS when a user is given without one', () => {

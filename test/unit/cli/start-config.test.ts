@@ -4,20 +4,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readConfigFile, toBrokerOptions } from '../../../src/cli/start-config';
 import { parseAssignments } from '../../../src/cli/config-command';
-import { ConfigError } from '../../../src/errors';
+import { configErrorOf as errorOf } from '../../helpers/config-error';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-start-config-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('start settings from flags and YAML', () => {
   it('maps flag names to broker options, splitting comma-separated lists', () => {
