@@ -23,7 +23,7 @@ export interface ReclaimContext {
 /**
  * Binds an address that was in use at start: an adopter releases it once this node's
  * report (a new incarnation) reaches it. Waiting makes sense only while a peer
- * advertises the address: with none for two periods (every live peer has reported by
+ * advertises the address as adopted: with none for two periods (every live peer has reported by
  * then), another process holds it and this rejects at once instead of after `timeoutMs`.
  */
 export async function reclaimAddress(c: ReclaimContext): Promise<void> {
@@ -36,7 +36,8 @@ export async function reclaimAddress(c: ReclaimContext): Promise<void> {
       return;
     } catch (err) {
       const now = Date.now();
-      if (c.peers.peers.some((p) => p.status !== 'OFFLINE' && p.endpoints.includes(c.endpoint))) advertisedAt = now;
+      // Adopted: served by a live peer as well as its own address.
+      if (c.peers.peers.some((p) => p.status !== 'OFFLINE' && p.endpoint !== c.endpoint && p.endpoints.includes(c.endpoint))) advertisedAt = now;
       if (now - advertisedAt >= patienceMs) {
         throw new Error(`cannot listen on '${c.listen}': the address is in use and no peer advertises it (another process holds it)`);
       }
