@@ -8,22 +8,24 @@ import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { parseHostPort } from '../wire';
 
-/** gRPC TLS of a node, as PEM files. */
-export interface TlsFiles {
-  /** This node's certificate chain (PEM); it must name every address the node is reached at. */
-  certFile: string;
-  /** The certificate's private key (PEM). */
-  keyFile: string;
-  /**
-   * CA certificates (PEM). When given, clients must present a certificate signed by
-   * them, and peers' certificates are checked against them; otherwise the system's
-   * roots check peers and clients need no certificate. Default none.
-   */
-  caFile?: string;
-}
-
 /** Schema of TlsFiles (the files are read by `loadTls`). */
-export const tlsFilesSchema = z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).optional() }).strict();
+export const tlsFilesSchema = z
+  .object({
+    /** This node's certificate chain (PEM); it must name every address the node is reached at. */
+    certFile: z.string().min(1),
+    /** The certificate's private key (PEM). */
+    keyFile: z.string().min(1),
+    /**
+     * CA certificates (PEM). When given, clients must present a certificate signed by
+     * them, and peers' certificates are checked against them; otherwise the system's
+     * roots check peers and clients need no certificate. Default none.
+     */
+    caFile: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** gRPC TLS of a node, as PEM files. */
+export type TlsFiles = z.infer<typeof tlsFilesSchema>;
 
 /** The PEM contents of TlsFiles, checked. Kept private by the broker; never logged. */
 export interface LoadedTls {
