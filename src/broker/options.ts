@@ -6,7 +6,9 @@ import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';
 import { parseHostPort } from '../wire';
+import { DEFAULT_CANCEL_GRACE_MS } from './local-call';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
+import { DEFAULT_MAX_SESSIONS } from './session-table';
 import { loadTls, type TlsFiles } from './tls';
 
 /** Default reporting period (DESIGN.md). */
@@ -50,8 +52,12 @@ export interface BrokerOptions {
   exchange?: Exchange;
   /** Concurrent calls at 100 % load; more wait in a queue. Default 64. */
   capacity?: number;
-  /** Calls that may wait for a slot. Default 4 × capacity. */
+  /** Calls that may wait for a slot; past that a call that cannot move fails with RESOURCE_EXHAUSTED. Default 4 × capacity. */
   maxQueue?: number;
+  /** Live sessions this node may own; an enter call past that fails with RESOURCE_EXHAUSTED before it runs. Default 100 000. */
+  maxSessions?: number;
+  /** After a cancel or deadline, how long a handler still running keeps its slot at most, ms. Default 30 000. */
+  cancelGraceMs?: number;
   /** Below this load (0..1) a call always runs here. Default 0.5. */
   threshold?: number;
   /** A peer must be this much less loaded to be sent a call. Default 0.2. */
@@ -119,6 +125,8 @@ export type ResolvedBrokerOptions = Required<
     | 'cluster'
     | 'capacity'
     | 'maxQueue'
+    | 'maxSessions'
+    | 'cancelGraceMs'
     | 'threshold'
     | 'margin'
     | 'periodMs'
@@ -192,6 +200,8 @@ const schema = z
       .default([]),
     capacity: tunables.capacity.default(DEFAULT_CAPACITY),
     maxQueue: tunables.maxQueue.optional(),
+    maxSessions: z.number().int().min(1).max(100_000_000).default(DEFAULT_MAX_SESSIONS),
+    cancelGraceMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_CANCEL_GRACE_MS),
     threshold: tunables.threshold.default(DEFAULT_THRESHOLD),
     margin: tunables.margin.default(DEFAULT_MARGIN),
     periodMs: tunables.periodMs.default(DEFAULT_PERIOD_MS),
