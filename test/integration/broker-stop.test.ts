@@ -17,7 +17,7 @@ const call = (client, method, req, md = new grpc.Metadata()) =>
   new Promise((resolve) => client[method](req, md, { deadline: Date.now() + 5000 }, (err, v) => resolve(err ? err.code : v)));
 (async () => {
   const logger = createLogger({ level: 'error' });
-  const common = { nats: [${JSON.stringify(natsUrl)}], cluster: 'stop-' + process.pid, periodMs: 100, capacity: 2, logger };
+  const common = { nats: [${JSON.stringify(natsUrl)}], cluster: 'stop-' + process.pid, periodMs: 200, capacity: 2, logger };
   const n1 = new Broker({ ...common, nodeId: 'n1', forwardLegacy: true, threshold: 0, margin: 0 });
   const n2 = new Broker({ ...common, nodeId: 'n2', threshold: 1 });
   addBank(n1, 'n1', 200);
@@ -27,8 +27,13 @@ const call = (client, method, req, md = new grpc.Metadata()) =>
   while (n1.members().filter((m) => m.status === 'ONLINE').length < 2) await new Promise((r) => setTimeout(r, 20));
   const Banking = bankProto().bank.Banking;
   const plain = new Banking(n1.endpoint, grpc.credentials.createInsecure());
-  // Forwarded: n1 is over its threshold (0) at once, n2 idle.
-  console.log('forwarded', JSON.stringify(await call(plain, 'GetBalance', { accountId: 'a' })));
+  // Forwarded: n1 is over its threshold (0) at once, n2 idle (once n1 has a fresh report of it).
+  let forwarded;
+  for (let i = 0; i < 50 && (forwarded === undefined || forwarded.servedBy !== 'n2'); i++) {
+    forwarded = await call(plain, 'GetBalance', { accountId: 'a' });
+    if (forwarded.servedBy !== 'n2') await new Promise((r) => setTimeout(r, 50));
+  }
+  console.log('forwarded', JSON.stringify(forwarded));
   // A call cancelled while its handler runs: its slot waits for the handler.
   const c = plain.GetBalance({ accountId: 'b' }, () => {});
   setTimeout(() => c.cancel(), 20);
