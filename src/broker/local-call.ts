@@ -202,7 +202,6 @@ function onClose(this: Call): void {
 }
 
 function endThenFinish(this: Tagged): unknown {
-  // eslint-disable-next-line prefer-rest-params
   const r = (Object.getPrototypeOf(this) as { end: (...a: unknown[]) => unknown }).end.apply(this, arguments as unknown as unknown[]);
   this[RUN].finish();
   return r;
