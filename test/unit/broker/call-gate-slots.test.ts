@@ -1,7 +1,7 @@
 import { status, type sendUnaryData, type UntypedHandleCall } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { alive, collectGarbage } from '../../helpers/gc';
-import { answers, FakeCall, FakeStreamCall, gateFor, heldHandler, invoke, md, method, turn } from './gate-fakes';
+import { answers, FakeCall, FakeStreamCall, gateFor, heldGetBalance, invoke, md, method, turn } from './gate-fakes';
 
 const GET = method('/bank.Banking/GetBalance');
 const STREAM = method('/bank.Banking/StreamStatements', 'server');
@@ -49,9 +49,7 @@ describe('CallGate: a call holds its slot until its handler ends', () => {
   });
 
   it('never runs a call cancelled while it waited, and frees its queue place', async () => {
-    const { gate, admission } = gateFor({ capacity: 1 });
-    const held = heldHandler();
-    const wrapped = gate.wrap(GET, SERVICE, held.handler);
+    const { admission, held, wrapped } = heldGetBalance({ capacity: 1 });
     invoke(wrapped, new FakeCall(md()), () => {});
     const waiting = new FakeCall(md());
     invoke(wrapped, waiting, () => {});
@@ -65,9 +63,7 @@ describe('CallGate: a call holds its slot until its handler ends', () => {
   });
 
   it('keeps nothing of calls cancelled while they waited: their requests can be collected at once', async () => {
-    const { gate, admission } = gateFor({ capacity: 1, maxQueue: 1_000 });
-    const held = heldHandler();
-    const wrapped = gate.wrap(GET, SERVICE, held.handler);
+    const { admission, held, wrapped } = heldGetBalance({ capacity: 1, maxQueue: 1_000 });
     invoke(wrapped, new FakeCall(md()), () => {});
     const refs: WeakRef<object>[] = [];
     (() => {
@@ -86,9 +82,7 @@ describe('CallGate: a call holds its slot until its handler ends', () => {
   });
 
   it('keeps the slot of a call cancelled while its handler runs until the handler answers', async () => {
-    const { gate, admission } = gateFor({ capacity: 1 });
-    const held = heldHandler();
-    const wrapped = gate.wrap(GET, SERVICE, held.handler);
+    const { admission, held, wrapped } = heldGetBalance({ capacity: 1 });
     const running = new FakeCall(md());
     invoke(wrapped, running, () => {});
     invoke(wrapped, new FakeCall(md()), () => {});
@@ -120,9 +114,7 @@ describe('CallGate: a call holds its slot until its handler ends', () => {
   });
 
   it('takes the slot back cancelGraceMs after the cancel when the handler never ends, and says so', async () => {
-    const { gate, admission, onOverrun } = gateFor({ capacity: 1, cancelGraceMs: 1_000 });
-    const held = heldHandler();
-    const wrapped = gate.wrap(GET, SERVICE, held.handler);
+    const { admission, onOverrun, held, wrapped } = heldGetBalance({ capacity: 1, cancelGraceMs: 1_000 });
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const running = new FakeCall(md());
     invoke(wrapped, running, () => {});
@@ -154,13 +146,11 @@ describe('CallGate: a call holds its slot until its handler ends', () => {
   });
 
   it('fails the stream with UNKNOWN and frees the slot when a streaming handler throws', async () => {
-    const { gate, admission } = gateFor({ capacity: 1 });
+    const { gate, admission, held, wrapped: hold } = heldGetBalance({ capacity: 1 });
     const errors: Array<{ code: number }> = [];
     const wrapped = gate.wrap(STREAM, SERVICE, (() => {
       throw new Error('boom');
     }) as unknown as UntypedHandleCall);
-    const held = heldHandler();
-    const hold = gate.wrap(GET, SERVICE, held.handler);
     invoke(hold, new FakeCall(md()), () => {});
     // Queued, so it starts from the admission, not from inside grpc-js's own try.
     const call = new FakeStreamCall(md());
@@ -173,9 +163,7 @@ describe('CallGate: a call holds its slot until its handler ends', () => {
   });
 
   it('ignores the cancel grpc-js reports after every finished call', async () => {
-    const { gate, admission } = gateFor({ capacity: 1 });
-    const held = heldHandler();
-    const wrapped = gate.wrap(GET, SERVICE, held.handler);
+    const { admission, held, wrapped } = heldGetBalance({ capacity: 1 });
     const done = new FakeCall(md());
     invoke(wrapped, done, () => {});
     held.pending[0](null, {});

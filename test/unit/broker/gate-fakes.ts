@@ -129,6 +129,13 @@ export function heldHandler() {
   return { handler: handler as unknown as UntypedHandleCall, pending, calls };
 }
 
+/** A gate (see `gateFor`) whose GetBalance handler keeps its callbacks; `wrapped` is the gated handler. */
+export function heldGetBalance(o: GateSetup = {}) {
+  const g = gateFor(o);
+  const held = heldHandler();
+  return { ...g, held, wrapped: g.gate.wrap(method('/bank.Banking/GetBalance'), 'bank.Banking', held.handler) };
+}
+
 /** What a client got: the answers passed to grpc-js's callback, in order. */
 export function answers() {
   const got: Array<{ err: Partial<ServiceError> | null; value: unknown }> = [];

@@ -11,49 +11,25 @@ import {
   type PolicyConfig,
   type SelfState,
 } from '../../../src/policy';
+import { expectRedirect, expectReject, NOW, peer as basePeer, self as baseSelf, SERVICE } from './policy-fixtures';
 
 // The branches of decide() before the load rule: sessions, calls relayed for plain
 // clients (legacy), calls a peer forwarded, draining and unhealthy nodes, dedicated homes.
 
-const BANKING = 'bank.Banking';
+const BANKING = SERVICE;
 const SECURITIES = 'bank.Securities';
-const NOW = 100_000;
+const BOTH = new Set([BANKING, SECURITIES]);
 
 const SESSIONS = [{ enter: 'bank.Banking/BeginTransaction', within: 'bank.Banking/*', exit: 'bank.Banking/Commit' }];
 const rules = new CompiledRules(SESSIONS, { 'bank.Securities/*': ['n2'] });
 const cfg: PolicyConfig = { threshold: 0.5, margin: 0.2, maxHops: 2, staleAfterPeriods: 2, rules };
 
-let nextPort = 7101;
-function peer(nodeId: string, load: number, over: Partial<PeerEntry> = {}): PeerEntry {
-  return {
-    nodeId,
-    endpoint: `127.0.0.1:${nextPort++}`,
-    status: 'ONLINE',
-    load,
-    extra: 0,
-    inFlight: Math.round(load * 10),
-    capacity: 10,
-    services: new Set([BANKING, SECURITIES]),
-    receivedAt: NOW,
-    periodMs: 500,
-    ...over,
-  };
-}
+/** An online peer hosting both services. */
+const peer = (nodeId: string, load: number, over: Partial<PeerEntry> = {}) => basePeer(nodeId, load, { services: BOTH, ...over });
 
-/** Node n1 at `load` (capacity 10, queue 40), hosting both services, owning session `n1.live-session`. */
-function self(load: number, over: Partial<SelfState> = {}): SelfState {
-  return {
-    nodeId: 'n1',
-    load,
-    running: Math.min(10, Math.round(load * 10)),
-    queued: 0,
-    capacity: 10,
-    maxQueue: 40,
-    hosts: (s) => s === BANKING || s === SECURITIES,
-    hasSession: (t) => t === 'n1.live-session',
-    ...over,
-  };
-}
+/** Node n1 at `load`, hosting both services, owning the live session `n1.live-session`. */
+const self = (load: number, over: Partial<SelfState> = {}) =>
+  baseSelf(load, { hosts: (s) => BOTH.has(s), hasSession: (t) => t === 'n1.live-session', ...over });
 
 const full = () => self(1, { running: 10, queued: 40 });
 
@@ -69,39 +45,27 @@ function run(s: SelfState, peers: PeerEntry[], c: CallInfo, config: PolicyConfig
   return decide(c, s, peers, config, leastLoaded, NOW);
 }
 
-function redirectOf(d: Decision) {
-  expect(d.kind).toBe('redirect');
-  return d as Extract<Decision, { kind: 'redirect' }>;
-}
-
-function rejectOf(d: Decision, code: status) {
-  expect(d.kind).toBe('reject');
-  const r = d as Extract<Decision, { kind: 'reject' }>;
-  expect(r.code).toBe(code);
-  return r;
-}
-
 describe('decide: sessions', () => {
   it('runs a call of a live session this node owns here, even when loaded with an idle peer', () => {
     expect(run(self(0.9), [peer('n2', 0)], deposit('n1.live-session'))).toBe(LOCAL);
   });
 
   it('refuses a call of a live session here when this node is full, naming the session, with no location', () => {
-    const r = rejectOf(run(full(), [peer('n2', 0)], deposit('n1.live-session')), status.RESOURCE_EXHAUSTED);
+    const r = expectReject(run(full(), [peer('n2', 0)], deposit('n1.live-session')), status.RESOURCE_EXHAUSTED);
     expect(r.message).toContain("session 'n1.live-session'");
     expect(r.message).toContain('10 running, 40 queued');
     expect(r).not.toHaveProperty('peer');
   });
 
   it('refuses a token of this node that it does not know (never issued or expired)', () => {
-    const r = rejectOf(run(self(0.1), [], deposit('n1.expired-token')), status.FAILED_PRECONDITION);
+    const r = expectReject(run(self(0.1), [], deposit('n1.expired-token')), status.FAILED_PRECONDITION);
     expect(r.message).toContain("session 'n1.expired-token' is unknown or expired on node 'n1'");
   });
 
   it('redirects a call of a session owned by an online peer there, with reason session, whatever the hops and the load', () => {
     const owner = peer('n2', 1);
     for (const c of [deposit('n2.their-session'), deposit('n2.their-session', { hops: 9 })]) {
-      const d = redirectOf(run(self(0), [peer('n3', 0), owner], c));
+      const d = expectRedirect(run(self(0), [peer('n3', 0), owner], c));
       expect(d.peer).toBe(owner);
       expect(d.reason).toBe('session');
     }
@@ -109,7 +73,7 @@ describe('decide: sessions', () => {
 
   it('redirects to an owner that is draining or unhealthy: the session state is only there', () => {
     for (const s of ['DRAINING', 'UNHEALTHY'] as const) {
-      expect(redirectOf(run(self(0), [peer('n2', 0, { status: s })], deposit('n2.their-session'))).peer.nodeId).toBe('n2');
+      expect(expectRedirect(run(self(0), [peer('n2', 0, { status: s })], deposit('n2.their-session'))).peer.nodeId).toBe('n2');
     }
   });
 
@@ -118,25 +82,25 @@ describe('decide: sessions', () => {
     ['off-line', [peer('n2', 0, { status: 'OFFLINE' })]],
     ['leaving', [peer('n2', 0, { status: 'LEAVING' })]],
   ])('refuses a call whose session owner is %s: the state is lost', (_what, peers) => {
-    const r = rejectOf(run(self(0), peers as PeerEntry[], deposit('n2.their-session')), status.FAILED_PRECONDITION);
+    const r = expectReject(run(self(0), peers as PeerEntry[], deposit('n2.their-session')), status.FAILED_PRECONDITION);
     expect(r.message).toContain("session owner 'n2' is off-line");
     expect(r.message).toContain('start a new session');
   });
 
   it('refuses a session call for another node from a client that does not follow redirects, naming the owner', () => {
-    const r = rejectOf(run(self(0), [peer('n2', 0)], deposit('n2.their-session', { follows: false })), status.FAILED_PRECONDITION);
+    const r = expectReject(run(self(0), [peer('n2', 0)], deposit('n2.their-session', { follows: false })), status.FAILED_PRECONDITION);
     expect(r.message).toContain("session belongs to node 'n2'");
   });
 
   it('redirects that plain call to the owner when the node forwards plain calls (forwardLegacy)', () => {
-    const d = redirectOf(run(self(0), [peer('n2', 0)], deposit('n2.their-session', { follows: false }), { ...cfg, forwardLegacy: true }));
+    const d = expectRedirect(run(self(0), [peer('n2', 0)], deposit('n2.their-session', { follows: false }), { ...cfg, forwardLegacy: true }));
     expect(d.reason).toBe('session');
   });
 
   it('balances an enter call that carries a token like any call', () => {
     const begin = call('/bank.Banking/BeginTransaction', { session: 'n2.their-session', sessionOwner: 'n2' });
     expect(run(self(0.1), [peer('n2', 0)], begin)).toBe(LOCAL);
-    expect(redirectOf(run(self(0.9), [peer('n3', 0)], begin)).reason).toBe('load');
+    expect(expectRedirect(run(self(0.9), [peer('n3', 0)], begin)).reason).toBe('load');
   });
 
   it('ignores a token on a method outside every session rule', () => {
@@ -155,7 +119,7 @@ describe('decide: clients that do not follow redirects (legacy)', () => {
   });
 
   it('moves a plain call like a following one when the node forwards plain calls', () => {
-    const d = redirectOf(run(self(0.9), [peer('n2', 0)], plain(), { ...cfg, forwardLegacy: true }));
+    const d = expectRedirect(run(self(0.9), [peer('n2', 0)], plain(), { ...cfg, forwardLegacy: true }));
     expect(d.reason).toBe('load');
   });
 
@@ -178,16 +142,16 @@ describe('decide: a call a peer forwarded for a plain client', () => {
   });
 
   it('is refused, not redirected, when its session belongs to another node', () => {
-    rejectOf(run(self(0), [peer('n2', 0)], deposit('n2.their-session', { forwarded: true }), everyRule), status.FAILED_PRECONDITION);
+    expectReject(run(self(0), [peer('n2', 0)], deposit('n2.their-session', { forwarded: true }), everyRule), status.FAILED_PRECONDITION);
   });
 
   it('is refused, not redirected, for a service this node does not host', () => {
     const s = self(0, { hosts: () => false });
-    rejectOf(run(s, [peer('n2', 0)], forwarded(), everyRule), status.UNIMPLEMENTED);
+    expectReject(run(s, [peer('n2', 0)], forwarded(), everyRule), status.UNIMPLEMENTED);
   });
 
   it('is refused with RESOURCE_EXHAUSTED when this node is full', () => {
-    rejectOf(run(full(), [peer('n2', 0)], forwarded(), everyRule), status.RESOURCE_EXHAUSTED);
+    expectReject(run(full(), [peer('n2', 0)], forwarded(), everyRule), status.RESOURCE_EXHAUSTED);
   });
 });
 
@@ -198,7 +162,7 @@ describe('decide: a draining or unhealthy node', () => {
     ['DRAINING', 'draining'],
     ['UNHEALTHY', 'unhealthy'],
   ] as const)('moves every call it can while %s, even at load 0, to any peer with room', (s, reason) => {
-    const d = redirectOf(run(self(0, { status: s }), [peer('n2', 0.95)], get()));
+    const d = expectRedirect(run(self(0, { status: s }), [peer('n2', 0.95)], get()));
     expect(d.reason).toBe(reason);
     expect(d.detail).toContain(`node n1 is ${reason}`);
   });
@@ -208,7 +172,7 @@ describe('decide: a draining or unhealthy node', () => {
   });
 
   it('refuses the call when no peer has room and this node is full', () => {
-    rejectOf(run({ ...full(), status: 'DRAINING' }, [peer('n2', 1)], get()), status.RESOURCE_EXHAUSTED);
+    expectReject(run({ ...full(), status: 'DRAINING' }, [peer('n2', 1)], get()), status.RESOURCE_EXHAUSTED);
   });
 
   it('does not move calls of clients that cannot follow', () => {
@@ -220,7 +184,7 @@ describe('decide: dedicated homes', () => {
   const quote = () => call('/bank.Securities/GetQuote');
 
   it('sends the call to its home while the home is below the threshold, even when this node is idle', () => {
-    const d = redirectOf(run(self(0), [peer('n2', 0.4), peer('n3', 0)], quote()));
+    const d = expectRedirect(run(self(0), [peer('n2', 0.4), peer('n3', 0)], quote()));
     expect(d.peer.nodeId).toBe('n2');
     expect(d.reason).toBe('service');
     expect(d.detail).toContain('prefers its home');
@@ -231,7 +195,7 @@ describe('decide: dedicated homes', () => {
   });
 
   it('does not send a loaded node\'s call to a home at or over the threshold: other hosts share it', () => {
-    const d = redirectOf(run(self(0.9), [peer('n2', 0.5), peer('n3', 0.2)], quote()));
+    const d = expectRedirect(run(self(0.9), [peer('n2', 0.5), peer('n3', 0.2)], quote()));
     expect(d.peer.nodeId).toBe('n3');
     expect(d.reason).toBe('load');
   });
@@ -248,7 +212,7 @@ describe('decide: dedicated homes', () => {
 
   it('sends a loaded home\'s call, under the load rule, to the least-loaded other host', () => {
     const home = self(0.9, { nodeId: 'n2' });
-    const d = redirectOf(run(home, [peer('n3', 0.6), peer('n4', 0.1)], quote()));
+    const d = expectRedirect(run(home, [peer('n3', 0.6), peer('n4', 0.1)], quote()));
     expect(d.peer.nodeId).toBe('n4');
     expect(d.reason).toBe('load');
   });
