@@ -7,6 +7,13 @@
 export const MD_FOLLOW = 'peerbroker-follow';
 /** client → node: how many redirects this call has followed so far. */
 export const MD_HOPS = 'peerbroker-hops';
+/**
+ * node → node: the `peerbroker-hops` value of a call a node relays for a plain client
+ * (`forwardLegacy`). The receiving node runs it or fails it, never moves it again,
+ * whatever either node's hop limit; a node that does not know the value reads it as
+ * malformed, which is the hop limit too.
+ */
+export const HOPS_FORWARDED = 'forwarded';
 /** both ways: session token `<nodeId>.<random>`. */
 export const MD_SESSION = 'peerbroker-session';
 /** node → client (headers): id of the node that accepted the call. */

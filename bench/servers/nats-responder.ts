@@ -9,7 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { connect, headers } from 'nats';
 import { bankImplementations, bankProto } from '../../examples/bank';
-import { Admission } from '../../src/broker/admission';
+import { Admission, ticket } from '../../src/broker/admission';
 
 interface ResponderConfig {
   nodeId: string;
@@ -52,12 +52,14 @@ async function main(): Promise<void> {
         return;
       }
       const request = def.requestDeserialize(Buffer.from(msg.data));
-      admission.admit(() =>
-        getQuote({ request }, (e, res) => {
-          admission.release();
-          if (e) msg.respond(new Uint8Array(0), { headers: full });
-          else msg.respond(def.responseSerialize(res as never));
-        }),
+      admission.admit(
+        ticket(() =>
+          getQuote({ request }, (e, res) => {
+            admission.release();
+            if (e) msg.respond(new Uint8Array(0), { headers: full });
+            else msg.respond(def.responseSerialize(res as never));
+          }),
+        ),
       );
     },
   });

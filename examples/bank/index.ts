@@ -116,7 +116,15 @@ export function bankImplementations(nodeId: string, work = workMs()) {
         count++;
         total += amount;
       });
-      call.on('end', () => void sleep(work).then(() => cb(null, { count, totalCents: String(total), servedBy: nodeId })));
+      let answered = false;
+      const answer = (err: grpc.ServiceError | null, value: unknown) => {
+        if (answered) return;
+        answered = true;
+        cb(err, value);
+      };
+      call.on('end', () => void sleep(work).then(() => answer(null, { count, totalCents: String(total), servedBy: nodeId })));
+      // A cancelled stream never emits 'end': answer anyway (grpc-js drops it), so the call ends and its slot frees.
+      call.on('cancelled', () => answer({ code: grpc.status.CANCELLED, details: 'cancelled' } as grpc.ServiceError, null));
     },
   };
 
@@ -139,10 +147,14 @@ export function bankImplementations(nodeId: string, work = workMs()) {
       let chain = Promise.resolve();
       call.on('data', (o: { orderId: string; symbol: string; quantity: string }) => {
         chain = chain.then(() => sleep(work)).then(() => {
-          call.write({ orderId: o.orderId, symbol: o.symbol, quantity: o.quantity, price: price(o.symbol), servedBy: nodeId });
+          if (!call.cancelled) call.write({ orderId: o.orderId, symbol: o.symbol, quantity: o.quantity, price: price(o.symbol), servedBy: nodeId });
         });
       });
       call.on('end', () => void chain.then(() => call.end()));
+      // A cancelled stream never emits 'end': end our side, so the call ends and its slot frees.
+      call.on('cancelled', () => {
+        if (!call.writableEnded) call.end();
+      });
     },
     WatchQuotes: (call: grpc.ServerWritableStream<{ symbols: string[]; count: number }, unknown>) => {
       void (async () => {

@@ -1,13 +1,85 @@
 import { LoadCounters } from '../cluster';
 
+// Where a ticket is; a ticket is in at most one of the admission's two lists.
+const OUT = 0;
+const QUEUED = 1;
+const READY = 2;
+
 /**
- * At most `capacity` handlers run at once; up to `maxQueue` more wait in FIFO order.
- * Load is (running + queued) / capacity, capped at 1, plus any sampled meter. The
- * counts live in shared memory, where the reporter thread reads them.
+ * A call that wants a slot. The admission links it into its lists itself (no
+ * allocation per queued call beyond the ticket) and calls `start()` once, when
+ * the call gets its slot.
+ */
+export abstract class Ticket {
+  /** @internal */
+  prev: Ticket | null = null;
+  /** @internal */
+  next: Ticket | null = null;
+  /** @internal OUT, QUEUED or READY. */
+  where = OUT;
+  /** Runs the call; it must not throw. */
+  abstract start(): void;
+}
+
+class FnTicket extends Ticket {
+  constructor(private readonly fn: () => void) {
+    super();
+  }
+  start(): void {
+    this.fn();
+  }
+}
+
+/** A ticket that runs `fn`, for callers without an object of their own per call. */
+export function ticket(fn: () => void): Ticket {
+  return new FnTicket(fn);
+}
+
+/** What `admit()` did with a call. */
+export type Admitted = 'started' | 'queued' | 'full';
+
+/** A doubly linked list of tickets: O(1) append, removal and take-first. */
+class TicketList {
+  head: Ticket | null = null;
+  tail: Ticket | null = null;
+  size = 0;
+
+  push(t: Ticket): void {
+    t.prev = this.tail;
+    t.next = null;
+    if (this.tail) this.tail.next = t;
+    else this.head = t;
+    this.tail = t;
+    this.size++;
+  }
+
+  remove(t: Ticket): void {
+    if (t.prev) t.prev.next = t.next;
+    else this.head = t.next;
+    if (t.next) t.next.prev = t.prev;
+    else this.tail = t.prev;
+    t.prev = t.next = null;
+    this.size--;
+  }
+}
+
+/**
+ * At most `capacity` handlers run at once; up to `maxQueue` more wait in FIFO order,
+ * and a call past that is refused. Load is (running + queued) / capacity, capped at 1,
+ * plus any sampled meter. The counts live in shared memory, where the reporter thread
+ * reads them.
+ *
+ * A freed slot goes at once to the first waiting call (so no newcomer overtakes it),
+ * but that call starts on a later turn of the event loop: the call that freed the slot
+ * has its answer written first, and synchronous handlers do not drain the whole queue
+ * in one stack.
  */
 export class Admission {
-  private readonly queue: Array<Waiting | undefined> = [];
-  private head = 0;
+  private readonly queue = new TicketList();
+  /** Calls given a slot, to start on the next turn; counted as running. */
+  private readonly ready = new TicketList();
+  private drainScheduled = false;
+  private readonly drainNow = () => this.drain();
   private readonly onCross: (above: boolean) => void;
   private above = false;
   readonly counters: LoadCounters;
@@ -23,14 +95,14 @@ export class Admission {
     this.counters = counters;
   }
 
-  /** Handlers running now. */
+  /** Handlers running now, and calls given a slot that start on the next turn. */
   get running(): number {
     return this.counters.running;
   }
   set running(v: number) {
     this.counters.running = v;
   }
-  /** Calls waiting, cancelled ones excluded. */
+  /** Calls waiting for a slot. */
   get queued(): number {
     return this.counters.queued;
   }
@@ -58,55 +130,77 @@ export class Admission {
   }
 
   /**
-   * Runs `start` now if a slot is free, else queues it. Returns a handle whose
-   * `cancel()` drops a queued call (cancelled or past its deadline).
+   * Starts `t` now if a slot is free ('started'), else queues it ('queued'), unless
+   * `maxQueue` calls wait already ('full': nothing was done, the caller answers).
    */
-  admit(start: () => void): Waiting | undefined {
+  admit(t: Ticket): Admitted {
     if (this.running < this.capacity) {
       this.running++;
       this.check();
-      start();
-      return undefined;
+      t.start();
+      return 'started';
     }
-    const w = new Waiting(start, this);
-    this.queue.push(w);
+    if (this.queued >= this.maxQueue) return 'full';
+    this.queue.push(t);
+    t.where = QUEUED;
     this.queued++;
     this.check();
-    return w;
+    return 'queued';
   }
 
-  /** A running call finished: start the next waiting one. */
+  /** A running call ended: its slot goes to the first waiting call, which starts on the next turn. */
   release(): void {
-    this.running--;
-    while (this.head < this.queue.length) {
-      const w = this.queue[this.head];
-      this.queue[this.head++] = undefined;
-      if (w && !w.cancelled) {
-        this.queued--;
-        this.running++;
-        w.started = true;
-        this.compact();
-        w.start();
-        return;
-      }
+    const t = this.queue.head;
+    if (t === null) {
+      this.running--;
+      this.check();
+      return;
     }
-    this.compact();
-    this.check();
-  }
-
-  /** @internal */
-  dropWaiting(): void {
+    this.queue.remove(t);
     this.queued--;
+    this.ready.push(t);
+    t.where = READY;
     this.check();
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      setImmediate(this.drainNow);
+    }
   }
 
-  private compact(): void {
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    } else if (this.head === this.queue.length) {
-      this.queue.length = 0;
-      this.head = 0;
+  /**
+   * Drops a call that has not started (cancelled, or past its deadline): out of the
+   * queue at once, so nothing keeps it (or its request) alive; a slot it was given
+   * goes to the next. Returns false when the call had started or was never queued.
+   */
+  cancel(t: Ticket): boolean {
+    if (t.where === QUEUED) {
+      this.queue.remove(t);
+      t.where = OUT;
+      this.queued--;
+      this.check();
+      return true;
+    }
+    if (t.where === READY) {
+      this.ready.remove(t);
+      t.where = OUT;
+      this.release();
+      return true;
+    }
+    return false;
+  }
+
+  // Starts the calls that were ready when the turn began; those they free wait for the next.
+  private drain(): void {
+    this.drainScheduled = false;
+    for (let n = this.ready.size; n > 0 && this.ready.head !== null; n--) {
+      const t = this.ready.head;
+      this.ready.remove(t);
+      t.where = OUT;
+      t.start();
+    }
+    if (this.ready.head !== null && !this.drainScheduled) {
+      this.drainScheduled = true;
+      setImmediate(this.drainNow);
     }
   }
 
@@ -117,21 +211,5 @@ export class Admission {
       this.above = above;
       this.onCross(above);
     }
-  }
-}
-
-/** A call waiting for a slot. */
-export class Waiting {
-  cancelled = false;
-  started = false;
-  constructor(
-    readonly start: () => void,
-    private readonly owner: Admission,
-  ) {}
-  /** Drops the call from the queue if it has not started. */
-  cancel(): void {
-    if (this.cancelled || this.started) return;
-    this.cancelled = true;
-    this.owner.dropWaiting();
   }
 }

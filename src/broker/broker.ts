@@ -17,6 +17,7 @@ import { sessionRulesFromProto } from './proto-rules';
 import { reclaimAddress } from './reclaim';
 import { ReportIntake } from './report-intake';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
+import { guardSessionHeaders } from './session-header-guard';
 import { SessionTable } from './session-table';
 import { drainOnSignals } from './signals';
 import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
@@ -85,9 +86,9 @@ export class Broker {
       hosts: (s) => services.has(s),
     };
     this.self.hasSession = (token) => this.sessions.touch(token, Date.now());
-    this.sessions = new SessionTable(o.nodeId);
+    this.sessions = new SessionTable(o.nodeId, o.maxSessions);
     this.tlsFiles = o.tls ? loadTls(o.tls) : undefined;
-    this.forwarder = new Forwarder(o.maxHops, o.peerCredentials ?? (this.tlsFiles ? peerCredentials(this.tlsFiles) : undefined));
+    this.forwarder = new Forwarder(o.peerCredentials ?? (this.tlsFiles ? peerCredentials(this.tlsFiles) : undefined));
     this.policy = {
       threshold: o.threshold,
       margin: o.margin,
@@ -106,6 +107,11 @@ export class Broker {
       sessions: this.sessions,
       forwarder: this.forwarder,
       periodMs: () => this.options.periodMs,
+      cancelGraceMs: o.cancelGraceMs,
+      onOverrun: (path) =>
+        this.dropLog.maybe(`overrun ${path}`, performance.now(), (suppressed) =>
+          this.log.warn({ path, graceMs: o.cancelGraceMs, suppressed }, 'handler of a cancelled call still runs after the grace time; its slot is taken back'),
+        ),
       // Under overload nearly every call is a redirect: build the log line only when it is written.
       onRedirect: (d) => {
         if (this.log.isLevelEnabled('debug')) this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect');
@@ -206,6 +212,7 @@ export class Broker {
       this.log,
       {
         changed: () => {
+          this.guardHeaders();
           this.control?.update(this.nodeInfo());
           this.control?.reportNow();
         },
@@ -333,9 +340,21 @@ export class Broker {
   private removeSignalHandlers?: () => void;
   private controlConnected = false;
 
-  private bind(creds: grpc.ServerCredentials): Promise<number> {
-    return bindPort(this.server, this.options.listen, creds);
+  private async bind(creds: grpc.ServerCredentials): Promise<number> {
+    const port = await bindPort(this.server, this.options.listen, creds);
+    this.guardHeaders();
+    return port;
   }
+
+  // After every bind (adopted addresses too): grpc-js would drop a non-ASCII session token unseen.
+  private guardHeaders(): void {
+    if (!guardSessionHeaders(this.server) && !this.headerGuardWarned) {
+      this.headerGuardWarned = true;
+      this.log.warn('this grpc-js version hides raw headers: a session token that is not printable ASCII is dropped, not refused');
+    }
+  }
+
+  private headerGuardWarned = false;
 
   private hasControlPlane(): boolean {
     return this.options.exchange !== undefined || this.options.nats.length > 0;

@@ -1,25 +1,14 @@
-import {
-  Metadata,
-  status,
-  type MethodDefinition,
-  type sendUnaryData,
-  type ServerErrorResponse,
-  type UntypedHandleCall,
-} from '@grpc/grpc-js';
+import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall } from '@grpc/grpc-js';
 import type { PeerView } from '../cluster';
 import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
+import { HOPS_FORWARDED, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
 import type { Admission } from './admission';
 import type { Forwarder } from './forwarder';
+import { AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, LocalCall, OPENS, type Call, type GateStats, type Handler, type LocalCallHost } from './local-call';
+import { NOT_PRINTABLE } from './session-header-guard';
 import { MAX_TOKEN_LENGTH, tokenOwner, type SessionTable } from './session-table';
 
-/** Counters of what the gate did, since start. */
-export interface GateStats {
-  run: number;
-  redirected: number;
-  forwarded: number;
-  rejected: number;
-}
+export type { GateStats } from './local-call';
 
 /** What the gate needs of its broker. */
 export interface GateDeps {
@@ -33,10 +22,13 @@ export interface GateDeps {
   forwarder: Forwarder;
   /** The reporting period now, ms. */
   periodMs: () => number;
+  /** How long the handler of a cancelled call keeps its slot at most, ms. Default 30 000. */
+  cancelGraceMs?: number;
   onRedirect?: (d: Extract<Decision, { kind: 'redirect' }>) => void;
+  /** A cancelled call's handler still ran `cancelGraceMs` after the cancel; its slot was taken back. */
+  onOverrun?: (path: string) => void;
 }
 
-type Call = NodeJS.EventEmitter & { metadata: Metadata; sendMetadata(md: Metadata): void };
 type Redirect = Extract<Decision, { kind: 'redirect' }>;
 
 /** The answer to a call whose session token is malformed. */
@@ -46,15 +38,23 @@ const MALFORMED_TOKEN: Decision = Object.freeze({
   message: `peerbroker: malformed '${MD_SESSION}' token (expected <nodeId>.<random>, at most ${MAX_TOKEN_LENGTH} characters)`,
 });
 
+/** The answer to a call whose session token is not printable ASCII (see session-header-guard.ts). */
+const NOT_PRINTABLE_TOKEN: Decision = Object.freeze({
+  kind: 'reject',
+  code: status.INVALID_ARGUMENT,
+  message: `peerbroker: malformed '${MD_SESSION}' token: it holds characters outside printable ASCII`,
+});
+
 /**
  * Applies the decision to every call before the handler runs, keeps the in-flight
  * count, starts and ends sessions. Handlers are wrapped once, at addService.
  */
-export class CallGate {
+export class CallGate implements LocalCallHost {
   readonly stats: GateStats = { run: 0, redirected: 0, forwarded: 0, rejected: 0 };
-  /** Response headers of an accepted call; shared because grpc-js only reads them. */
-  private readonly acceptedHeaders = new Metadata();
-  private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, session: '', sessionOwner: '' };
+  readonly acceptedHeaders = new Metadata();
+  readonly admission: Admission;
+  readonly sessions: SessionTable;
+  private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, session: '', sessionOwner: '', forwarded: false };
   choice: PeerChoice;
   /** Mean time a local call holds its slot, ms (moving average); redirect accounting fades with it. */
   meanCallMs = 0;
@@ -62,14 +62,17 @@ export class CallGate {
   constructor(private readonly d: GateDeps) {
     this.acceptedHeaders.set(MD_NODE, d.nodeId);
     this.choice = d.choice;
+    this.admission = d.admission;
+    this.sessions = d.sessions;
   }
 
   /** Wraps a user handler of `method` so the decision runs first. */
   wrap(method: MethodDefinition<unknown, unknown>, service: string, handler: UntypedHandleCall): UntypedHandleCall {
-    const h = handler as (call: Call, cb?: sendUnaryData<unknown>) => void;
+    const h = handler as Handler;
     const path = method.path;
     // Unary and client-streaming calls end with a callback; the others end their stream.
     const withCallback = !method.responseStream;
+    const atAnswer = withCallback && !method.requestStream ? AT_ANSWER : 0;
     return ((call: Call, callback?: sendUnaryData<unknown>) => {
       const d = this.decideFor(path, service, call.metadata);
       if (d !== LOCAL) {
@@ -79,12 +82,10 @@ export class CallGate {
           this.d.forwarder.forward(method, call as never, d.peer.endpoint, callback);
           return;
         }
-        const err = this.notLocal(d);
-        if (withCallback) callback!(err, null);
-        else call.emit('error', err);
+        refuse(call, callback, this.notLocal(d));
         return;
       }
-      this.runLocal(path, call, withCallback ? callback! : undefined, h, method.requestStream);
+      this.runLocal(path, call, withCallback ? callback! : undefined, h, atAnswer);
     }) as UntypedHandleCall;
   }
 
@@ -94,14 +95,20 @@ export class CallGate {
     call.path = path;
     call.service = service;
     call.follows = md.get(MD_FOLLOW)[0] === '1';
-    call.hops = call.follows ? parseHops(md.get(MD_HOPS)[0], this.d.config.maxHops) : 0;
+    call.forwarded = false;
+    if (call.follows) {
+      const hops = md.get(MD_HOPS)[0];
+      // A call a peer relayed runs here or fails: it is never moved again, whatever the hop limits.
+      call.forwarded = hops === HOPS_FORWARDED;
+      call.hops = parseHops(hops, this.d.config.maxHops);
+    } else call.hops = 0;
     const token = md.get(MD_SESSION)[0];
     if (token === undefined || token === '') {
       call.session = '';
       call.sessionOwner = '';
     } else {
       const owner = typeof token === 'string' ? tokenOwner(token) : null;
-      if (owner === null) return MALFORMED_TOKEN;
+      if (owner === null) return token === NOT_PRINTABLE ? NOT_PRINTABLE_TOKEN : MALFORMED_TOKEN;
       call.session = token as string;
       call.sessionOwner = owner;
     }
@@ -115,80 +122,54 @@ export class CallGate {
     return decide(call, self, this.d.peers.peers, this.d.config, this.choice, now);
   }
 
-  private runLocal(
-    path: string,
-    call: Call,
-    callback: sendUnaryData<unknown> | undefined,
-    handler: (call: Call, cb?: sendUnaryData<unknown>) => void,
-    requestStream: boolean,
-  ): void {
-    const follows = this.call.follows;
+  private runLocal(path: string, call: Call, callback: sendUnaryData<unknown> | undefined, handler: Handler, atAnswer: number): void {
+    const c = this.call;
     const role = this.d.config.rules?.sessionRole(path) ?? null;
-    const token = this.call.session;
-    const opensSession = role !== null && role.enter;
-    const closesSession = role !== null && role.exit && token !== '' && this.call.sessionOwner === this.d.nodeId;
-    let headersSent = false;
-    const sendHeaders = (sessionValue?: string) => {
-      if (headersSent) return;
-      headersSent = true;
-      if (sessionValue === undefined) {
-        if (follows) call.sendMetadata(this.acceptedHeaders);
-        return;
-      }
-      const md = this.acceptedHeaders.clone();
-      md.set(MD_SESSION, sessionValue);
-      call.sendMetadata(md);
-    };
+    let mode = (c.follows ? FOLLOWS : 0) | atAnswer;
+    let idleMs = 0;
+    if (role !== null) {
+      if (role.enter) {
+        // The place is taken before the handler runs: past the cap nothing runs, nothing is lost.
+        if (!this.sessions.reserve()) return refuse(call, callback, this.notLocal(this.sessionsFull()));
+        mode |= OPENS;
+        idleMs = role.idleMs;
+      } else if (role.exit && c.session !== '' && c.sessionOwner === this.d.nodeId) mode |= CLOSES;
+    }
+    const run = new LocalCall(this, call, callback, handler, path, mode, c.session, idleMs);
+    if (this.admission.admit(run) === 'full') {
+      run.refuse();
+      refuse(call, callback, this.notLocal(this.queueFull()));
+    }
+  }
 
-    let done = false;
-    let started = false;
-    let startedAt = 0;
-    const finish = () => {
-      if (started && !done) {
-        done = true;
-        this.d.admission.release();
-        const ms = performance.now() - startedAt;
-        this.meanCallMs = this.meanCallMs === 0 ? ms : this.meanCallMs * 0.95 + ms * 0.05;
-      }
+  /** @internal */
+  cancelGraceMs(): number {
+    return this.d.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
+  }
+
+  /** @internal */
+  ended(ms: number, overran: boolean, path: string): void {
+    this.meanCallMs = this.meanCallMs === 0 ? ms : this.meanCallMs * 0.95 + ms * 0.05;
+    if (overran) this.d.onOverrun?.(path);
+  }
+
+  private queueFull(): Decision {
+    const a = this.admission;
+    return {
+      kind: 'reject',
+      code: status.RESOURCE_EXHAUSTED,
+      message: `peerbroker: node '${this.d.nodeId}' is at capacity (${a.running} running, ${a.queued} queued, the most it queues); the call did not run`,
     };
-    const sendSessionHeaders = () => {
-      if (opensSession) sendHeaders(this.d.sessions.open(Date.now(), role!.idleMs));
-      else if (closesSession) {
-        this.d.sessions.close(token);
-        sendHeaders('');
-      } else sendHeaders();
+  }
+
+  private sessionsFull(): Decision {
+    return {
+      kind: 'reject',
+      code: status.RESOURCE_EXHAUSTED,
+      message:
+        `peerbroker: node '${this.d.nodeId}' holds its limit of ${this.sessions.maxSessions} live sessions (maxSessions); ` +
+        'no session was started and the call did not run',
     };
-    // A unary call's headers go with its answer: one write instead of two, and a session
-    // starts or ends only when the call succeeded. Any other call sends its headers first: a
-    // streamed answer needs them before its first message, and the stub holds streamed
-    // requests until they arrive.
-    const atAnswer = callback !== undefined && !requestStream;
-    const start = () => {
-      started = true;
-      startedAt = performance.now();
-      this.stats.run++;
-      // Unary answers carry their headers in the same write as the message (no extra frame).
-      if (!atAnswer) sendSessionHeaders();
-      if (callback) {
-        const cb: sendUnaryData<unknown> = (err, value, trailer, flags) => {
-          finish();
-          if (atAnswer && !err) sendSessionHeaders();
-          else sendHeaders();
-          callback(err, value, trailer, flags);
-        };
-        try {
-          handler(call, cb);
-        } catch (err) {
-          cb({ code: status.UNKNOWN, details: `handler threw: ${(err as Error).message}` }, null);
-        }
-        return;
-      }
-      call.once('finish', finish);
-      call.once('close', finish);
-      handler(call);
-    };
-    const waiting = this.d.admission.admit(start);
-    call.once('cancelled', () => (waiting && !waiting.started ? waiting.cancel() : finish()));
   }
 
   // Until calls were timed, a redirect counts for one reporting period.
@@ -222,6 +203,12 @@ export class CallGate {
     const message = d.kind === 'reject' ? d.message : 'peerbroker: internal decision error';
     return { name: 'Rejected', message, code: d.kind === 'reject' ? d.code : status.INTERNAL, details: message };
   }
+}
+
+/** Answers a call that will not run here with `err`. */
+function refuse(call: Call, callback: sendUnaryData<unknown> | undefined, err: ServerErrorResponse): void {
+  if (callback !== undefined) callback(err, null);
+  else call.emit('error', err);
 }
 
 /**

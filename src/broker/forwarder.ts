@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type MethodDefinition, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
 import { ChannelPool } from '../transport';
-import { MD_FOLLOW, MD_HOPS } from '../wire';
+import { HOPS_FORWARDED, MD_FOLLOW, MD_HOPS } from '../wire';
 
 type AnyServerCall =
   | grpc.ServerUnaryCall<unknown, unknown>
@@ -14,16 +14,14 @@ const HOP_BY_HOP = new Set(['content-type', 'user-agent', 'te', 'host', 'accept-
 
 /**
  * Relays calls of clients that do not follow redirects to the peer the decision
- * chose (`forwardLegacy`), and relays the answer back. The peer is told the call
- * is at the hop limit, so it runs it and never sends it on.
+ * chose (`forwardLegacy`), and relays the answer back. The call is marked forwarded
+ * (`peerbroker-hops: forwarded`), so the peer runs it or fails it and never sends it
+ * on: a redirect would reach a client that cannot follow it.
  */
 export class Forwarder {
   private readonly pool: ChannelPool;
 
-  constructor(
-    private readonly maxHops: number,
-    credentials?: grpc.ChannelCredentials,
-  ) {
+  constructor(credentials?: grpc.ChannelCredentials) {
     this.pool = new ChannelPool(credentials ?? grpc.credentials.createInsecure());
   }
 
@@ -91,7 +89,7 @@ export class Forwarder {
     const md = incoming.clone();
     for (const k of Object.keys(md.getMap())) if (HOP_BY_HOP.has(k) || k.startsWith(':')) md.remove(k);
     md.set(MD_FOLLOW, '1');
-    md.set(MD_HOPS, String(this.maxHops));
+    md.set(MD_HOPS, HOPS_FORWARDED);
     return md;
   }
 

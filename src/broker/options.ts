@@ -6,8 +6,10 @@ import { ConfigError } from '../errors';
 import { LOG_FORMATS, LOG_LEVELS, type Logger } from '../log';
 import { isMethodPattern, peerChoiceNames } from '../policy';
 import { parseHostPort } from '../wire';
+import { DEFAULT_CANCEL_GRACE_MS } from './local-call';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
 import { option, optionInfo, withoutDefault, type RuntimeOption } from './option-info';
+import { DEFAULT_MAX_SESSIONS } from './session-table';
 import { loadTls, tlsFilesSchema } from './tls';
 
 /** Default reporting period (DESIGN.md). */
@@ -93,7 +95,9 @@ export const brokerOptionsSchema = z
     }),
     exchange: option(z.custom<Exchange>().optional(), { description: 'a ready exchange instead of NATS (the in-process fallback)', flag: false }),
     capacity: option(z.number().int().min(1).max(1_000_000).default(DEFAULT_CAPACITY), { description: 'concurrent calls at 100% load; more wait in a queue', arg: 'n' }),
-    maxQueue: option(z.number().int().min(0).max(10_000_000).optional(), { description: 'calls that may wait for a slot', arg: 'n', defaultText: '4 x capacity' }),
+    maxQueue: option(z.number().int().min(0).max(10_000_000).optional(), { description: 'calls that may wait for a slot; past that a call that cannot move fails with RESOURCE_EXHAUSTED', arg: 'n', defaultText: '4 x capacity' }),
+    maxSessions: option(z.number().int().min(1).max(100_000_000).default(DEFAULT_MAX_SESSIONS), { description: 'live sessions this node may own; an enter call past that fails with RESOURCE_EXHAUSTED before it runs', arg: 'n' }),
+    cancelGraceMs: option(z.number().int().min(0).max(3_600_000).default(DEFAULT_CANCEL_GRACE_MS), { description: 'after a cancel or deadline, how long a handler still running keeps its slot at most, ms', arg: 'ms' }),
     threshold: option(z.number().min(0).max(1).default(DEFAULT_THRESHOLD), { description: 'below this load (0..1) a call always runs here', arg: 'x', runtime: true }),
     margin: option(z.number().min(0).max(1).default(DEFAULT_MARGIN), { description: 'a peer must be this much less loaded to be sent a call', arg: 'x', runtime: true }),
     periodMs: option(z.number().int().min(10).max(600_000).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),

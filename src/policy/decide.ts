@@ -30,17 +30,17 @@ export function decide(
   choice: PeerChoice,
   now: number,
 ): Decision {
-  const canMove = call.follows || cfg.forwardLegacy === true;
+  const canMove = call.forwarded !== true && (call.follows || cfg.forwardLegacy === true);
+  const full = self.running >= self.capacity && self.queued >= self.maxQueue;
 
   // Step 2 first: a pinned call goes to its owner whatever the hops or the load.
   if (call.session !== '' && cfg.rules) {
     const role = cfg.rules.sessionRole(call.path);
     // An enter call is balanced as any other: it may start a new session elsewhere.
-    if (role !== null && role.within && !role.enter) return sessionDecision(call, self, peers, canMove);
+    if (role !== null && role.within && !role.enter) return sessionDecision(call, self, peers, canMove, full);
   }
 
   const hosted = self.hosts(call.service);
-  const full = self.running >= self.capacity && self.queued >= self.maxQueue;
 
   // Step 1: a call at the hop limit is never bounced again.
   if (call.hops >= cfg.maxHops) {
@@ -125,9 +125,9 @@ function redirect(peer: PeerEntry, reason: RedirectReason, detail: string): Deci
   return { kind: 'redirect', peer, reason, detail };
 }
 
-function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEntry[], canMove: boolean): Decision {
+function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEntry[], canMove: boolean, full: boolean): Decision {
   if (call.sessionOwner === self.nodeId) {
-    if (self.hasSession?.(call.session)) return LOCAL;
+    if (self.hasSession?.(call.session)) return full ? pinnedOverloaded(call, self) : LOCAL;
     return {
       kind: 'reject',
       code: status.FAILED_PRECONDITION,
@@ -160,6 +160,17 @@ function notHosted(call: CallInfo, self: SelfState, why: string): Decision {
     kind: 'reject',
     code: status.UNIMPLEMENTED,
     message: `peerbroker: service '${call.service}' is not hosted on node '${self.nodeId}'; ${why}`,
+  };
+}
+
+// A pinned call cannot go elsewhere: when the owner's queue is full it is refused, not queued.
+function pinnedOverloaded(call: CallInfo, self: SelfState): Decision {
+  return {
+    kind: 'reject',
+    code: status.RESOURCE_EXHAUSTED,
+    message:
+      `peerbroker: node '${self.nodeId}' is at capacity (${self.running} running, ${self.queued} queued) ` +
+      `and the call belongs to session '${call.session}', which only this node can serve; it did not run`,
   };
 }
 

@@ -37,6 +37,8 @@ export interface CallInfo {
   session: string;
   /** The node id part of that token, or ''. */
   sessionOwner: string;
+  /** A peer relayed the call for a plain client: it runs here or fails, it never moves again. */
+  forwarded?: boolean;
 }
 
 /** This node, measured at the moment of the call. */

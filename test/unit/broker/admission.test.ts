@@ -1,23 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { Admission } from '../../../src/broker/admission';
+import { Admission, ticket, type Ticket } from '../../../src/broker/admission';
+import { alive, collectGarbage } from '../../helpers/gc';
+
+/** One turn of the event loop: a call given a freed slot starts then. */
+const turn = () => new Promise<void>((r) => setImmediate(r));
 
 /** An admission with a record of which calls started and of every threshold crossing. */
 function setup(capacity = 2, maxQueue = 3, threshold = 0.5) {
   const crossings: boolean[] = [];
   const admission = new Admission(capacity, maxQueue, threshold, (above) => crossings.push(above));
   const started: string[] = [];
-  const admit = (name: string) => admission.admit(() => started.push(name));
-  return { admission, started, crossings, admit };
+  const tickets = new Map<string, Ticket>();
+  const admit = (name: string) => {
+    const t = ticket(() => started.push(name));
+    tickets.set(name, t);
+    return admission.admit(t);
+  };
+  const cancel = (name: string) => admission.cancel(tickets.get(name)!);
+  return { admission, started, crossings, admit, cancel };
 }
 
 describe('Admission', () => {
   describe('slots and queue', () => {
     it('starts at most capacity calls at once and queues the rest', () => {
       const { admission, started, admit } = setup(2, 3);
-      expect(admit('a')).toBeUndefined();
-      expect(admit('b')).toBeUndefined();
-      expect(admit('c')).toBeDefined();
-      expect(admit('d')).toBeDefined();
+      expect(admit('a')).toBe('started');
+      expect(admit('b')).toBe('started');
+      expect(admit('c')).toBe('queued');
+      expect(admit('d')).toBe('queued');
       expect(started).toEqual(['a', 'b']);
       expect(admission.running).toBe(2);
       expect(admission.queued).toBe(2);
@@ -29,28 +39,69 @@ describe('Admission', () => {
       expect(started).toEqual(['a']);
     });
 
-    it('starts the next waiting call when a running one is released, in FIFO order', () => {
-      const { admission, started, admit } = setup(1, 5);
+    it('refuses a call when maxQueue calls wait already, and does nothing with it', () => {
+      const { admission, started, admit } = setup(1, 2);
       admit('a');
       admit('b');
       admit('c');
-      admit('d');
+      expect(admit('d')).toBe('full');
+      expect(admission.queued).toBe(2);
       admission.release();
+      admission.release();
+      admission.release();
+      return turn().then(() => expect(started).toEqual(['a', 'b', 'c']));
+    });
+
+    it('refuses every call past the slots when maxQueue is 0', () => {
+      const { admission, admit } = setup(1, 0);
+      expect(admit('a')).toBe('started');
+      expect(admit('b')).toBe('full');
+      expect(admission.queued).toBe(0);
+    });
+
+    it('gives a freed slot to the first waiting call, which starts on the next turn', async () => {
+      const { admission, started, admit } = setup(1, 5);
+      admit('a');
+      admit('b');
+      admission.release();
+      // The slot is b's already: a newcomer queues behind it instead of taking it.
+      expect(admission.running).toBe(1);
+      expect(admission.queued).toBe(0);
+      expect(admit('c')).toBe('queued');
+      expect(started).toEqual(['a']);
+      await turn();
       expect(started).toEqual(['a', 'b']);
+    });
+
+    it('starts waiting calls in FIFO order', async () => {
+      const { admission, started, admit } = setup(1, 5);
+      for (const n of ['a', 'b', 'c', 'd']) admit(n);
+      admission.release();
+      await turn();
       admission.release();
       admission.release();
+      await turn();
       expect(started).toEqual(['a', 'b', 'c', 'd']);
       expect(admission.running).toBe(1);
       expect(admission.queued).toBe(0);
     });
 
-    it('marks a waiting call as started when it gets its slot', () => {
-      const { admission, admit } = setup(1, 1);
-      admit('a');
-      const w = admit('b')!;
-      expect(w.started).toBe(false);
+    it('starts only the calls that were ready when the turn began (a call they free waits a turn)', async () => {
+      const admission = new Admission(1, 5, 1, () => {});
+      const started: string[] = [];
+      // Synchronous handlers: each ends as soon as it starts.
+      const sync = (name: string) => ticket(() => (started.push(name), admission.release()));
+      admission.admit(ticket(() => started.push('a')));
+      for (const n of ['b', 'c', 'd']) admission.admit(sync(n));
       admission.release();
-      expect(w.started).toBe(true);
+      expect(started).toEqual(['a']);
+      await turn();
+      expect(started).toEqual(['a', 'b']);
+      await turn();
+      expect(started).toEqual(['a', 'b', 'c']);
+      await turn();
+      expect(started).toEqual(['a', 'b', 'c', 'd']);
+      expect(admission.running).toBe(0);
     });
 
     it('frees the slot when the last call is released and nothing waits', () => {
@@ -61,68 +112,104 @@ describe('Admission', () => {
       expect(admission.queued).toBe(0);
     });
 
-    it('keeps FIFO order over many calls, past the point where the queue compacts', () => {
+    it('keeps FIFO order over many calls', async () => {
       const { admission, started, admit } = setup(1, 10_000);
       admit('first');
       const names = Array.from({ length: 3000 }, (_, i) => `c${i}`);
       for (const n of names) admit(n);
-      for (let i = 0; i < 3000; i++) admission.release();
+      for (let i = 0; i < 3000; i++) {
+        admission.release();
+        if (i % 100 === 0) await turn();
+      }
+      await turn();
       expect(started).toEqual(['first', ...names]);
       expect(admission.queued).toBe(0);
     });
   });
 
   describe('cancelling a waiting call', () => {
-    it('never starts the cancelled call and frees its queue place', () => {
-      const { admission, started, admit } = setup(1, 2);
+    it('never starts the cancelled call and frees its queue place', async () => {
+      const { admission, started, admit, cancel } = setup(1, 2);
       admit('a');
-      const b = admit('b')!;
+      admit('b');
       admit('c');
-      expect(admission.queued).toBe(2);
       expect(admission.full()).toBe(true);
 
-      b.cancel();
+      expect(cancel('b')).toBe(true);
       expect(admission.queued).toBe(1);
       expect(admission.full()).toBe(false);
 
       admission.release();
+      await turn();
       admission.release();
       expect(started).toEqual(['a', 'c']);
       expect(admission.running).toBe(0);
     });
 
     it('counts a call cancelled twice only once', () => {
-      const { admission, admit } = setup(1, 3);
+      const { admission, admit, cancel } = setup(1, 3);
       admit('a');
-      const b = admit('b')!;
+      admit('b');
       admit('c');
-      b.cancel();
-      b.cancel();
+      expect(cancel('b')).toBe(true);
+      expect(cancel('b')).toBe(false);
       expect(admission.queued).toBe(1);
     });
 
-    it('does nothing when the call has already started', () => {
-      const { admission, admit } = setup(1, 3);
+    it('does nothing when the call has already started', async () => {
+      const { admission, admit, cancel } = setup(1, 3);
       admit('a');
-      const b = admit('b')!;
+      admit('b');
       admission.release();
-      b.cancel();
-      expect(b.cancelled).toBe(false);
+      await turn();
+      expect(cancel('b')).toBe(false);
       expect(admission.running).toBe(1);
       expect(admission.queued).toBe(0);
     });
 
-    it('leaves the slot free when every waiting call was cancelled', () => {
-      const { admission, started, admit } = setup(1, 3);
+    it('passes the slot on when the call had been given one but not started yet', async () => {
+      const { admission, started, admit, cancel } = setup(1, 3);
       admit('a');
-      admit('b')!.cancel();
-      admit('c')!.cancel();
+      admit('b');
+      admit('c');
+      admission.release(); // b has the slot, starts next turn
+      expect(cancel('b')).toBe(true);
+      await turn();
+      expect(started).toEqual(['a', 'c']);
+      expect(admission.running).toBe(1);
+      expect(admission.queued).toBe(0);
+    });
+
+    it('frees the slot when every waiting call was cancelled', () => {
+      const { admission, started, admit, cancel } = setup(1, 3);
+      admit('a');
+      admit('b');
+      admit('c');
+      cancel('b');
+      cancel('c');
       admission.release();
-      expect(started).toEqual(['a']);
       expect(admission.running).toBe(0);
       expect(admission.queued).toBe(0);
       admit('d');
       expect(started).toEqual(['a', 'd']);
+    });
+
+    it('keeps nothing of a cancelled call, so what it holds can be collected at once', async () => {
+      const admission = new Admission(1, 1_000, 1, () => {});
+      admission.admit(ticket(() => {}));
+      const refs: WeakRef<object>[] = [];
+      (() => {
+        for (let i = 0; i < 100; i++) {
+          const request = Buffer.alloc(64 * 1024);
+          refs.push(new WeakRef(request));
+          const t = ticket(() => void request.length);
+          admission.admit(t);
+          admission.cancel(t);
+        }
+      })();
+      await collectGarbage();
+      expect(alive(refs)).toBe(0);
+      expect(admission.queued).toBe(0);
     });
   });
 
@@ -162,10 +249,11 @@ describe('Admission', () => {
     });
 
     it('does not count cancelled calls', () => {
-      const { admission, admit } = setup(2, 4);
+      const { admission, admit, cancel } = setup(2, 4);
       admit('a');
       admit('b');
-      admit('c')!.cancel();
+      admit('c');
+      cancel('c');
       expect(admission.load()).toBe(1);
       admission.release();
       expect(admission.load()).toBe(0.5);
@@ -184,7 +272,7 @@ describe('Admission', () => {
       admit('d');
       expect(admission.full()).toBe(true);
       admission.release();
-      expect(admission.full()).toBe(false); // d started, queue has room again
+      expect(admission.full()).toBe(false); // c has the slot, queue has room again
     });
 
     it('is true as soon as every slot is busy when maxQueue is 0', () => {
@@ -214,7 +302,7 @@ describe('Admission', () => {
       admit('d'); // 1
       admit('e'); // queued, still 1
       expect(crossings).toEqual([true]);
-      admission.release(); // e starts: 1
+      admission.release(); // e has the slot: 1
       admission.release(); // 0.75
       admission.release(); // 0.5
       expect(crossings).toEqual([true]);

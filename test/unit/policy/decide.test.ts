@@ -18,42 +18,9 @@ import {
   type PolicyConfig,
   type SelfState,
 } from '../../../src/policy';
-
-const SERVICE = 'bank.Banking';
-const NOW = 100_000;
+import { expectRedirect, expectReject, NOW, peer, self, SERVICE } from './policy-fixtures';
 
 const cfg: PolicyConfig = { threshold: 0.5, margin: 0.2, maxHops: 2, staleAfterPeriods: 2 };
-
-let nextPort = 7001;
-function peer(nodeId: string, load: number, over: Partial<PeerEntry> = {}): PeerEntry {
-  return {
-    nodeId,
-    endpoint: `127.0.0.1:${nextPort++}`,
-    status: 'ONLINE',
-    load,
-    extra: 0,
-    inFlight: Math.round(load * 10),
-    capacity: 10,
-    services: new Set([SERVICE]),
-    receivedAt: NOW,
-    periodMs: 500,
-    ...over,
-  };
-}
-
-/** This node at `load`, with capacity 10 and room for 40 waiting calls unless told otherwise. */
-function self(load: number, over: Partial<SelfState> = {}): SelfState {
-  return {
-    nodeId: 'n1',
-    load,
-    running: Math.min(10, Math.round(load * 10)),
-    queued: 0,
-    capacity: 10,
-    maxQueue: 40,
-    hosts: (s) => s === SERVICE,
-    ...over,
-  };
-}
 
 /** This node with every slot busy and the queue full. */
 function fullSelf(): SelfState {
@@ -66,18 +33,6 @@ function call(over: Partial<CallInfo> = {}): CallInfo {
 
 function run(s: SelfState, peers: PeerEntry[], c: CallInfo = call(), choice: PeerChoice = leastLoaded): Decision {
   return decide(c, s, peers, cfg, choice, NOW);
-}
-
-function expectRedirect(d: Decision): Extract<Decision, { kind: 'redirect' }> {
-  expect(d.kind).toBe('redirect');
-  return d as Extract<Decision, { kind: 'redirect' }>;
-}
-
-function expectReject(d: Decision, code: status): Extract<Decision, { kind: 'reject' }> {
-  expect(d.kind).toBe('reject');
-  const r = d as Extract<Decision, { kind: 'reject' }>;
-  expect(r.code).toBe(code);
-  return r;
 }
 
 const choices: PeerChoice[] = [leastLoaded, leastLoadedAccounted, twoChoices(() => 0.5)];

@@ -1,0 +1,212 @@
+import { status, type Metadata, type sendUnaryData } from '@grpc/grpc-js';
+import { MD_SESSION } from '../wire';
+import { Ticket, type Admission } from './admission';
+import type { SessionTable } from './session-table';
+
+/** The server call as the gate uses it (every grpc-js server call kind has these). */
+export type Call = NodeJS.EventEmitter & { metadata: Metadata; sendMetadata(md: Metadata): void; cancelled?: boolean };
+/** A user handler, unary and client-streaming ones with their callback. */
+export type Handler = (call: Call, cb?: sendUnaryData<unknown>) => void;
+
+/** Counters of what the gate did, since start. */
+export interface GateStats {
+  run: number;
+  redirected: number;
+  forwarded: number;
+  rejected: number;
+}
+
+/** What a local call needs of its gate. */
+export interface LocalCallHost {
+  readonly admission: Admission;
+  readonly sessions: SessionTable;
+  /** Response headers of an accepted call; shared because grpc-js only reads them. */
+  readonly acceptedHeaders: Metadata;
+  readonly stats: GateStats;
+  /** How long the handler of a cancelled call keeps its slot at most, ms. */
+  cancelGraceMs(): number;
+  /** The call held its slot `ms`; `overran` when it was taken back after the cancel grace. */
+  ended(ms: number, overran: boolean, path: string): void;
+}
+
+/** Default longest time the handler of a cancelled call keeps its slot, ms. */
+export const DEFAULT_CANCEL_GRACE_MS = 30_000;
+
+/** Flags of a local call (bits of `LocalCall.mode`). */
+export const FOLLOWS = 1;
+/** A unary call: its headers go with its answer. */
+export const AT_ANSWER = 2;
+/** An enter call: it opens a session (its place is reserved). */
+export const OPENS = 4;
+/** An exit call of a session this node owns. */
+export const CLOSES = 8;
+
+const WAITING = 0;
+const RUNNING = 1;
+const DONE = 2;
+
+/** The call a gate-wrapped stream keeps its LocalCall under. */
+const RUN = Symbol('peerbroker.localCall');
+type Tagged = Call & { [RUN]: LocalCall; end(...args: unknown[]): unknown };
+
+/**
+ * A call that runs on this node: it waits for a slot, runs the handler, sends the
+ * response headers (with the session token of an enter or exit call), and gives the
+ * slot back when the handler has really ended: when it answers (unary, client
+ * streaming) or ends its side of the stream. A cancel or deadline does not end a
+ * handler: its slot stays taken until it does, or `cancelGraceMs` after the cancel.
+ *
+ * One object per call; the listeners it needs on the call are shared functions.
+ */
+export class LocalCall extends Ticket {
+  private phase = WAITING;
+  private answered = false;
+  private headersSent = false;
+  /** The client went away (cancel, deadline) while the handler ran. */
+  private cancelled = false;
+  /** Holds a session place reserved by the gate (OPENS), not yet used or given back. */
+  private holdsPlace: boolean;
+  private startedAt = 0;
+  private grace: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: LocalCallHost,
+    private readonly call: Call,
+    private readonly callback: sendUnaryData<unknown> | undefined,
+    private readonly handler: Handler,
+    private readonly path: string,
+    private readonly mode: number,
+    private readonly token: string,
+    private readonly idleMs: number,
+  ) {
+    super();
+    this.holdsPlace = (mode & OPENS) !== 0;
+    (call as Tagged)[RUN] = this;
+    call.on('cancelled', onCancelled);
+  }
+
+  /** Never got a slot (the queue was full): gives back what it held. */
+  refuse(): void {
+    this.phase = DONE;
+    this.dropPlace();
+  }
+
+  /** Runs the handler; called by the admission when the call has its slot. */
+  start(): void {
+    this.phase = RUNNING;
+    this.startedAt = performance.now();
+    this.host.stats.run++;
+    // Unary answers carry their headers in the same write as the message (no extra frame).
+    // Any other call sends them first: a streamed answer needs them before its first
+    // message, and the stub holds streamed requests until they arrive.
+    if ((this.mode & AT_ANSWER) === 0) this.sendSessionHeaders();
+    if (this.callback !== undefined) {
+      const cb: sendUnaryData<unknown> = (err, value, trailer, flags) => this.answer(err, value, trailer, flags);
+      try {
+        this.handler(this.call, cb);
+      } catch (err) {
+        cb({ code: status.UNKNOWN, details: `handler threw: ${(err as Error).message}` }, null);
+      }
+      return;
+    }
+    // A cancelled stream is destroyed, so 'finish' never comes: the handler ending its
+    // side (end(), also when grpc-js ends it on an emitted error) is what frees the slot.
+    const call = this.call as Tagged;
+    call.end = endThenFinish;
+    call.on('close', onClose);
+    try {
+      this.handler(call);
+    } catch (err) {
+      call.emit('error', { code: status.UNKNOWN, details: `handler threw: ${(err as Error).message}` });
+      this.finish();
+    }
+  }
+
+  // Only the first answer counts: a second would open a second session, and grpc-js drops it anyway.
+  private answer(err: Parameters<sendUnaryData<unknown>>[0], value: unknown, trailer?: Metadata, flags?: number): void {
+    if (this.answered) return;
+    this.answered = true;
+    if ((this.mode & AT_ANSWER) !== 0 && !err && !this.cancelled) this.sendSessionHeaders();
+    else this.sendHeaders(undefined);
+    // The answer is handed to grpc-js before the slot goes to the next call.
+    this.callback!(err, value, trailer, flags);
+    this.finish();
+  }
+
+  /** The client cancelled, or the deadline passed (grpc-js also says so after a normal end). */
+  onCancel(): void {
+    if (this.phase === WAITING) {
+      if (this.host.admission.cancel(this)) this.refuse();
+      return;
+    }
+    if (this.phase !== RUNNING || this.cancelled) return;
+    this.cancelled = true;
+    this.grace = setTimeout(graceOver, this.host.cancelGraceMs(), this);
+    this.grace.unref();
+  }
+
+  /** The handler ended (answered, ended its stream, or the stream closed without a cancel). */
+  finish(overran = false): void {
+    if (this.phase !== RUNNING) return;
+    this.phase = DONE;
+    if (this.grace !== undefined) clearTimeout(this.grace);
+    this.dropPlace();
+    this.host.admission.release();
+    this.host.ended(performance.now() - this.startedAt, overran, this.path);
+  }
+
+  /** @internal the cancel grace passed and the handler still runs: it is no longer counted. */
+  overran(): void {
+    this.grace = undefined;
+    this.finish(true);
+  }
+
+  private dropPlace(): void {
+    if (this.holdsPlace) {
+      this.holdsPlace = false;
+      this.host.sessions.unreserve();
+    }
+  }
+
+  private sendSessionHeaders(): void {
+    if ((this.mode & OPENS) !== 0) {
+      this.holdsPlace = false;
+      this.sendHeaders(this.host.sessions.open(Date.now(), this.idleMs));
+    } else if ((this.mode & CLOSES) !== 0) {
+      this.host.sessions.close(this.token);
+      this.sendHeaders('');
+    } else this.sendHeaders(undefined);
+  }
+
+  private sendHeaders(sessionValue: string | undefined): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    if (sessionValue === undefined) {
+      if ((this.mode & FOLLOWS) !== 0) this.call.sendMetadata(this.host.acceptedHeaders);
+      return;
+    }
+    const md = this.host.acceptedHeaders.clone();
+    md.set(MD_SESSION, sessionValue);
+    this.call.sendMetadata(md);
+  }
+}
+
+// Shared listeners: `this` is the call, which carries its LocalCall.
+function onCancelled(this: Call): void {
+  (this as Tagged)[RUN].onCancel();
+}
+
+function onClose(this: Call): void {
+  // A cancel closes the stream too, but the handler may still run: end() or the grace decides.
+  if (this.cancelled !== true) (this as Tagged)[RUN].finish();
+}
+
+function endThenFinish(this: Tagged): unknown {
+  const r = (Object.getPrototypeOf(this) as { end: (...a: unknown[]) => unknown }).end.apply(this, arguments as unknown as unknown[]);
+  this[RUN].finish();
+  return r;
+}
+
+function graceOver(run: LocalCall): void {
+  run.overran();
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { BANK_MODULE_PATH, CLI_PATH } from '../helpers/brokers';
+import { exitOf, killTracked, outputOf, spawnTracked, waitForLine } from '../helpers/processes';
+import { natsForSuite } from '../helpers/suite';
+
+// A stopped broker leaves no handle open: a process that started one, used it (local,
+// forwarded, streamed and cancelled calls, a stub with a session) and stopped it exits
+// by itself, without process.exit().
+const LIB = CLI_PATH.replace(/cli[/\\]main\.js$/, 'index.js');
+
+const script = (natsUrl: string) => `
+const grpc = require('@grpc/grpc-js');
+const { Broker, createClient } = require(${JSON.stringify(LIB)});
+const { addBank, bankProto } = require(${JSON.stringify(BANK_MODULE_PATH)});
+const { createLogger } = require(${JSON.stringify(LIB.replace(/index\.js$/, 'log.js'))});
+const call = (client, method, req, md = new grpc.Metadata()) =>
+  new Promise((resolve) => client[method](req, md, { deadline: Date.now() + 5000 }, (err, v) => resolve(err ? err.code : v)));
+(async () => {
+  const logger = createLogger({ level: 'error' });
+  const common = { nats: [${JSON.stringify(natsUrl)}], cluster: 'stop-' + process.pid, periodMs: 200, capacity: 2, logger };
+  const n1 = new Broker({ ...common, nodeId: 'n1', forwardLegacy: true, threshold: 0, margin: 0 });
+  const n2 = new Broker({ ...common, nodeId: 'n2', threshold: 1 });
+  addBank(n1, 'n1', 200);
+  addBank(n2, 'n2', 1);
+  await n1.start();
+  await n2.start();
+  while (n1.members().filter((m) => m.status === 'ONLINE').length < 2) await new Promise((r) => setTimeout(r, 20));
+  const Banking = bankProto().bank.Banking;
+  const plain = new Banking(n1.endpoint, grpc.credentials.createInsecure());
+  // Forwarded: n1 is over its threshold (0) at once, n2 idle (once n1 has a fresh report of it).
+  let forwarded;
+  for (let i = 0; i < 50 && (forwarded === undefined || forwarded.servedBy !== 'n2'); i++) {
+    forwarded = await call(plain, 'GetBalance', { accountId: 'a' });
+    if (forwarded.servedBy !== 'n2') await new Promise((r) => setTimeout(r, 50));
+  }
+  console.log('forwarded', JSON.stringify(forwarded));
+  // A call cancelled while its handler runs: its slot waits for the handler.
+  const c = plain.GetBalance({ accountId: 'b' }, () => {});
+  setTimeout(() => c.cancel(), 20);
+  const stream = plain.StreamStatements({ accountId: 'c', count: 3 });
+  stream.on('data', () => {});
+  await new Promise((r) => stream.on('end', r));
+  const stub = createClient(Banking, { endpoints: [n2.endpoint] });
+  console.log('session', typeof (await call(stub, 'BeginTransaction', { accountId: 'd' })));
+  await new Promise((r) => setTimeout(r, 300));
+  plain.close();
+  stub.close();
+  await n1.stop();
+  await n2.stop();
+  console.log('stopped');
+  // Diagnostics only, when the process is still up a while later (unref'd: it must not keep it up).
+  setTimeout(() => console.log('still open: ' + JSON.stringify(process.getActiveResourcesInfo())), 3000).unref();
+})().catch((err) => {
+  console.log('failed: ' + (err && err.stack));
+  process.exitCode = 1;
+});
+`;
+
+describe('a stopped broker', () => {
+  const nats = natsForSuite();
+
+  it('leaves no handle open: the process that ran two of them exits by itself after stop()', async () => {
+    const child = spawnTracked(process.execPath, ['-e', script(nats().url)], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
+    try {
+      await waitForLine(child, /^stopped$/, 30_000);
+      // Stop has returned; anything still referenced keeps the process up. A generous bound:
+      // this asserts that it exits, not how fast.
+      const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      expect(exited, `still running after stop():\n${outputOf(child)}`).not.toBeNull();
+      expect(exited!.code).toBe(0);
+      expect(outputOf(child)).toMatch(/^forwarded \{.*"servedBy":"n2"/m);
+      expect(outputOf(child)).toMatch(/^session object$/m);
+    } finally {
+      await killTracked(child, 'SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker } from '../../src';
+import { followMetadata, holdSlots, plainBankClient, startBrokerGroup, unary, waitForLoad, type SlotHold } from '../helpers/brokers';
+import { natsForSuite } from '../helpers/suite';
+
+// A node that forwards a plain client's call (forwardLegacy) marks it, so the peer runs
+// it or fails it and never redirects it: the client could not follow a redirect. This
+// holds whatever the two nodes' hop limits, also after `config set max-hops`.
+
+describe('a call forwarded for a plain client (two in-process brokers)', () => {
+  const nats = natsForSuite();
+  let n1: Broker;
+  let n2: Broker;
+  let hold: SlotHold | undefined;
+
+  beforeAll(async () => {
+    [n1, n2] = await startBrokerGroup(
+      ['n1', 'n2'],
+      { nats: [nats().url], cluster: 'forwarded', capacity: 4, periodMs: 200, peerChoice: 'least-loaded', workMs: 5 },
+      {
+        n1: { forwardLegacy: true, threshold: 0.5 },
+        // n2 would send GetBalance to its home n1 while n1 is below 0.9: a redirect, if it were allowed.
+        n2: { threshold: 0.9, dedicated: { 'bank.Banking/GetBalance': ['n1'] } },
+      },
+    );
+  });
+
+  afterAll(() => hold?.release());
+
+  it('runs on the peer it was forwarded to, never redirected, after both nodes raised max-hops', async () => {
+    // What `peerbroker config set max-hops=5` does on every node.
+    n1.configure({ maxHops: 5 });
+    n2.configure({ maxHops: 5 });
+    // n1 at 0.75 (over its threshold), n2 idle: n1 forwards plain calls to n2.
+    hold = holdSlots(n1.endpoint, 3, 10_000, followMetadata(9));
+    await waitForLoad(n2, n1, 0.75);
+    await waitForLoad(n1, n2, 0);
+
+    const client = plainBankClient(n1.endpoint);
+    const forwardedBefore = n1.stats.forwarded;
+    const redirectedByN2 = n2.stats.redirected;
+    for (let i = 0; i < 3; i++) {
+      const r = await unary(client, 'GetBalance', { accountId: `f${i}` }, { timeoutMs: 5_000 });
+      expect(r.servedBy).toBe('n2');
+    }
+    expect(n1.stats.forwarded - forwardedBefore).toBe(3);
+    expect(n2.stats.redirected - redirectedByN2).toBe(0);
+  });
+});
