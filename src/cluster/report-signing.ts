@@ -40,9 +40,11 @@ function envelope(data: Uint8Array): Envelope | undefined {
     return undefined;
   }
   if (typeof m.alg !== 'string' || m.alg === '') return undefined;
+  // An absent bytes field decodes as protobufjs's default, an empty Array, not bytes.
+  const bytes = (v: unknown) => (v instanceof Uint8Array ? v : new Uint8Array(0));
   return {
-    report: (m.report as Uint8Array | undefined) ?? new Uint8Array(0),
-    signature: (m.signature as Uint8Array | undefined) ?? new Uint8Array(0),
+    report: bytes(m.report),
+    signature: bytes(m.signature),
     alg: m.alg,
     keyId: typeof m.keyId === 'string' ? m.keyId : '',
   };

@@ -135,6 +135,17 @@ describe('openReport with a cluster key', () => {
     expect(rejected(openReport(spliced, key)).reason).toBe('bad-signature');
   });
 
+  it('drops an envelope without its report or signature field as bad-signature, without throwing', () => {
+    // Only alg and key id: protobufjs gives an absent bytes field as an empty Array, not bytes.
+    const field = (tag: number[], data: Uint8Array) => [...tag, ...varint(data.length), ...data];
+    const bare = Uint8Array.from([...field([0xa2, 0x06], Buffer.from('hmac-sha256')), ...field([0xaa, 0x06], Buffer.from(key.id))]);
+    expect(rejected(openReport(bare, key)).reason).toBe('bad-signature');
+    const noSignature = Uint8Array.from([...field([0x0a], bytes), ...bare]);
+    expect(rejected(openReport(noSignature, key)).reason).toBe('bad-signature');
+    const noReport = Uint8Array.from([...field([0x12], key.sign('report', bytes)), ...bare]);
+    expect(rejected(openReport(noReport, key)).reason).toBe('bad-signature');
+  });
+
   it('never accepts a config signature as a report signature (each purpose has its own key)', () => {
     const env = sealReport(bytes, key);
     const forged = sealReportWith(bytes, key.sign('config', bytes), key.id);
