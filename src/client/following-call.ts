@@ -60,7 +60,7 @@ const MEMBERS_RECHECK_MS = 200;
  * previous one's callback), so each attempt is fed from the queue by `pump()`.
  */
 export class FollowingCall implements Call {
-  private listener!: Listener;
+  private listener?: Listener;
   private metadata!: Metadata;
   private credentials?: grpc.CallCredentials;
   private current?: Attempt;
@@ -80,6 +80,8 @@ export class FollowingCall implements Call {
   private readPending = false;
   private tried?: Set<string>;
   private waitTimer?: NodeJS.Timeout;
+  private endStatus?: StatusObject;
+  private endDelivered = false;
 
   constructor(
     private readonly ctx: StubContext,
@@ -89,6 +91,8 @@ export class FollowingCall implements Call {
   /** Starts the first attempt, at the endpoint routing chooses; `metadata` is copied, never written into. */
   start(metadata: MetadataLike | undefined, listener: Listener): void {
     this.listener = listener;
+    // Cancelled before it started (an interceptor may hold `start` back): nothing is sent.
+    if (this.finished) return void process.nextTick(() => this.deliverEnd());
     this.metadata = followingMetadata(metadata, this.ctx.session.token);
     this.send(this.ctx.routing.firstEndpoint(this.target.path));
   }
@@ -130,7 +134,8 @@ export class FollowingCall implements Call {
     this.stopWaiting();
     this.current?.call.cancelWithStatus(code, details);
     this.releaseWriters();
-    process.nextTick(() => this.listener.onReceiveStatus({ code, details, metadata: new Metadata() }));
+    this.endStatus = { code, details, metadata: new Metadata() };
+    process.nextTick(() => this.deliverEnd());
   }
 
   /** The node of the current (or last) attempt. */
@@ -217,14 +222,14 @@ export class FollowingCall implements Call {
       this.sent = 0;
       this.releaseWriters();
     }
-    this.listener.onReceiveMetadata(headers);
+    this.listener!.onReceiveMetadata(headers);
   }
 
   private onMessage(attempt: Attempt, message: Buffer): void {
     if (attempt !== this.current || this.finished) return;
     this.delivered++;
     this.readPending = false;
-    this.listener.onReceiveMessage(message);
+    this.listener!.onReceiveMessage(message);
   }
 
   private onStatus(attempt: Attempt, st: StatusObject): void {
@@ -277,7 +282,15 @@ export class FollowingCall implements Call {
     this.finished = true;
     this.stopWaiting();
     this.releaseWriters();
-    this.listener.onReceiveStatus(st);
+    this.endStatus = st;
+    this.deliverEnd();
+  }
+
+  /** Gives the application the call's status, once, when there is a listener to take it. */
+  private deliverEnd(): void {
+    if (this.endDelivered || !this.listener || !this.endStatus) return;
+    this.endDelivered = true;
+    this.listener.onReceiveStatus(this.endStatus);
   }
 
   /** Writers waiting (for room among the held messages, or for a write) go on: accepted, or the call ended. */
