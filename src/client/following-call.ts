@@ -242,7 +242,7 @@ export class FollowingCall implements Call {
     const step = nextStep(st, {
       accepted: this.accepted,
       replayable: !this.accepted || (!this.target.requestStream && this.delivered === 0),
-      neverSent: !this.accepted && !attempt.channel.connectedSince(attempt.mark),
+      neverSent: !this.accepted && neverLeft(attempt),
       idempotent: this.delivered === 0 && this.ctx.idempotent.has(this.target.path),
       hops: this.hops,
       maxRedirects: this.ctx.maxRedirects,
@@ -319,4 +319,15 @@ export class FollowingCall implements Call {
     clearTimeout(this.waitTimer);
     this.waitTimer = undefined;
   }
+}
+
+/**
+ * True when an attempt's request cannot have reached a server, from grpc-js's public API only.
+ * Two signs, each enough: the channel was never READY while the attempt ran (grpc-js sends only
+ * on a READY connection), or the call never got a connection (a call's peer is the connection's
+ * address once it has one, the channel's target before: a channel READY when the attempt began
+ * may have lost its connection before the call was placed). Any doubt counts as sent.
+ */
+function neverLeft(attempt: Attempt): boolean {
+  return !attempt.channel.connectedSince(attempt.mark) || attempt.call.getPeer() === attempt.channel.channel.getTarget();
 }
