@@ -42,6 +42,7 @@ interface Outgoing {
   /** The writer's callback, for a message written after the node accepted: called once it is written. */
   callback?: WriteCallback;
 }
+
 /** A node named by a redirect and not yet known: the member list is asked again at most this often. */
 const MEMBERS_RECHECK_MS = 200;
 
@@ -177,6 +178,7 @@ export class FollowingCall implements Call {
     this.writing = false;
     // The first attempt sends the metadata as built; later ones a copy counting the redirects.
     const md = this.hops === 0 && this.tried === undefined ? this.metadata : withHops(this.metadata, this.hops);
+    // Attempts start only after start(): the listener is set from here on.
     call.start(md, {
       onReceiveMetadata: (m) => this.onHeaders(attempt, m),
       onReceiveMessage: (m) => this.onMessage(attempt, m),

@@ -10,6 +10,8 @@ export const DEFAULT_MEMBERS_ASK_MS = 1_000;
 export const DEFAULT_MAX_LEARNED_MEMBERS = 256;
 /** Endpoints asked at once: the first answer wins. */
 const PARALLEL_ASKS = 3;
+/** Rounds of asks in one refresh: with `askMs`, bounds how long a refresh can take (3 s by default). */
+const MAX_ROUNDS = 3;
 
 /** Asks `endpoint` for the member list; rejects on failure or after `timeoutMs`. */
 export type MembersAsk = (endpoint: string, timeoutMs: number) => Promise<MembersResponse__Output>;
@@ -73,9 +75,9 @@ export class Membership {
 
   /**
    * Asks known nodes for the member list; concurrent callers share one request, which never
-   * rejects. `from` (the node that just answered) is asked first, with the configured ones,
-   * a few at once, each for at most `askMs`; the first answer wins. A call waiting for it
-   * bounds its own wait by its deadline.
+   * rejects. `from` (the node that just answered) is asked first, then the configured ones,
+   * then the learned ones, three at once, each for at most `askMs`, for at most three rounds;
+   * the first answer wins. A call waiting for it bounds its own wait by its deadline.
    */
   refresh(from?: string): Promise<void> {
     this.pending ??= this.doRefresh(from).finally(() => (this.pending = undefined));
@@ -96,7 +98,7 @@ export class Membership {
 
   private async doRefresh(from?: string): Promise<void> {
     const order = [...new Set([...(from && this.has(from) ? [from] : []), ...this.configured, ...this.learned])];
-    for (let i = 0; i < order.length && !this.stopped; i += PARALLEL_ASKS) {
+    for (let i = 0; i < order.length && i < MAX_ROUNDS * PARALLEL_ASKS && !this.stopped; i += PARALLEL_ASKS) {
       const asks = order.slice(i, i + PARALLEL_ASKS).map((e) => this.ask(e, this.askMs));
       const answer = await Promise.any(asks).catch(() => undefined);
       if (answer) return this.learn(answer);
