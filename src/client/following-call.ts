@@ -43,6 +43,8 @@ interface Outgoing {
   callback?: WriteCallback;
 }
 
+/** The context of a message given without a callback: shared, as grpc-js only reads it. */
+export const NO_CONTEXT: MessageContext = Object.freeze({});
 /** A node named by a redirect and not yet known: the member list is asked again at most this often. */
 const MEMBERS_RECHECK_MS = 200;
 
@@ -70,10 +72,10 @@ export class FollowingCall implements Call {
   private accepted = false;
   private delivered = 0;
   private hops = 0;
-  /** Messages held for replay (before `sent`: written to the current attempt) and messages not yet written. */
+  /** Messages held for replay (before `handed`: given to the current attempt) and messages not yet given. */
   private readonly queue: Outgoing[] = [];
-  private sent = 0;
-  /** A message written to the current attempt awaits its callback. */
+  private handed = 0;
+  /** The last message given to the current attempt awaits its callback (streaming requests only). */
   private writing = false;
   /** The writer's callback, waiting for room among the held messages. */
   private parked?: WriteCallback;
@@ -166,15 +168,17 @@ export class FollowingCall implements Call {
       channel = this.ctx.pool.acquire(endpoint);
       call = channel.channel.createCall(path, deadline, host, parent ?? null, flags);
     } catch (e) {
-      // The client was closed (its pool with it) while the call followed a redirect.
+      // The client was closed (its pool with it). Reported on the next tick, as a status always is.
       if (channel) this.ctx.pool.release(channel);
-      return this.finish({ code: status.UNAVAILABLE, details: `peerbroker: cannot call ${endpoint}: ${(e as Error).message}`, metadata: new Metadata() });
+      this.current = undefined;
+      const st = { code: status.UNAVAILABLE, details: `peerbroker: cannot call ${endpoint}: ${(e as Error).message}`, metadata: new Metadata() };
+      return void process.nextTick(() => this.finish(st));
     }
     if (this.credentials) call.setCredentials(this.credentials);
     const attempt: Attempt = { call, endpoint, channel, mark: channel.readyMark(), halfClosed: false };
     this.current = attempt;
     this.accepted = false;
-    this.sent = 0;
+    this.handed = 0;
     this.writing = false;
     // The first attempt sends the metadata as built; later ones a copy counting the redirects.
     const md = this.hops === 0 && this.tried === undefined ? this.metadata : withHops(this.metadata, this.hops);
@@ -188,15 +192,23 @@ export class FollowingCall implements Call {
     if (this.readPending) call.startRead();
   }
 
-  /** Writes the next queued message to the current attempt (one at a time), then its half-close. */
+  /** Gives the current attempt the next queued message (one at a time), then its half-close. */
   private pump(): void {
     const attempt = this.current;
-    if (!attempt || this.writing) return;
-    if (this.sent < this.queue.length) {
-      const out = this.queue[this.sent];
-      this.writing = true;
-      attempt.call.sendMessageWithContext({ flags: out.flags, callback: () => this.written(attempt) }, out.message);
-    } else if (this.halfClosed && !attempt.halfClosed) {
+    if (!attempt) return;
+    if (!this.writing && this.handed < this.queue.length) {
+      const out = this.queue[this.handed++];
+      if (this.target.requestStream) {
+        this.writing = true;
+        attempt.call.sendMessageWithContext({ flags: out.flags, callback: () => this.written(attempt) }, out.message);
+      } else {
+        // A unary request is one message: no next one to wait for.
+        attempt.call.sendMessageWithContext(out.flags === undefined ? NO_CONTEXT : { flags: out.flags }, out.message);
+      }
+    }
+    // grpc-js takes a half-close right behind a message not yet written (its own unary calls do
+    // so): END_STREAM then leaves with the last message rather than in a frame of its own.
+    if (this.halfClosed && !attempt.halfClosed && this.handed === this.queue.length) {
       attempt.halfClosed = true;
       attempt.call.halfClose();
     }
@@ -205,11 +217,10 @@ export class FollowingCall implements Call {
   private written(attempt: Attempt): void {
     if (attempt !== this.current) return;
     this.writing = false;
-    if (this.accepted && this.target.requestStream) {
+    if (this.accepted) {
       // Past acceptance nothing is held: the message leaves the queue, its writer goes on.
+      this.handed--;
       this.queue.shift()?.callback?.();
-    } else {
-      this.sent++;
     }
     if (!this.finished) this.pump();
   }
@@ -219,9 +230,11 @@ export class FollowingCall implements Call {
     this.accepted = true;
     takeSession(this.ctx.session, headers);
     if (this.target.requestStream) {
-      // No redirect can come now: drop the copies already written, let a waiting writer go on.
-      this.queue.splice(0, this.sent);
-      this.sent = 0;
+      // No redirect can come now: drop the copies already written (not one still being
+      // written: `written()` drops it), and let a waiting writer go on.
+      const done = this.writing ? this.handed - 1 : this.handed;
+      this.queue.splice(0, done);
+      this.handed -= done;
       this.releaseWriters();
     }
     this.listener!.onReceiveMetadata(headers);

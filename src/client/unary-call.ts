@@ -2,13 +2,11 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import type { MetadataLike } from './call-metadata';
-import { FollowingCall } from './following-call';
+import { FollowingCall, NO_CONTEXT } from './following-call';
 import type { StubContext } from './stub-context';
 
 type MethodDef = grpc.MethodDefinition<unknown, unknown>;
 type UnaryCallback = (err: grpc.ServiceError | null, value?: unknown) => void;
-/** The (empty) context of the request message: shared, as grpc-js only reads it, to spare an allocation per call. */
-const NO_CONTEXT = Object.freeze({});
 
 /**
  * A unary call made on the stub's `FollowingCall` directly, without grpc-js's client and
