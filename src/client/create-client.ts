@@ -1,16 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
-import { Metadata } from '@grpc/grpc-js';
 import { ChannelPool } from '../transport';
-import { DEFAULT_MEMBERS_REFRESH_MS, Membership } from './membership';
-import { DEFAULT_MAX_REDIRECTS, redirectInterceptor, type StubContext } from './redirect-interceptor';
-import { DEFAULT_MAX_HELD_MESSAGES, FollowingStream, callArgs } from './streaming-call';
-import { FollowingUnaryCall } from './unary-call';
+import { callArgs } from './call-metadata';
+import { DEFAULT_MEMBERS_REFRESH_MS, Membership, grpcMembersAsk } from './membership';
+import { OriginRouting } from './routing';
+import { StubChannel } from './stub-channel';
+import { DEFAULT_MAX_FAILOVERS, DEFAULT_MAX_HELD_MESSAGES, DEFAULT_MAX_REDIRECTS, type StubContext } from './stub-context';
+import { DirectUnaryCall } from './unary-call';
 
 /** Options of `createClient`. */
 export interface ClientOptions {
   /** Cluster endpoints (`host:port`); calls go to the first one, redirects to any member. Required. */
   endpoints: string[];
-  /** Channel credentials. Default insecure. */
+  /** Channel credentials, made with peerbroker's copy of grpc-js (`credentials` is exported for that). Default insecure. */
   credentials?: grpc.ChannelCredentials;
   /** Options of every channel. Default none. */
   channelOptions?: grpc.ChannelOptions;
@@ -18,6 +19,8 @@ export interface ClientOptions {
   maxRedirects?: number;
   /** How often the member list is refreshed, ms (0: only when needed). Default 10 000. */
   membersRefreshMs?: number;
+  /** Endpoints learned from the member list that are kept, at most. Default 256. */
+  maxLearnedMembers?: number;
   /** Messages a client-streaming or bidi call holds (for replay) before a node accepts it. Default 64. */
   maxHeldMessages?: number;
   /**
@@ -28,7 +31,11 @@ export interface ClientOptions {
   idempotent?: string[];
   /** Other members a call is retried on when its node cannot be reached. Default 2. */
   maxFailovers?: number;
-  /** More interceptors, run before the redirect interceptor. */
+  /** Channels (one per endpoint) kept open at most; past it the least recently used idle one is closed. Default 64. */
+  maxChannels?: number;
+  /** A channel no call used for this long is closed, ms (0: never). Default 300 000. */
+  channelIdleMs?: number;
+  /** Interceptors of every call, of every kind; they run once per call, whatever redirects it follows. */
   interceptors?: grpc.Interceptor[];
 }
 
@@ -48,8 +55,9 @@ type ClientConstructor<C extends grpc.Client> = (new (
 ) => C) & { service?: grpc.ServiceDefinition };
 
 /**
- * Returns a normal grpc-js client of `Client` (a generated or loaded constructor)
- * whose calls follow redirects transparently. `close()` closes every pooled channel.
+ * Returns a normal grpc-js client of `Client` (a generated or loaded constructor, from any
+ * copy of grpc-js) whose calls follow redirects transparently. `close()` closes every pooled
+ * channel.
  *
  * Sessions: a client is in at most one session at a time; the token a node returns
  * is sent on every later call of that client until the session's exit call ends it.
@@ -59,25 +67,34 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
   if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
     throw new Error("createClient: 'endpoints' must list at least one host:port");
   }
-  const pool = new ChannelPool(options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
-  const members = new Membership(pool, options.endpoints, options.membersRefreshMs ?? DEFAULT_MEMBERS_REFRESH_MS);
+  const credentials = options.credentials ?? grpc.credentials.createInsecure();
+  if (!(credentials instanceof grpc.ChannelCredentials)) {
+    // Channel credentials hold the TLS setup in grpc-js's internals: another copy's cannot be read.
+    throw new Error("createClient: 'credentials' were made by another copy of @grpc/grpc-js; make them with peerbroker's (`import { credentials } from 'peerbroker'`)");
+  }
+  const pool = new ChannelPool(credentials, options.channelOptions, { maxChannels: options.maxChannels, idleMs: options.channelIdleMs });
+  const members = new Membership(options.endpoints, grpcMembersAsk(pool), {
+    refreshMs: options.membersRefreshMs ?? DEFAULT_MEMBERS_REFRESH_MS,
+    maxLearned: options.maxLearnedMembers,
+  });
   members.start();
-  const shared = {
+  const origin = options.endpoints[0];
+  const shared: Omit<StubContext, 'session'> = {
     pool,
     members,
+    routing: new OriginRouting(origin),
     maxRedirects: options.maxRedirects ?? DEFAULT_MAX_REDIRECTS,
     maxHeldMessages: options.maxHeldMessages ?? DEFAULT_MAX_HELD_MESSAGES,
     stats: { redirectsFollowed: 0, redirectsRefused: 0, failovers: 0 },
-    origin: options.endpoints[0],
+    origin,
     idempotent: idempotentPaths(Client.service, options.idempotent),
-    maxFailovers: options.maxFailovers ?? 2,
+    maxFailovers: options.maxFailovers ?? DEFAULT_MAX_FAILOVERS,
   };
-  const root = build(Client, options, shared);
-  root.close = () => {
+  const requestStreams = new Map(Object.values(Client.service ?? {}).map((d) => [d.path, d.requestStream]));
+  return build(Client, options, shared, requestStreams, () => {
     members.stop();
     pool.close();
-  };
-  return root;
+  });
 }
 
 /** Paths of methods declared idempotent in the .proto or named in `extra`. */
@@ -94,61 +111,41 @@ function build<C extends grpc.Client>(
   Client: ClientConstructor<C>,
   options: ClientOptions,
   shared: Omit<StubContext, 'session'>,
+  requestStreams: ReadonlyMap<string, boolean>,
+  close: () => void,
 ): BrokeredClient<C> {
   const ctx: StubContext = { ...shared, session: { token: '' } };
-  const first = options.endpoints[0];
-  const redirect = redirectInterceptor(ctx);
-  const client = new Client(first, shared.pool.credentials, {
-    channelOverride: shared.pool.channel(first),
-    interceptors: [...(options.interceptors ?? []), redirect],
+  // Every call of every kind runs on the stub's channel, below grpc-js's client and interceptors.
+  const client = new Client(ctx.origin, shared.pool.credentials, {
+    channelOverride: new StubChannel(ctx, requestStreams, close),
+    interceptors: options.interceptors,
   }) as BrokeredClient<C>;
-  // grpc-js lets per-call interceptors replace the client's: the redirect one goes last in them too.
-  const withRedirect = (o: grpc.CallOptions): grpc.CallOptions =>
-    o.interceptors?.length
-      ? { ...o, interceptors: [...o.interceptors, redirect] }
-      : o.interceptor_providers?.length
-        ? { ...o, interceptor_providers: [...o.interceptor_providers, () => redirect] }
-        : o;
-  const methods = client as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const direct = !options.interceptors?.length;
-  for (const [name, def] of Object.entries(Client.service ?? {})) {
-    let method: (...args: unknown[]) => unknown;
-    if (def.requestStream) {
-      // Client-streaming and bidi methods: calls that hold and replay messages.
-      method = (...args: unknown[]) => {
-        const { metadata, options: callOptions, callback } = callArgs(args);
-        const onAnswer = def.responseStream ? undefined : (callback ?? (() => {}));
-        return new FollowingStream(ctx, def, metadata ?? new Metadata(), callOptions, onAnswer);
-      };
-    } else if (def.responseStream) {
-      // Server-streaming methods go through the interceptor chain.
-      const viaInterceptors = methods[name].bind(client);
-      method = (request: unknown, ...rest: unknown[]) => {
-        const { metadata, options: callOptions } = callArgs(rest);
-        return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions));
-      };
-    } else {
-      // Unary methods are made on the channel directly, unless interceptors must see them
-      // (then through the interceptor chain). The method kind is fixed: chosen here, not per call.
-      const viaInterceptors = methods[name].bind(client);
-      method = (request: unknown, ...rest: unknown[]) => {
-        const { metadata, options: callOptions, callback } = callArgs(rest);
-        const perCall = Boolean(callOptions.interceptors?.length || callOptions.interceptor_providers?.length);
-        if (!callback) throw new Error('Incorrect arguments passed');
-        if (direct && !perCall) return new FollowingUnaryCall(ctx, def, request, metadata ? metadata.clone() : new Metadata(), callOptions, callback);
-        return viaInterceptors(request, metadata ?? new Metadata(), withRedirect(callOptions), callback);
-      };
-    }
-    methods[name] = method;
-    if (def.originalName) methods[def.originalName] = method;
-  }
+  if (!options.interceptors?.length) directUnaryMethods(client, Client.service ?? {}, ctx);
   const handle: StubHandle = Object.assign(ctx, {
-    withSession: () => {
-      const c = build(Client, options, shared) as unknown as BrokeredClient<grpc.Client>;
-      c.close = () => {}; // the channels belong to the root client
-      return c;
-    },
+    // The channels belong to the root client: closing a session's client closes nothing.
+    withSession: () => build(Client, options, shared, requestStreams, () => {}) as unknown as BrokeredClient<grpc.Client>,
   });
   client.peerbroker = handle;
   return client;
+}
+
+/**
+ * Replaces the unary methods of `client` with calls made on the stub's attempt loop directly,
+ * skipping grpc-js's client and interceptor layers (about 10 % of a small call's client CPU).
+ * A call given per-call interceptors goes through grpc-js's own method, so they run.
+ */
+function directUnaryMethods(client: grpc.Client, service: grpc.ServiceDefinition, ctx: StubContext): void {
+  const methods = client as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const [name, def] of Object.entries(service)) {
+    if (def.requestStream || def.responseStream) continue;
+    const viaInterceptors = methods[name].bind(client);
+    const method = (request: unknown, ...rest: unknown[]) => {
+      const { metadata, options, callback } = callArgs(rest);
+      if (!callback) throw new Error('Incorrect arguments passed');
+      if (options.interceptors?.length || options.interceptor_providers?.length) return viaInterceptors(request, ...rest);
+      return new DirectUnaryCall(ctx, def, request, metadata, options, callback);
+    };
+    methods[name] = method;
+    if (def.originalName) methods[def.originalName] = method;
+  }
 }

@@ -2,39 +2,65 @@ import type * as grpc from '@grpc/grpc-js';
 import { brokerProto, type ChannelPool } from '../transport';
 import type { MembersResponse__Output } from '../generated/peerbroker/v1/MembersResponse';
 
-/** Default interval between two refreshes of the member list. */
+/** Default interval between two refreshes of the member list, ms. */
 export const DEFAULT_MEMBERS_REFRESH_MS = 10_000;
+/** Default time one endpoint gets to answer `Members`, ms. */
+export const DEFAULT_MEMBERS_ASK_MS = 1_000;
+/** Default number of endpoints learned from `Members` that are kept. */
+export const DEFAULT_MAX_LEARNED_MEMBERS = 256;
+/** Endpoints asked at once: the first answer wins. */
+const PARALLEL_ASKS = 3;
+/** Rounds of asks in one refresh: with `askMs`, bounds how long a refresh can take (3 s by default). */
+const MAX_ROUNDS = 3;
+
+/** Asks `endpoint` for the member list; rejects on failure or after `timeoutMs`. */
+export type MembersAsk = (endpoint: string, timeoutMs: number) => Promise<MembersResponse__Output>;
+
+/** Options of a `Membership`. */
+export interface MembershipOptions {
+  /** How often the member list is refreshed, ms (0: only when needed). Default 10 000. */
+  refreshMs?: number;
+  /** Time one endpoint gets to answer, ms. Default 1 000. */
+  askMs?: number;
+  /** Learned endpoints kept at most (the first ones of the answer). Default 256. */
+  maxLearned?: number;
+}
 
 /**
- * The endpoints a stub may follow a redirect to: the configured ones, plus those
- * learned from `peerbroker.v1.Broker/Members` on a configured or known endpoint.
+ * The endpoints a stub may follow a redirect to: the configured ones, plus those learned
+ * from `peerbroker.v1.Broker/Members` on a configured or known endpoint.
  */
 export class Membership {
   private readonly configured: ReadonlySet<string>;
   private learned = new Set<string>();
   private pending?: Promise<void>;
   private timer?: NodeJS.Timeout;
-  private lastRefresh = 0;
+  private stopped = false;
+  private lastRefresh = -Infinity;
+  private readonly refreshMs: number;
+  private readonly askMs: number;
+  private readonly maxLearned: number;
 
   constructor(
-    private readonly pool: ChannelPool,
     endpoints: readonly string[],
-    private readonly refreshMs = DEFAULT_MEMBERS_REFRESH_MS,
+    private readonly ask: MembersAsk,
+    options: MembershipOptions = {},
   ) {
     this.configured = new Set(endpoints);
+    this.refreshMs = options.refreshMs ?? DEFAULT_MEMBERS_REFRESH_MS;
+    this.askMs = options.askMs ?? DEFAULT_MEMBERS_ASK_MS;
+    this.maxLearned = options.maxLearned ?? DEFAULT_MAX_LEARNED_MEMBERS;
   }
 
-  /** Starts the periodic refresh (timer unref'd). */
+  /** Refreshes now, then every `refreshMs` (jittered ±10 %, timer unref'd). */
   start(): void {
-    void this.refresh();
-    if (this.refreshMs > 0) {
-      this.timer = setInterval(() => void this.refresh(), this.refreshMs);
-      this.timer.unref();
-    }
+    void this.refresh().finally(() => this.schedule());
   }
 
+  /** Stops the periodic refresh. */
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
   }
 
   /** True when `endpoint` is a known member. */
@@ -48,8 +74,10 @@ export class Membership {
   }
 
   /**
-   * Asks a known node for the member list; concurrent callers share one request.
-   * `from` is tried first (the node that just answered), then the configured ones.
+   * Asks known nodes for the member list; concurrent callers share one request, which never
+   * rejects. `from` (the node that just answered) is asked first, then the configured ones,
+   * then the learned ones, three at once, each for at most `askMs`, for at most three rounds;
+   * the first answer wins. A call waiting for it bounds its own wait by its deadline.
    */
   refresh(from?: string): Promise<void> {
     this.pending ??= this.doRefresh(from).finally(() => (this.pending = undefined));
@@ -61,31 +89,45 @@ export class Membership {
     if (performance.now() - this.lastRefresh >= minAgeMs) await this.refresh(from);
   }
 
+  private schedule(): void {
+    if (this.stopped || this.refreshMs <= 0) return;
+    const delay = this.refreshMs * (0.9 + Math.random() * 0.2);
+    this.timer = setTimeout(() => void this.refresh().finally(() => this.schedule()), delay);
+    this.timer.unref();
+  }
+
   private async doRefresh(from?: string): Promise<void> {
     const order = [...new Set([...(from && this.has(from) ? [from] : []), ...this.configured, ...this.learned])];
-    for (const endpoint of order) {
-      const res = await this.ask(endpoint).catch(() => undefined);
-      if (res) {
-        const next = new Set<string>();
-        for (const m of res.members) {
-          if (m.status === 'OFFLINE' || m.status === 'LEAVING') continue;
-          if (m.endpoint) next.add(m.endpoint);
-          for (const e of m.endpoints) next.add(e);
-        }
-        this.learned = next;
-        this.lastRefresh = performance.now();
-        return;
-      }
+    for (let i = 0; i < order.length && i < MAX_ROUNDS * PARALLEL_ASKS && !this.stopped; i += PARALLEL_ASKS) {
+      const asks = order.slice(i, i + PARALLEL_ASKS).map((e) => this.ask(e, this.askMs));
+      const answer = await Promise.any(asks).catch(() => undefined);
+      if (answer) return this.learn(answer);
     }
   }
 
-  private ask(endpoint: string): Promise<MembersResponse__Output> {
-    const Broker = brokerProto().peerbroker.v1.Broker;
-    const client = new Broker(endpoint, this.pool.credentials, { channelOverride: this.pool.channel(endpoint) });
-    return new Promise((resolve, reject) =>
-      client.Members({}, { deadline: Date.now() + 2_000 }, (err: grpc.ServiceError | null, res?: MembersResponse__Output) =>
-        err || !res ? reject(err ?? new Error('empty answer')) : resolve(res),
-      ),
-    );
+  private learn(answer: MembersResponse__Output): void {
+    const next = new Set<string>();
+    for (const m of answer.members) {
+      if (m.status === 'OFFLINE' || m.status === 'LEAVING') continue;
+      for (const e of [m.endpoint, ...m.endpoints]) if (e && next.size < this.maxLearned) next.add(e);
+    }
+    this.learned = next;
+    this.lastRefresh = performance.now();
   }
+}
+
+/** Asks over gRPC (`peerbroker.v1.Broker/Members`) on the pool's channel to the endpoint. */
+export function grpcMembersAsk(pool: ChannelPool): MembersAsk {
+  const def = brokerProto().peerbroker.v1.Broker.service.Members;
+  return (endpoint, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const held = pool.acquire(endpoint);
+      pool
+        .client(endpoint)
+        .makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, {}, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res?: MembersResponse__Output) => {
+          pool.release(held);
+          if (err || !res) reject(err ?? new Error('empty Members answer'));
+          else resolve(res);
+        });
+    });
 }

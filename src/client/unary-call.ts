@@ -1,143 +1,98 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
-import { MD_LOCATION } from '../wire';
-import {
-  afterUnavailable,
-  cancelledStatus,
-  followRedirect,
-  isRedirect,
-  markFollowing,
-  serviceError,
-  takeSession,
-  withHops,
-  type StubContext,
-} from './redirect-interceptor';
+import type { MetadataLike } from './call-metadata';
+import { FollowingCall, NO_CONTEXT } from './following-call';
+import type { StubContext } from './stub-context';
 
 type MethodDef = grpc.MethodDefinition<unknown, unknown>;
 type UnaryCallback = (err: grpc.ServiceError | null, value?: unknown) => void;
-/** One attempt: grpc-js's call on a channel, below the interceptor chain. */
-type Attempt = ReturnType<grpc.Channel['createCall']>;
-/** The (empty) context of every request message: shared, as grpc-js only reads it, to spare an allocation per send. */
-const NO_CONTEXT = Object.freeze({});
 
 /**
- * A unary call of the stub, made straight on the pooled channels rather than through
- * a grpc-js interceptor: the local call costs the client no more than a plain grpc-js
- * call (the interceptor chain cost ~10 % of client CPU per call, bench scenario 1).
- * It follows redirects and fails over like the interceptor does, and looks to the
- * application like grpc-js's own `ClientUnaryCall`: `metadata` and `status` events
- * once, for the attempt that answered; `cancel()`, `getPeer()`.
+ * A unary call made on the stub's `FollowingCall` directly, without grpc-js's client and
+ * interceptor layers (used when the application set no interceptors): a local call costs the
+ * client no more than a plain grpc-js call. It looks to the application like grpc-js's
+ * `ClientUnaryCall`: `metadata` and `status` once, for the attempt that answered; `cancel()`.
  */
-export class FollowingUnaryCall extends EventEmitter implements grpc.ClientUnaryCall {
-  private attempt?: Attempt;
-  private endpoint: string;
-  private finished = false;
+export class DirectUnaryCall extends EventEmitter implements grpc.ClientUnaryCall, grpc.InterceptingListener {
+  private engine?: FollowingCall;
   private response: unknown;
   private responded = false;
-  /** A local failure (bad response bytes) that replaces the status the attempt ends with. */
-  private localError?: StatusObject;
-  private tried?: Set<string>;
-  private readonly bytes?: Buffer;
+  private done = false;
 
   constructor(
-    private readonly ctx: StubContext,
+    ctx: StubContext,
     private readonly def: MethodDef,
     request: unknown,
-    private readonly metadata: Metadata,
-    private readonly options: grpc.CallOptions,
+    metadata: MetadataLike | undefined,
+    options: grpc.CallOptions,
     private readonly callback: UnaryCallback,
   ) {
     super();
-    this.endpoint = ctx.origin;
+    let bytes: Buffer;
     try {
-      this.bytes = def.requestSerialize(request);
+      bytes = def.requestSerialize(request);
     } catch (e) {
+      // Nothing is sent (grpc-js would start the call, then cancel it).
       const details = `Request message serialization failure: ${(e as Error).message}`;
-      process.nextTick(() => this.finish({ code: status.INTERNAL, details, metadata: new Metadata() }));
+      process.nextTick(() => this.onReceiveStatus({ code: status.INTERNAL, details, metadata: new Metadata() }));
       return;
     }
-    markFollowing(ctx, metadata);
-    this.send(ctx.origin, 0, metadata);
+    const engine = new FollowingCall(ctx, {
+      path: def.path,
+      deadline: options.deadline ?? Infinity,
+      host: options.host,
+      parent: options.parent,
+      flags: options.propagate_flags,
+      requestStream: false,
+    });
+    if (options.credentials) engine.setCredentials(options.credentials);
+    this.engine = engine;
+    engine.start(metadata, this);
+    engine.sendMessageWithContext(NO_CONTEXT, bytes);
+    engine.halfClose();
+    engine.startRead();
   }
 
   /** Cancels the call on whichever node has it; also while a redirect is being followed. */
   cancel(): void {
-    if (this.finished) return;
-    this.attempt?.cancelWithStatus(status.CANCELLED, 'Cancelled on client');
-    process.nextTick(() => this.finish(cancelledStatus()));
+    this.engine?.cancelWithStatus(status.CANCELLED, 'Cancelled on client');
   }
 
   /** The node the call went to last. */
   getPeer(): string {
-    return this.attempt?.getPeer() ?? this.endpoint;
+    return this.engine?.getPeer() ?? 'unknown';
   }
 
   getAuthContext(): ReturnType<grpc.ClientUnaryCall['getAuthContext']> {
-    return this.attempt?.getAuthContext() ?? null;
+    return this.engine?.getAuthContext() ?? null;
   }
 
-  private send(endpoint: string, hops: number, md: Metadata): void {
-    if (this.finished) return;
-    const o = this.options;
-    const call = this.ctx.pool.channel(endpoint).createCall(this.def.path, o.deadline ?? Infinity, o.host, o.parent ?? null, o.propagate_flags);
-    if (o.credentials) call.setCredentials(o.credentials);
-    this.attempt = call;
-    this.endpoint = endpoint;
-    this.responded = false;
-    this.localError = undefined;
-    call.start(md, {
-      onReceiveMetadata: (m) => {
-        if (call !== this.attempt || this.finished || m.get(MD_LOCATION).length > 0) return;
-        takeSession(this.ctx, m);
-        this.emit('metadata', m);
-      },
-      onReceiveMessage: (bytes: Buffer) => this.received(call, bytes),
-      onReceiveStatus: (st) => {
-        if (call === this.attempt) this.ended(this.localError ?? st, endpoint, hops);
-      },
-    });
-    call.startRead();
-    call.sendMessageWithContext(NO_CONTEXT, this.bytes!);
-    call.halfClose();
+  onReceiveMetadata(headers: Metadata): void {
+    this.emit('metadata', headers);
   }
 
-  private received(call: Attempt, bytes: Buffer): void {
-    if (call !== this.attempt) return;
-    if (this.responded) {
-      call.cancelWithStatus(status.UNIMPLEMENTED, 'Too many responses received');
-      return;
-    }
+  onReceiveMessage(bytes: Buffer): void {
+    if (this.responded) return this.engine!.cancelWithStatus(status.UNIMPLEMENTED, 'Too many responses received');
     try {
       this.response = this.def.responseDeserialize(bytes);
       this.responded = true;
     } catch (e) {
-      this.localError = { code: status.INTERNAL, details: `Response message parsing error: ${(e as Error).message}`, metadata: new Metadata() };
-      call.cancelWithStatus(this.localError.code, this.localError.details);
+      this.engine!.cancelWithStatus(status.INTERNAL, `Response message parsing error: ${(e as Error).message}`);
     }
   }
 
-  private ended(st: StatusObject, endpoint: string, hops: number): void {
-    if (this.finished) return;
-    if (isRedirect(st)) {
-      const next = hops + 1;
-      followRedirect(this.ctx, st, endpoint, next, () => this.finished, (f) => this.finish(f), (location) => this.send(location, next, withHops(this.metadata, next)));
-      return;
-    }
-    if (st.code === status.UNAVAILABLE) {
-      const step = afterUnavailable(this.ctx, st, endpoint, (this.tried ??= new Set<string>()), this.ctx.idempotent.has(this.def.path));
-      if (step.kind === 'retry') return this.send(step.endpoint, hops, withHops(this.metadata, hops));
-      if (step.kind === 'fail') return this.finish(step.status);
-    }
-    this.finish(st);
-  }
-
-  private finish(st: StatusObject): void {
-    if (this.finished) return;
-    this.finished = true;
+  onReceiveStatus(st: StatusObject): void {
+    if (this.done) return;
+    this.done = true;
     if (st.code !== status.OK) this.callback(serviceError(st));
     else if (!this.responded) this.callback(serviceError({ code: status.UNIMPLEMENTED, details: 'No message received', metadata: st.metadata }));
     else this.callback(null, this.response);
     this.emit('status', st);
   }
+}
+
+/** The error grpc-js gives a callback for a status (same message shape). */
+function serviceError(st: StatusObject): grpc.ServiceError {
+  return Object.assign(new Error(`${st.code} ${status[st.code]}: ${st.details}`), st) as grpc.ServiceError;
 }

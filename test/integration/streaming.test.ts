@@ -13,6 +13,7 @@ import {
   sleep,
   startBroker,
   startBrokerGroup,
+  unary,
   waitFor,
   waitForLoad,
   type SlotHold,
@@ -202,6 +203,7 @@ describe('client-streaming and bidi calls through the stub', () => {
     // MEMBERS_DELAY_MS, so the stub waits that long (to learn `target` is a member) between the
     // redirect and the next attempt. No real node can be held in that gap on purpose.
     const MEMBERS_DELAY_MS = 600;
+    let membersDelayMs = MEMBERS_DELAY_MS;
     let target: Broker;
     let redirector: grpc.Server;
     let redirectorEndpoint: string;
@@ -224,7 +226,7 @@ describe('client-streaming and bidi calls through the stub', () => {
       redirector.addService(brokerProto().peerbroker.v1.Broker.service, {
         Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
           const members = [{ nodeId: 'target', endpoint: target.endpoint, status: 'ONLINE', endpoints: [target.endpoint] }];
-          setTimeout(() => cb(null, { nodeId: 'redirector', members }), MEMBERS_DELAY_MS);
+          setTimeout(() => cb(null, { nodeId: 'redirector', members }), membersDelayMs);
         },
         Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, {}),
       });
@@ -235,6 +237,7 @@ describe('client-streaming and bidi calls through the stub', () => {
     });
 
     afterAll(() => redirector?.forceShutdown());
+    afterEach(() => (membersDelayMs = MEMBERS_DELAY_MS));
 
     it('never sends a cancelled unary call on to the next node', async () => {
       const runBefore = target.stats.run;
@@ -247,6 +250,33 @@ describe('client-streaming and bidi calls through the stub', () => {
       expect(err.code).toBe(status.CANCELLED);
       expect(err.details).toBe('Cancelled on client');
       await sleep(MEMBERS_DELAY_MS);
+      expect(target.stats.run).toBe(runBefore);
+    });
+
+    it('never sends a call cancelled in the same tick as the member list arrives', async () => {
+      const runBefore = target.stats.run;
+      const client = bankClient([redirectorEndpoint]);
+      const err = await callError(
+        new Promise((resolve, reject) => {
+          const call = client.Deposit({ accountId: 'same-tick', amountCents: 1 }, (e, v) => (e ? reject(e) : resolve(v)));
+          // The application cancels when the member list arrives: the stub learns `target` then too.
+          void client.peerbroker.members.refresh().then(() => call.cancel());
+        }),
+      );
+      expect(err.code).toBe(status.CANCELLED);
+      await sleep(MEMBERS_DELAY_MS);
+      expect(target.stats.run).toBe(runBefore);
+    });
+
+    it('ends a call waiting to learn the members at its deadline, whatever the member list takes', async () => {
+      membersDelayMs = 5_000;
+      const runBefore = target.stats.run;
+      const started = Date.now();
+      const err = await callError(unary(bankClient([redirectorEndpoint]), 'Deposit', { accountId: 'slow-members', amountCents: 1 }, { timeoutMs: 300 }));
+      const elapsed = Date.now() - started;
+      expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(elapsed).toBeGreaterThanOrEqual(280);
+      expect(elapsed).toBeLessThan(1_500);
       expect(target.stats.run).toBe(runBefore);
     });
 

@@ -123,6 +123,15 @@ describe('the redirect-following stub', () => {
       expect(new Set(endpoints)).toEqual(new Set([n1.endpoint, n2.endpoint]));
       expect(client.peerbroker.pool.channel(n2.endpoint)).toBe(channelToN2);
     });
+
+    it('fails no call because of its channel bound, and closes channels left idle', async () => {
+      const client = bankClient([n1.endpoint], { maxChannels: 1, channelIdleMs: 100 });
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => unary(client, 'GetBalance', { accountId: `cap${i}` })));
+      expect(results.map((r) => r.servedBy)).toContain('n2');
+      expect(client.peerbroker.pool.endpoints().length).toBeLessThanOrEqual(1);
+      await waitFor(() => client.peerbroker.pool.endpoints().length === 0, 2_000, 20, 'the idle channel to close');
+      expect(['n1', 'n2']).toContain((await unary(client, 'GetBalance', { accountId: 'cap-after' })).servedBy);
+    });
   });
 
   describe('deadlines and cancel', () => {
