@@ -7,6 +7,7 @@ import type { Logger } from '../log';
 import { isMethodPattern, peerChoiceNames, type DedicatedRules, type SessionRule } from '../policy';
 import { parseHostPort } from '../wire';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
+import { isCidr } from './takeover-addresses';
 import { loadTls, type TlsFiles } from './tls';
 
 /** Default reporting period (DESIGN.md). */
@@ -78,6 +79,12 @@ export interface BrokerOptions {
   takeover?: boolean;
   /** Also adopt the own endpoint of peers that leave cleanly (the ones they had adopted always move on). Default false. */
   takeoverOnLeave?: boolean;
+  /**
+   * Addresses this node may adopt: IP addresses or CIDR ranges (`['10.0.5.0/24']`). Never an
+   * unspecified address or a host name. Default: loopback (127.0.0.0/8 or ::1) when this node
+   * is advertised on loopback, else none (nothing is adopted until this is set).
+   */
+  takeoverAddresses?: string[];
   /** Shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE). Default none. */
   onAdopt?: string;
   /** Shell command run after releasing an adopted endpoint. Default none. */
@@ -135,7 +142,7 @@ export type ResolvedBrokerOptions = Required<
     | 'maxLoopDelayMs'
     | 'drainGraceMs'
   >
-> & { advertise?: string; nats: string[]; services?: string[]; clusterKey?: ClusterKey } & Pick<
+> & { advertise?: string; nats: string[]; services?: string[]; clusterKey?: ClusterKey; takeoverAddresses?: string[] } & Pick<
     BrokerOptions,
     'exchange' | 'serverCredentials' | 'logger' | 'meters' | 'natsOptions' | 'onAdopt' | 'onRelease' | 'healthProbe' | 'tls' | 'natsAuth' | 'peerCredentials'
   >;
@@ -170,7 +177,7 @@ export const tunables = {
   maxQueue: z.number().int().min(0).max(10_000_000),
   threshold: z.number().min(0).max(1),
   margin: z.number().min(0).max(1),
-  periodMs: z.number().int().min(10).max(600_000),
+  periodMs: z.number().int().min(10).max(60_000),
   offlineAfterPeriods: z.number().int().min(2).max(1000),
   maxHops: z.number().int().min(0).max(16),
   peerChoice: z.string().refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }),
@@ -204,6 +211,7 @@ const schema = z
     reporterThread: z.boolean().default(true),
     takeover: z.boolean().default(true),
     takeoverOnLeave: z.boolean().default(false),
+    takeoverAddresses: z.array(z.string().refine(isCidr, { message: 'must be IP addresses or CIDR ranges like 10.0.5.0/24' })).optional(),
     onAdopt: z.string().min(1).optional(),
     onRelease: z.string().min(1).optional(),
     reclaimTimeoutMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_RECLAIM_TIMEOUT_MS),

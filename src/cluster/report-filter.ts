@@ -1,0 +1,112 @@
+import type { ClusterKey } from './cluster-key';
+import { checkReportFields, isRejected, type DropReason, type LoadReport, type ReportExpectations } from './report-codec';
+import { openReport } from './report-signing';
+
+/** Messages one known peer's subject may cost per tick before the rest of that tick is dropped unread. */
+export const SUBJECT_BUDGET_PER_TICK = 8;
+/** Messages on subjects of nodes not (yet) known that are read per tick, all such subjects together. */
+export const NEWCOMER_BUDGET_PER_TICK = 32;
+/** Most node ids the filter remembers as known (the size of the peer table). */
+export const MAX_KNOWN_SUBJECTS = 1024;
+
+/** How many messages were dropped for one reason in a tick, and the last subject token and detail, for the log. */
+export interface DropTally {
+  count: number;
+  node: string;
+  detail?: string;
+}
+
+/**
+ * What the reporter hands the main thread once per tick: at most the latest report of
+ * each peer, what was dropped (counted by reason), and the known peers whose subject
+ * carried more than its budget (their silence proves nothing this tick).
+ */
+export interface ReportBatch {
+  reports: LoadReport[];
+  drops: Partial<Record<DropReason, DropTally>>;
+  flooded: string[];
+}
+
+/** Options of the filter. */
+export interface ReportFilterOptions extends ReportExpectations {
+  /** With a key, only reports whose signature verifies are read. */
+  key?: ClusterKey;
+  /** Node ids known before this filter started (a restarted reporter keeps its peers). */
+  known?: readonly string[];
+}
+
+/**
+ * Where messages from the load subjects are read, on the reporter thread: size,
+ * signature, decoding and the checks that need no memory are done here, so a flood
+ * is dropped before it reaches the main thread. What one subject may cost is capped:
+ * a known peer's subject gets `SUBJECT_BUDGET_PER_TICK` messages a tick, every other
+ * subject shares `NEWCOMER_BUDGET_PER_TICK`; the rest is dropped unread (`rate-limited`).
+ * Memory is bounded by the known ids (`MAX_KNOWN_SUBJECTS`) and one report per known id.
+ */
+export class ReportFilter {
+  /** Known node id → wall time of its last good report. */
+  private readonly known = new Map<string, number>();
+  /** Messages read this tick per known subject. */
+  private readonly spent = new Map<string, number>();
+  private newcomersSpent = 0;
+  private readonly pending = new Map<string, LoadReport>();
+  private drops: Partial<Record<DropReason, DropTally>> = {};
+  private readonly flooded = new Set<string>();
+  private lastPurge = 0;
+
+  constructor(private readonly opts: ReportFilterOptions) {
+    const now = Date.now();
+    for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, now);
+  }
+
+  /** A message that arrived on the load subject of `token` at wall time `wallNow`. */
+  offer(token: string, data: Uint8Array, wallNow: number): void {
+    if (this.known.has(token)) {
+      const n = (this.spent.get(token) ?? 0) + 1;
+      this.spent.set(token, n);
+      if (n > SUBJECT_BUDGET_PER_TICK) {
+        this.flooded.add(token);
+        return this.drop('rate-limited', token);
+      }
+    } else if (++this.newcomersSpent > NEWCOMER_BUDGET_PER_TICK) {
+      return this.drop('rate-limited', token);
+    }
+    const r = openReport(data, this.opts.key);
+    if (isRejected(r)) return this.drop(r.reason, token, r.message);
+    const reason = checkReportFields(r, token, this.opts, wallNow);
+    if (reason) return this.drop(reason, token);
+    const prev = this.pending.get(token);
+    if (!prev || r.incarnation > prev.incarnation || (r.incarnation === prev.incarnation && r.seq > prev.seq)) this.pending.set(token, r);
+    if (this.known.has(token) || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, wallNow);
+  }
+
+  /** What arrived since the last call (undefined when nothing did); starts a new tick. */
+  take(wallNow: number): ReportBatch | undefined {
+    this.spent.clear();
+    this.newcomersSpent = 0;
+    // Ids silent for longer than a report may be old are forgotten, once a second at most.
+    if (wallNow - this.lastPurge > 1_000) {
+      this.lastPurge = wallNow;
+      for (const [id, at] of this.known) if (wallNow - at > this.opts.maxAgeMs) this.known.delete(id);
+    }
+    if (this.pending.size === 0 && this.flooded.size === 0 && Object.keys(this.drops).length === 0) return undefined;
+    const batch: ReportBatch = { reports: [...this.pending.values()], drops: this.drops, flooded: [...this.flooded] };
+    this.pending.clear();
+    this.flooded.clear();
+    this.drops = {};
+    return batch;
+  }
+
+  private drop(reason: DropReason, token: string, detail?: string): void {
+    const t = (this.drops[reason] ??= { count: 0, node: '' });
+    t.count++;
+    // A hostile token can be long: keep only its start for the log.
+    t.node = token.length > 64 ? `${token.slice(0, 64)}...` : token;
+    if (detail !== undefined) t.detail = detail;
+  }
+}
+
+/** The tick of the reporter: a twentieth of a period (the gap between urgent reports), 10 to 50 ms. */
+export function tickMs(periodMs: number): number {
+  return Math.min(50, Math.max(10, Math.round(periodMs / 20)));
+}
