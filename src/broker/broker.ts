@@ -233,7 +233,10 @@ export class Broker {
     this.control = createControlPlane(o, this.counters);
     if (this.control) {
       await this.control.start(this.nodeInfo(), {
-        onReports: (batch) => this.intake.receive(batch),
+        onReports: (batch) => {
+          if (batch.lateMs !== undefined) this.sweep.reporterStalled(batch.lateMs);
+          this.intake.receive(batch);
+        },
         knownPeers: () => this.peers.peers.map((p) => p.nodeId),
         onReporter: (detail, fatal) => this.onReporter(detail, fatal),
         onConfig: (m: ConfigMessage) => this.settings.applyMessage(m.values, m.version),

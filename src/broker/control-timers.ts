@@ -55,6 +55,7 @@ export class PeerSweep {
   private readonly timer: PeriodicTimer;
   private holdUntil = -Infinity;
   private holding = false;
+  private lastLogAt = -Infinity;
 
   constructor(
     private readonly peers: PeerView,
@@ -79,14 +80,25 @@ export class PeerSweep {
     this.timer.stop();
   }
 
+  /** The reporter could not read for `lateMs` (its thread was starved or stopped): judge nobody for a period. */
+  reporterStalled(lateMs: number): void {
+    this.hold('reporter', lateMs);
+  }
+
+  private hold(who: 'main loop' | 'reporter', lateMs: number): void {
+    if (this.holding) return;
+    this.holding = true;
+    const now = performance.now();
+    this.holdUntil = now + this.periodMs();
+    // A loop late all the time holds every other tick: one line every 10 s is enough.
+    if (now - this.lastLogAt < 10_000) return;
+    this.lastLogAt = now;
+    this.log.info({ lateMs: Math.round(lateMs) }, `${who} was stalled: judging no peer until the reports that arrived meanwhile are read`);
+  }
+
   private tick(lateMs: number): void {
     const now = performance.now();
-    const period = this.periodMs();
-    if (lateMs > period / 2 && !this.holding) {
-      this.holding = true;
-      this.holdUntil = now + period;
-      this.log.info({ lateMs: Math.round(lateMs) }, 'main loop was stalled: judging no peer until the reports that arrived meanwhile are read');
-    }
+    if (lateMs > this.periodMs() / 2) this.hold('main loop', lateMs);
     const judge = now >= this.holdUntil;
     if (judge) this.holding = false;
     this.peers.sweep(now, judge);

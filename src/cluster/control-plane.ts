@@ -77,17 +77,26 @@ export class LocalControlPlane implements ControlPlane {
       key: this.clusterKey,
       maxClockSkewMs: MAX_CLOCK_SKEW_MS,
       maxAgeMs: FORGET_AFTER_MS,
+      tickMs: tickMs(info.periodMs),
       known: h.knownPeers?.(),
     });
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
     this.exchange.onError = (d) => h.onError?.(d);
     await this.exchange.start((nodeId, data) => filter.offer(nodeId, data, Date.now()));
-    // One hand-over per tick: the main thread's cost does not grow with the traffic.
+    // One hand-over per tick: the main thread's cost does not grow with the traffic. A tick
+    // over half a period late means this thread could not read for that long (starved of
+    // CPU, or the process was stopped): the batch says so, and the broker judges nobody
+    // until what arrived meanwhile is read.
+    let dueAt = performance.now();
     const deliver = () => {
       if (this.stopped) return;
-      const batch = filter.take(Date.now());
+      const tick = tickMs(this.periodMs);
+      const late = performance.now() - dueAt;
+      const batch = filter.take(Date.now(), tick) ?? (late > this.periodMs / 2 ? { reports: [], drops: {}, flooded: [] } : undefined);
+      if (batch && late > this.periodMs / 2) batch.lateMs = Math.round(late);
       if (batch) h.onReports(batch);
-      this.tick = setTimeout(deliver, tickMs(this.periodMs));
+      dueAt = performance.now() + tick;
+      this.tick = setTimeout(deliver, tick);
       if (!this.keepAlive) this.tick.unref();
     };
     deliver();

@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { PROTO_DIR } from '../proto-path';
 import { parseHostPort } from '../wire';
+import { isWireFormat } from './wire-scan';
 
 /** A load report, decoded and checked. Field meanings: proto/peerbroker/v1/cluster.proto. */
 export interface LoadReport {
@@ -117,6 +118,7 @@ export function decodeReport(bytes: Uint8Array): LoadReport | Rejected {
   if (bytes.length === 0 || bytes.length > MAX_REPORT_BYTES) {
     return { reason: 'malformed', message: `size ${bytes.length} bytes` };
   }
+  if (!isWireFormat(bytes)) return { reason: 'malformed', message: 'not protobuf wire format' };
   let o: Record<string, unknown>;
   try {
     const t = type();

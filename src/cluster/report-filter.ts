@@ -2,10 +2,14 @@ import type { ClusterKey } from './cluster-key';
 import { checkReportFields, isRejected, type DropReason, type LoadReport, type ReportExpectations } from './report-codec';
 import { openReport } from './report-signing';
 
-/** Messages one known peer's subject may cost per tick before the rest of that tick is dropped unread. */
-export const SUBJECT_BUDGET_PER_TICK = 8;
-/** Messages on subjects of nodes not (yet) known that are read per tick, all such subjects together. */
-export const NEWCOMER_BUDGET_PER_TICK = 32;
+/**
+ * Messages per second one known peer's subject may cost; past it the rest of the tick is
+ * dropped unread. A node sends at most about 21 a period; reading 20 000 garbage messages
+ * costs the reporter thread some 5 % of a core, and lets a real report be found among them.
+ */
+export const SUBJECT_BUDGET_PER_SEC = 20_000;
+/** Messages per second read from subjects of nodes not (yet) known, all such subjects together. */
+export const NEWCOMER_BUDGET_PER_SEC = 2_000;
 /** Most node ids the filter remembers as known (the size of the peer table). */
 export const MAX_KNOWN_SUBJECTS = 1024;
 
@@ -25,10 +29,14 @@ export interface ReportBatch {
   reports: LoadReport[];
   drops: Partial<Record<DropReason, DropTally>>;
   flooded: string[];
+  /** Set when the reporter's tick came this late (ms, over half a period): it could not read meanwhile. */
+  lateMs?: number;
 }
 
 /** Options of the filter. */
 export interface ReportFilterOptions extends ReportExpectations {
+  /** Length of the first tick, ms (budgets are per tick). */
+  tickMs: number;
   /** With a key, only reports whose signature verifies are read. */
   key?: ClusterKey;
   /** Node ids known before this filter started (a restarted reporter keeps its peers). */
@@ -39,8 +47,9 @@ export interface ReportFilterOptions extends ReportExpectations {
  * Where messages from the load subjects are read, on the reporter thread: size,
  * signature, decoding and the checks that need no memory are done here, so a flood
  * is dropped before it reaches the main thread. What one subject may cost is capped:
- * a known peer's subject gets `SUBJECT_BUDGET_PER_TICK` messages a tick, every other
- * subject shares `NEWCOMER_BUDGET_PER_TICK`; the rest is dropped unread (`rate-limited`).
+ * a known peer's subject gets `SUBJECT_BUDGET_PER_SEC` messages a second, all other
+ * subjects share `NEWCOMER_BUDGET_PER_SEC`; the rest is dropped unread (`rate-limited`)
+ * and the known peer is reported `flooded` for the tick.
  * Memory is bounded by the known ids (`MAX_KNOWN_SUBJECTS`) and one report per known id.
  */
 export class ReportFilter {
@@ -49,12 +58,15 @@ export class ReportFilter {
   /** Messages read this tick per known subject. */
   private readonly spent = new Map<string, number>();
   private newcomersSpent = 0;
+  private tickMs: number;
+  private tickStartedAt = Date.now();
   private readonly pending = new Map<string, LoadReport>();
   private drops: Partial<Record<DropReason, DropTally>> = {};
   private readonly flooded = new Set<string>();
   private lastPurge = 0;
 
   constructor(private readonly opts: ReportFilterOptions) {
+    this.tickMs = opts.tickMs;
     const now = Date.now();
     for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, now);
   }
@@ -64,11 +76,11 @@ export class ReportFilter {
     if (this.known.has(token)) {
       const n = (this.spent.get(token) ?? 0) + 1;
       this.spent.set(token, n);
-      if (n > SUBJECT_BUDGET_PER_TICK) {
+      if (n > this.budget(SUBJECT_BUDGET_PER_SEC, wallNow)) {
         this.flooded.add(token);
         return this.drop('rate-limited', token);
       }
-    } else if (++this.newcomersSpent > NEWCOMER_BUDGET_PER_TICK) {
+    } else if (++this.newcomersSpent > this.budget(NEWCOMER_BUDGET_PER_SEC, wallNow)) {
       return this.drop('rate-limited', token);
     }
     const r = openReport(data, this.opts.key);
@@ -80,8 +92,10 @@ export class ReportFilter {
     if (this.known.has(token) || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, wallNow);
   }
 
-  /** What arrived since the last call (undefined when nothing did); starts a new tick. */
-  take(wallNow: number): ReportBatch | undefined {
+  /** What arrived since the last call (undefined when nothing did); starts a new tick of `tickMs`. */
+  take(wallNow: number, tickMs: number): ReportBatch | undefined {
+    this.tickMs = tickMs;
+    this.tickStartedAt = wallNow;
     this.spent.clear();
     this.newcomersSpent = 0;
     // Ids silent for longer than a report may be old are forgotten, once a second at most.
@@ -95,6 +109,12 @@ export class ReportFilter {
     this.flooded.clear();
     this.drops = {};
     return batch;
+  }
+
+  // What `perSec` allows in this tick so far: a tick that runs late (the thread was busy)
+  // allows for the time it really lasted, so a peer's reports are not lost to a slow tick.
+  private budget(perSec: number, wallNow: number): number {
+    return Math.ceil((perSec * Math.max(this.tickMs, wallNow - this.tickStartedAt)) / 1000);
   }
 
   private drop(reason: DropReason, token: string, detail?: string): void {

@@ -36,11 +36,11 @@ const otherKey = ClusterKey.fromSecrets([OTHER]);
  */
 function reportPath(logger: Logger = createLogger({ level: 'silent' })) {
   const view = new PeerView({ cluster: 'sig', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
-  const filter = new ReportFilter({ cluster: 'sig', selfId: 'n1', key, maxClockSkewMs: 30_000, maxAgeMs: 60_000 });
+  const filter = new ReportFilter({ cluster: 'sig', selfId: 'n1', key, maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: 50 });
   const intake = new ReportIntake('sig', view, logger, new RateLimitedLog(10_000));
   const receive = (token: string, data: Uint8Array) => {
     filter.offer(token, data, Date.now());
-    const batch = filter.take(Date.now());
+    const batch = filter.take(Date.now(), 50);
     if (batch) intake.receive(batch);
   };
   return { view, receive };
