@@ -1,8 +1,11 @@
 import type { PeerRecord, PeerView } from '../cluster';
 import type { MemberInfo } from '../transport';
 
-/** Most bytes of peers one `Members` answer carries (grpc-js clients accept 4 MiB by default). */
-export const MAX_MEMBERS_BYTES = 1024 * 1024;
+/**
+ * Most bytes of peers one `Members` answer carries: far below the 4 MiB grpc-js clients
+ * accept, and cheap to build (encoding 1 MiB takes the main thread some 50 ms).
+ */
+export const MAX_MEMBERS_BYTES = 256 * 1024;
 
 /**
  * The peers as `Members` lists them, at local time `now` (monotonic ms): those not

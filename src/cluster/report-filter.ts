@@ -3,16 +3,20 @@ import { checkReportFields, isRejected, type DropReason, type LoadReport, type R
 import { openReport } from './report-signing';
 
 /**
- * Messages per second one known peer's subject may cost; past it the rest of the tick is
- * dropped unread. A node sends at most about 21 a period; reading 20 000 garbage messages
- * costs the reporter thread some 5 % of a core, and lets a real report be found among them.
+ * Time per second (ms) the reporter thread may spend reading one known peer's subject;
+ * past it the rest of the tick is dropped unread. A real node's reports cost well under
+ * 1 ms a second; 50 ms reads some 25 000 garbage messages or 20 of the largest reports.
  */
-export const SUBJECT_BUDGET_PER_SEC = 20_000;
-/** Messages per second read from subjects of nodes not (yet) known, all such subjects together. */
-export const NEWCOMER_BUDGET_PER_SEC = 2_000;
+export const SUBJECT_BUDGET_MS_PER_SEC = 50;
+/** Time per second (ms) spent reading subjects of nodes not (yet) known, all of them together. */
+export const NEWCOMER_BUDGET_MS_PER_SEC = 50;
+/** Time per second (ms) spent reading load subjects at all: a quarter of a core at most. */
+export const TOTAL_BUDGET_MS_PER_SEC = 250;
+/** Longest a small message can take to read, ms (a fixed part, and one per byte: 64 KB, about 6.5 ms). */
+const MAX_READ_MS = 0.05;
+const MAX_READ_MS_PER_BYTE = 1e-4;
 /** Most node ids the filter remembers as known (the size of the peer table). */
 export const MAX_KNOWN_SUBJECTS = 1024;
-
 /** How many messages were dropped for one reason in a tick, and the last subject token and detail, for the log. */
 export interface DropTally {
   count: number;
@@ -41,25 +45,30 @@ export interface ReportFilterOptions extends ReportExpectations {
   key?: ClusterKey;
   /** Node ids known before this filter started (a restarted reporter keeps its peers). */
   known?: readonly string[];
+  /** Monotonic clock, ms, that reading is timed with. Default `performance.now`. */
+  clock?: () => number;
 }
 
 /**
  * Where messages from the load subjects are read, on the reporter thread: size,
  * signature, decoding and the checks that need no memory are done here, so a flood
- * is dropped before it reaches the main thread. What one subject may cost is capped:
- * a known peer's subject gets `SUBJECT_BUDGET_PER_SEC` messages a second, all other
- * subjects share `NEWCOMER_BUDGET_PER_SEC`; the rest is dropped unread (`rate-limited`)
- * and the known peer is reported `flooded` for the tick.
+ * is dropped before it reaches the main thread. What one subject may cost, in time spent
+ * reading it, is capped: a known peer's subject gets `SUBJECT_BUDGET_MS_PER_SEC`, all
+ * other subjects share `NEWCOMER_BUDGET_MS_PER_SEC`, and all together
+ * `TOTAL_BUDGET_MS_PER_SEC`; the rest is dropped unread (`rate-limited`) and a known peer
+ * whose messages were dropped so is reported `flooded` for the tick.
  * Memory is bounded by the known ids (`MAX_KNOWN_SUBJECTS`) and one report per known id.
  */
 export class ReportFilter {
   /** Known node id → wall time of its last good report. */
   private readonly known = new Map<string, number>();
-  /** Messages read this tick per known subject. */
+  /** Time (ms) spent this tick reading each known subject. */
   private readonly spent = new Map<string, number>();
   private newcomersSpent = 0;
+  private totalSpent = 0;
+  private readonly clock: () => number;
   private tickMs: number;
-  private tickStartedAt = Date.now();
+  private tickStartedAt: number;
   private readonly pending = new Map<string, LoadReport>();
   private drops: Partial<Record<DropReason, DropTally>> = {};
   private readonly flooded = new Set<string>();
@@ -67,22 +76,31 @@ export class ReportFilter {
 
   constructor(private readonly opts: ReportFilterOptions) {
     this.tickMs = opts.tickMs;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.tickStartedAt = this.clock();
     const now = Date.now();
     for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, now);
   }
 
   /** A message that arrived on the load subject of `token` at wall time `wallNow`. */
   offer(token: string, data: Uint8Array, wallNow: number): void {
-    if (this.known.has(token)) {
-      const n = (this.spent.get(token) ?? 0) + 1;
-      this.spent.set(token, n);
-      if (n > this.budget(SUBJECT_BUDGET_PER_SEC, wallNow)) {
-        this.flooded.add(token);
-        return this.drop('rate-limited', token);
-      }
-    } else if (++this.newcomersSpent > this.budget(NEWCOMER_BUDGET_PER_SEC, wallNow)) {
+    const known = this.known.has(token);
+    const spent = known ? (this.spent.get(token) ?? 0) : this.newcomersSpent;
+    const now = this.clock();
+    if (spent >= this.budget(known ? SUBJECT_BUDGET_MS_PER_SEC : NEWCOMER_BUDGET_MS_PER_SEC, now) || this.totalSpent >= this.budget(TOTAL_BUDGET_MS_PER_SEC, now)) {
+      if (known) this.flooded.add(token);
       return this.drop('rate-limited', token);
     }
+    this.read(token, data, wallNow);
+    // Timed, but no more than reading that many bytes can take: a thread that was
+    // descheduled meanwhile (a busy machine) does not charge the wait to the subject.
+    const cost = Math.min(this.clock() - now, MAX_READ_MS + data.length * MAX_READ_MS_PER_BYTE);
+    this.totalSpent += cost;
+    if (known) this.spent.set(token, spent + cost);
+    else this.newcomersSpent += cost;
+  }
+
+  private read(token: string, data: Uint8Array, wallNow: number): void {
     const r = openReport(data, this.opts.key);
     if (isRejected(r)) return this.drop(r.reason, token, r.message);
     const reason = checkReportFields(r, token, this.opts, wallNow);
@@ -95,9 +113,10 @@ export class ReportFilter {
   /** What arrived since the last call (undefined when nothing did); starts a new tick of `tickMs`. */
   take(wallNow: number, tickMs: number): ReportBatch | undefined {
     this.tickMs = tickMs;
-    this.tickStartedAt = wallNow;
+    this.tickStartedAt = this.clock();
     this.spent.clear();
     this.newcomersSpent = 0;
+    this.totalSpent = 0;
     // Ids silent for longer than a report may be old are forgotten, once a second at most.
     if (wallNow - this.lastPurge > 1_000) {
       this.lastPurge = wallNow;
@@ -111,10 +130,10 @@ export class ReportFilter {
     return batch;
   }
 
-  // What `perSec` allows in this tick so far: a tick that runs late (the thread was busy)
+  // What `perSec` allows in this tick so far, ms: a tick that runs late (the thread was busy)
   // allows for the time it really lasted, so a peer's reports are not lost to a slow tick.
-  private budget(perSec: number, wallNow: number): number {
-    return Math.ceil((perSec * Math.max(this.tickMs, wallNow - this.tickStartedAt)) / 1000);
+  private budget(perSec: number, now: number): number {
+    return (perSec * Math.max(this.tickMs, now - this.tickStartedAt)) / 1000;
   }
 
   private drop(reason: DropReason, token: string, detail?: string): void {

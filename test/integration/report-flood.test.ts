@@ -128,11 +128,12 @@ describe('a flood of garbage on the load subjects (two broker processes, a raw N
     // off-line (on this shared machine a report may come late, UNKNOWN, but never a verdict).
     expect(views.filter((v) => v.n1 === 'OFFLINE' || v.n2 === 'OFFLINE' || !v.n1 || !v.n2)).toEqual([]);
     for (const b of nodes) expect(b.output()).not.toMatch(/peer off-line|adopt/);
+    // Every message of the flood is counted (a real report may be among the drops now and then).
     const droppedSince = () => Promise.all(nodes.map(async (b, i) => Number((await brokerStatus(b.endpoint)).reportsDropped) - before[i]));
-    await waitFor(async () => (await droppedSince()).every((d) => d === sent), 5_000, 50, `both nodes to count ${sent} dropped messages`).catch(async (err: Error) => {
+    await waitFor(async () => (await droppedSince()).every((d) => d >= sent && d < sent + 5), 5_000, 50, `both nodes to count ${sent} dropped messages`).catch(async (err: Error) => {
       throw new Error(`${err.message}: counted ${JSON.stringify(await droppedSince())}, ${JSON.stringify((await brokerStatus(nodes[0].endpoint)).reportsDroppedByReason)}`);
     });
     const reasons = (await brokerStatus(nodes[0].endpoint)).reportsDroppedByReason;
-    expect(Number(reasons['rate-limited'])).toBeGreaterThan(0);
+    expect(Number(reasons[keyed ? 'unsigned' : 'malformed'])).toBeGreaterThan(0);
   });
 });

@@ -233,7 +233,7 @@ describe('IdentityTakeover', () => {
     const log = path.join(dir, 'hooks.log');
     const t = await setup(false, { opts: { onAdopt: `echo adopt >> ${log}; exit 3`, onRelease: `echo release >> ${log}` } });
     t.loseIt();
-    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8') === 'adopt\nrelease\n', 3_000, 20, 'on-release after the failed adoption');
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8') === 'adopt\nrelease\n', 10_000, 20, 'on-release after the failed adoption');
     expect(t.takeover.endpoints()).toEqual([]);
     expect(t.changes.at(-1)).toEqual([]);
     fs.rmSync(dir, { recursive: true, force: true });
