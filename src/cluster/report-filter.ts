@@ -17,6 +17,14 @@ const MAX_READ_MS = 0.05;
 const MAX_READ_MS_PER_BYTE = 1e-4;
 /** Most node ids the filter remembers as known (the size of the peer table). */
 export const MAX_KNOWN_SUBJECTS = 1024;
+/** What the filter remembers of a known node. */
+interface Known {
+  /** Wall time of its last good report. */
+  at: number;
+  incarnation: number;
+  seq: number;
+}
+
 /** How many messages were dropped for one reason in a tick, and the last subject token and detail, for the log. */
 export interface DropTally {
   count: number;
@@ -60,8 +68,8 @@ export interface ReportFilterOptions extends ReportExpectations {
  * Memory is bounded by the known ids (`MAX_KNOWN_SUBJECTS`) and one report per known id.
  */
 export class ReportFilter {
-  /** Known node id → wall time of its last good report. */
-  private readonly known = new Map<string, number>();
+  /** Known node id → wall time, incarnation and seq of its newest good report (none for ids handed in at start). */
+  private readonly known = new Map<string, Known>();
   /** Time (ms) spent this tick reading each known subject. */
   private readonly spent = new Map<string, number>();
   private newcomersSpent = 0;
@@ -79,7 +87,7 @@ export class ReportFilter {
     this.clock = opts.clock ?? (() => performance.now());
     this.tickStartedAt = this.clock();
     const now = Date.now();
-    for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, now);
+    for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, { at: now, incarnation: -1, seq: -1 });
   }
 
   /** A message that arrived on the load subject of `token` at wall time `wallNow`. */
@@ -105,9 +113,13 @@ export class ReportFilter {
     if (isRejected(r)) return this.drop(r.reason, token, r.message);
     const reason = checkReportFields(r, token, this.opts, wallNow);
     if (reason) return this.drop(reason, token);
-    const prev = this.pending.get(token);
-    if (!prev || r.incarnation > prev.incarnation || (r.incarnation === prev.incarnation && r.seq > prev.seq)) this.pending.set(token, r);
-    if (this.known.has(token) || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, wallNow);
+    // Older than one already read: a replay, dropped here. A newer one takes the place of
+    // the one waiting for the tick, which the main thread would only have overwritten.
+    const last = this.known.get(token);
+    if (last && r.incarnation < last.incarnation) return this.drop('old-incarnation', token);
+    if (last && r.incarnation === last.incarnation && r.seq <= last.seq) return this.drop('replay', token);
+    this.pending.set(token, r);
+    if (last || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, { at: wallNow, incarnation: r.incarnation, seq: r.seq });
   }
 
   /** What arrived since the last call (undefined when nothing did); starts a new tick of `tickMs`. */
@@ -120,7 +132,7 @@ export class ReportFilter {
     // Ids silent for longer than a report may be old are forgotten, once a second at most.
     if (wallNow - this.lastPurge > 1_000) {
       this.lastPurge = wallNow;
-      for (const [id, at] of this.known) if (wallNow - at > this.opts.maxAgeMs) this.known.delete(id);
+      for (const [id, k] of this.known) if (wallNow - k.at > this.opts.maxAgeMs) this.known.delete(id);
     }
     if (this.pending.size === 0 && this.flooded.size === 0 && Object.keys(this.drops).length === 0) return undefined;
     const batch: ReportBatch = { reports: [...this.pending.values()], drops: this.drops, flooded: [...this.flooded] };

@@ -8,13 +8,14 @@ import { isWireFormat } from '../../../src/cluster/wire-scan';
 import { mutationsOf } from '../../helpers/bytes';
 
 const TICK = 10;
+const INCARNATION = Date.now() - 1_000;
 
 function report(over: Partial<LoadReport> = {}): LoadReport {
   return {
     cluster: 'c',
     nodeId: 'n2',
     endpoint: '127.0.0.2:7002',
-    incarnation: Date.now() - 1_000,
+    incarnation: INCARNATION,
     seq: 1,
     sentAtMs: Date.now(),
     load: 0.25,
@@ -46,7 +47,7 @@ function setup(opts: { key?: ClusterKey; known?: string[]; costMs?: number } = {
 }
 
 describe('ReportFilter', () => {
-  it('hands over the latest report of each peer once per tick', () => {
+  it('hands over the latest report of each peer once per tick, and drops older ones as replays', () => {
     const { offer, take } = setup();
     for (const seq of [3, 5, 4]) offer('n2', encodeReport(report({ seq })));
     offer('n3', encodeReport(report({ nodeId: 'n3', seq: 1 })));
@@ -55,7 +56,12 @@ describe('ReportFilter', () => {
       ['n2', 5],
       ['n3', 1],
     ]);
+    expect(batch.drops.replay?.count).toBe(1);
     expect(take()).toBeUndefined();
+    // A replay in a later tick, and an older incarnation.
+    offer('n2', encodeReport(report({ seq: 5 })));
+    offer('n2', encodeReport(report({ seq: 99, incarnation: INCARNATION - 1 })));
+    expect(Object.fromEntries(Object.entries(take()!.drops).map(([k, t]) => [k, t.count]))).toEqual({ replay: 1, 'old-incarnation': 1 });
   });
 
   it('drops, counts by reason and names the last subject of what does not read as a report of its subject', () => {
