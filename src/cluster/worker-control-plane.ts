@@ -8,6 +8,7 @@ import { LocalControlPlane, type ControlPlane, type ControlPlaneHandlers } from 
 import { NatsExchange } from './nats-exchange';
 import type { LoadCounters } from './load-counters';
 import type { NodeInfo } from './report-builder';
+import type { ExchangeStatus } from './exchange';
 import type { ToMain, ToWorker, WorkerInit } from './worker-protocol';
 
 /** How long a stop waits for the reporter to say goodbye before terminating it. */
@@ -99,7 +100,7 @@ export class WorkerControlPlane implements ControlPlane {
             break;
           case 'status':
             if (m.status === 'reconnected' || m.status === 'connected') this.server = m.detail;
-            h.onStatus(m.status, m.detail);
+            h.onStatus(first ? m.status : afterRestart(m.status), m.detail);
             break;
           case 'error':
             h.onError?.(m.detail);
@@ -148,7 +149,7 @@ export class WorkerControlPlane implements ControlPlane {
     });
     const plane = new LocalControlPlane(exchange, this.counters, this.security.clusterKey);
     this.fallback = plane;
-    plane.start(info, h).catch((err: Error) => h.onReporter?.(`cannot report from the main thread either: ${err.message}`, true));
+    plane.start(info, { ...h, onStatus: (st, detail) => h.onStatus(afterRestart(st), detail) }).catch((err: Error) => h.onReporter?.(`cannot report from the main thread either: ${err.message}`, true));
   }
 
   update(info: NodeInfo): void {
@@ -198,4 +199,10 @@ export class WorkerControlPlane implements ControlPlane {
   private send(m: ToWorker): void {
     this.worker?.postMessage(m);
   }
+}
+
+// A reporter started again connects afresh; to the broker that is the control plane coming
+// back (it then looks again at peers that went silent while nothing could hear them).
+function afterRestart(status: ExchangeStatus): ExchangeStatus {
+  return status === 'connected' ? 'reconnected' : status;
 }
