@@ -4,29 +4,12 @@ import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
 import { createLogger } from '../../../src/log';
 import { sleep, waitFor } from '../../helpers/brokers';
+import { fakeReport } from '../../helpers/reports';
 
 const PERIOD = 100;
 
 function report(seq: number): LoadReport {
-  return {
-    cluster: 'c',
-    nodeId: 'p',
-    endpoint: '127.0.0.2:1',
-    incarnation: 1,
-    seq,
-    sentAtMs: Date.now(),
-    load: 0,
-    inFlight: 0,
-    capacity: 4,
-    status: 'ONLINE',
-    services: [],
-    endpoints: ['127.0.0.2:1'],
-    periodMs: PERIOD,
-    queued: 0,
-    loopDelayMs: 0,
-    callsRun: 0,
-    callsRedirected: 0,
-  };
+  return fakeReport({ cluster: 'c', nodeId: 'p', endpoint: '127.0.0.2:1', incarnation: 1, seq, periodMs: PERIOD });
 }
 
 /** Blocks this thread's event loop, as a handler stuck in CPU work would. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PeerView, type PeerViewOptions } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
+import { fakeReport } from '../../helpers/reports';
 
 const WALL = 1_732_590_000_000;
 const PERIOD = 500;
@@ -10,26 +11,7 @@ function view(opts: Partial<PeerViewOptions> = {}): PeerView {
 }
 
 function report(nodeId: string, over: Partial<LoadReport> = {}): LoadReport {
-  return {
-    cluster: 'prod',
-    nodeId,
-    endpoint: '127.0.0.2:7002',
-    incarnation: WALL - 60_000,
-    seq: 1,
-    sentAtMs: WALL,
-    load: 0.3,
-    inFlight: 1,
-    capacity: 64,
-    status: 'ONLINE',
-    services: ['bank.Banking'],
-    endpoints: ['127.0.0.2:7002'],
-    periodMs: PERIOD,
-    queued: 0,
-    loopDelayMs: 1,
-    callsRun: 0,
-    callsRedirected: 0,
-    ...over,
-  };
+  return fakeReport({ cluster: 'prod', nodeId, endpoint: '127.0.0.2:7002', incarnation: WALL - 60_000, sentAtMs: WALL, periodMs: PERIOD, ...over });
 }
 
 /** The peers array and the lookup by id agree (what an O(1) removal must keep true). */

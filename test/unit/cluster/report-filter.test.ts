@@ -6,32 +6,14 @@ import { MAX_KNOWN_SUBJECTS, NEWCOMER_BUDGET_MS_PER_SEC, ReportFilter, SUBJECT_B
 import { sealReport } from '../../../src/cluster/report-signing';
 import { isWireFormat } from '../../../src/cluster/wire-scan';
 import { mutationsOf } from '../../helpers/bytes';
+import { fakeReport } from '../../helpers/reports';
 
 const TICK = 10;
 const INCARNATION = Date.now() - 1_000;
 
+/** A report of n2 in cluster 'c' (one incarnation throughout). */
 function report(over: Partial<LoadReport> = {}): LoadReport {
-  return {
-    cluster: 'c',
-    nodeId: 'n2',
-    endpoint: '127.0.0.2:7002',
-    incarnation: INCARNATION,
-    seq: 1,
-    sentAtMs: Date.now(),
-    load: 0.25,
-    inFlight: 1,
-    capacity: 4,
-    status: 'ONLINE',
-    services: ['bank.Banking'],
-    endpoints: ['127.0.0.2:7002'],
-    periodMs: 200,
-    queued: 0,
-    loopDelayMs: 1,
-    callsRun: 10,
-    callsRedirected: 2,
-    takeover: true,
-    ...over,
-  };
+  return fakeReport({ cluster: 'c', nodeId: 'n2', endpoint: '127.0.0.2:7002', incarnation: INCARNATION, ...over });
 }
 
 /**
