@@ -250,6 +250,7 @@ export class IdentityTakeover {
     const a = this.adoptions.get(endpoint);
     if (a === undefined) return;
     this.adoptions.delete(endpoint);
+    this.limitLogged = false;
     a.released = true;
     this.hooks.changed();
     await a.done;

@@ -92,8 +92,8 @@ export class LocalControlPlane implements ControlPlane {
       if (this.stopped) return;
       const tick = tickMs(this.periodMs);
       const late = performance.now() - dueAt;
-      const batch = filter.take(Date.now(), tick) ?? (late > this.periodMs / 2 ? { reports: [], drops: {}, flooded: [] } : undefined);
-      if (batch && late > this.periodMs / 2) batch.lateMs = Math.round(late);
+      let batch = filter.take(Date.now(), tick);
+      if (late > this.periodMs / 2) (batch ??= { reports: [], drops: {}, flooded: [] }).lateMs = Math.round(late);
       if (batch) h.onReports(batch);
       dueAt = performance.now() + tick;
       this.tick = setTimeout(deliver, tick);
