@@ -28,8 +28,11 @@ const ADOPT_RETRY_MS = 5_000;
 const HOOK_TIMEOUT_MS = 10_000;
 /** Most endpoints one node adopts (and claims) at once; with its own, its reports stay far below MAX_REPORT_ENDPOINTS. */
 export const MAX_ADOPTED = 16;
-/** A peer is adopted from only after it reported over this many periods (and as many reports): a ghost seen a few times is not. */
-export const ADOPT_AFTER_PERIODS = 4;
+/**
+ * A peer is adopted from only after this many reports, spread over this many periods less
+ * one (the longer of its and this node's period): a ghost that said a few words is not.
+ */
+export const ADOPT_AFTER_REPORTS = 4;
 
 /** What identity takeover needs from its broker. */
 export interface TakeoverHooks {
@@ -64,7 +67,7 @@ interface Adoption {
  * still served. When the owner comes back, the adopter lets the address go.
  *
  * Only what a real node lost is adopted: an endpoint in the allowed addresses, of a peer
- * that reported over `ADOPT_AFTER_PERIODS` periods, not served by a live peer, and at
+ * that reported a while (`ADOPT_AFTER_REPORTS`), not served by a live peer, and at
  * most `MAX_ADOPTED` at once. A claim is reported from the start, before the hook and the
  * bind, so a slow hook does not let the next survivor claim the same endpoint.
  *
@@ -119,11 +122,12 @@ export class IdentityTakeover {
     }
   }
 
-  // Reported over several of the longer of both periods, with as many reports: a forged
-  // node that said a few words and fell silent is not worth binding an address for.
+  // Reported a while, at the pace of the longer of both periods (less the reports' 10 %
+  // jitter): a forged node that said a few words and fell silent is not worth binding an
+  // address for.
   private wasReal(p: PeerRecord): boolean {
     const period = Math.max(this.hooks.periodMs(), p.periodMs);
-    return p.reportsSinceOnline >= ADOPT_AFTER_PERIODS && p.receivedAt - p.onlineSince >= ADOPT_AFTER_PERIODS * period;
+    return p.reportsSinceOnline >= ADOPT_AFTER_REPORTS && p.receivedAt - p.onlineSince >= 0.9 * (ADOPT_AFTER_REPORTS - 1) * period;
   }
 
   private mayAdopt(endpoint: string, owner: string): boolean {

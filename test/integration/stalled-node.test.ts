@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ADOPT_AFTER_PERIODS } from '../../src/broker/identity-takeover';
+import { ADOPT_AFTER_REPORTS } from '../../src/broker/identity-takeover';
 import { members, plainSecuritiesClient, sleep, startBrokerProcess, unary, waitFor, type BrokerProcess } from '../helpers/brokers';
 import { freePort } from '../helpers/ports';
 import { natsForSuite } from '../helpers/suite';
@@ -37,7 +37,7 @@ describe('a node whose event loop stalled (broker processes on 127.0.0.2-4, with
       await waitFor(async () => (await members(b.endpoint)).filter((m) => m.status === 'ONLINE').length === 3, 10_000, 50, `${b.nodeId} to see three online`);
     }
     // Long enough on-line that a real loss would be adopted.
-    await sleep(ADOPT_AFTER_PERIODS * PERIOD_MS + 100);
+    await sleep((ADOPT_AFTER_REPORTS + 1) * PERIOD_MS);
   });
 
   afterEach((ctx) => {

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADOPT_AFTER_PERIODS, IdentityTakeover, MAX_ADOPTED, type TakeoverOptions } from '../../../src/broker/identity-takeover';
+import { ADOPT_AFTER_REPORTS, IdentityTakeover, MAX_ADOPTED, type TakeoverOptions } from '../../../src/broker/identity-takeover';
 import { TakeoverAddresses } from '../../../src/broker/takeover-addresses';
 import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
@@ -80,7 +80,7 @@ afterEach(async () => {
  */
 async function setup(
   otherAboveSelf: boolean,
-  { opts = {}, lostOver = {}, otherOver = {}, onlinePeriods = ADOPT_AFTER_PERIODS }: { opts?: Partial<TakeoverOptions>; lostOver?: Partial<LoadReport>; otherOver?: Partial<LoadReport>; onlinePeriods?: number } = {},
+  { opts = {}, lostOver = {}, otherOver = {}, onlinePeriods = ADOPT_AFTER_REPORTS - 1 }: { opts?: Partial<TakeoverOptions>; lostOver?: Partial<LoadReport>; otherOver?: Partial<LoadReport>; onlinePeriods?: number } = {},
 ) {
   const lostEndpoint = lostOver.endpoint ?? `127.0.0.1:${await freePort()}`;
   const other = peerId(lostEndpoint, otherAboveSelf);
@@ -120,8 +120,8 @@ describe('IdentityTakeover', () => {
   it('adopts a lost endpoint at once when this node ranks first', async () => {
     const t = await setup(false);
     t.loseIt();
-    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 1_000, 5, 'adoption');
-    await waitFor(() => accepts(t.lostEndpoint), 1_000, 10, 'the endpoint to accept connections');
+    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 3_000, 5, 'adoption');
+    await waitFor(() => accepts(t.lostEndpoint), 3_000, 10, 'the endpoint to accept connections');
   });
 
   it('claims the endpoint after the grace time when the survivor ranked above it never does', async () => {
@@ -130,9 +130,9 @@ describe('IdentityTakeover', () => {
     const lostAt = Date.now();
     await sleep(GRACE / 2);
     expect(t.takeover.endpoints()).toEqual([]);
-    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 2_000, 5, 'the fallback claim');
+    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 5_000, 5, 'the fallback claim');
     expect(Date.now() - lostAt).toBeGreaterThanOrEqual(GRACE - 5);
-    await waitFor(() => accepts(t.lostEndpoint), 1_000, 10, 'the endpoint to accept connections');
+    await waitFor(() => accepts(t.lostEndpoint), 3_000, 10, 'the endpoint to accept connections');
   });
 
   it('does not claim the endpoint of a node that came back within the grace time', async () => {
@@ -158,7 +158,7 @@ describe('IdentityTakeover', () => {
   it('lets go of an adopted endpoint when a peer ranked above it serves it too, and keeps it against one ranked below', async () => {
     const above = await setup(true);
     above.loseIt();
-    await waitFor(() => above.takeover.endpoints().includes(above.lostEndpoint), 2_000, 5, 'the fallback claim');
+    await waitFor(() => above.takeover.endpoints().includes(above.lostEndpoint), 5_000, 5, 'the fallback claim');
     above.feed(above.other, above.otherEndpoint, { endpoints: [above.otherEndpoint, above.lostEndpoint] });
     above.takeover.reconcile();
     expect(above.takeover.endpoints()).toEqual([]);
@@ -166,7 +166,7 @@ describe('IdentityTakeover', () => {
 
     const below = await setup(false);
     below.loseIt();
-    await waitFor(() => below.takeover.endpoints().includes(below.lostEndpoint), 1_000, 5, 'adoption');
+    await waitFor(() => below.takeover.endpoints().includes(below.lostEndpoint), 3_000, 5, 'adoption');
     below.feed(below.other, below.otherEndpoint, { endpoints: [below.otherEndpoint, below.lostEndpoint] });
     below.takeover.reconcile();
     expect(below.takeover.endpoints()).toEqual([below.lostEndpoint]);
@@ -206,7 +206,7 @@ describe('IdentityTakeover', () => {
     // The other peer does not take over: this node ranks first for every endpoint.
     const t = await setup(false, { lostOver: { endpoint: endpoints[0], endpoints }, otherOver: { takeover: false } });
     t.loseIt();
-    await waitFor(() => t.takeover.endpoints().length === MAX_ADOPTED, 2_000, 10, `${MAX_ADOPTED} adoptions`);
+    await waitFor(() => t.takeover.endpoints().length === MAX_ADOPTED, 5_000, 10, `${MAX_ADOPTED} adoptions`);
     await sleep(GRACE);
     expect(t.takeover.endpoints()).toHaveLength(MAX_ADOPTED);
   });
@@ -246,7 +246,7 @@ describe('IdentityTakeover', () => {
     await sleep(GRACE + GRACE / 2);
     expect(t.takeover.endpoints()).toEqual([]);
     t.feed(t.other, t.otherEndpoint);
-    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 3 * GRACE, 5, 'the claim after the other gave up');
+    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 3_000, 5, 'the claim after the other gave up');
   });
 });
 
