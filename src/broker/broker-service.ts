@@ -1,19 +1,49 @@
-import type { PeerView } from '../cluster';
+import type { PeerRecord, PeerView } from '../cluster';
 import type { MemberInfo } from '../transport';
 
-/** The peers as `Members` lists them, at local time `now` (monotonic ms). */
-export function peerMembers(peers: PeerView, now: number): MemberInfo[] {
-  return peers.peers.map((p) => ({
-    nodeId: p.nodeId,
-    endpoint: p.endpoint,
-    status: peers.displayStatus(p, now),
-    load: p.load,
-    services: [...p.services],
-    endpoints: p.endpoints,
-    inFlight: p.inFlight,
-    capacity: p.capacity,
-    reportAgeMs: Math.round(now - p.receivedAt),
-  }));
+/**
+ * Most bytes of peers one `Members` answer carries: far below the 4 MiB grpc-js clients
+ * accept, and cheap to build (encoding 1 MiB takes the main thread some 50 ms).
+ */
+export const MAX_MEMBERS_BYTES = 256 * 1024;
+
+/**
+ * The peers as `Members` lists them, at local time `now` (monotonic ms): those not
+ * off-line first, then the off-line ones, as many as fit in `maxBytes` (a peer that does
+ * not fit is left out, so a flood of fat fake reports cannot push the answer past what a
+ * stub accepts, and the live members are the last to go).
+ */
+export function peerMembers(peers: PeerView, now: number, maxBytes = MAX_MEMBERS_BYTES): MemberInfo[] {
+  const out: MemberInfo[] = [];
+  let budget = maxBytes;
+  for (const offline of [false, true]) {
+    for (const p of peers.peers) {
+      if ((p.status === 'OFFLINE') !== offline) continue;
+      const size = sizeOf(p);
+      if (size > budget) continue;
+      budget -= size;
+      out.push({
+        nodeId: p.nodeId,
+        endpoint: p.endpoint,
+        status: peers.displayStatus(p, now),
+        load: p.load,
+        services: [...p.services],
+        endpoints: p.endpoints,
+        inFlight: p.inFlight,
+        capacity: p.capacity,
+        reportAgeMs: Math.round(now - p.receivedAt),
+      });
+    }
+  }
+  return out;
+}
+
+// An upper bound of a member's encoded size: its strings, a few bytes of framing each, and the numbers.
+function sizeOf(p: PeerRecord): number {
+  let n = 64 + p.nodeId.length + p.endpoint.length;
+  for (const s of p.services) n += s.length + 3;
+  for (const e of p.endpoints) n += e.length + 3;
+  return n;
 }
 
 /** The `Status` answer: this node, its call counters and what it dropped (counts as strings: uint64). */

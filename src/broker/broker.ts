@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { InProcessBus, LoadCounters, PeerView, loadMeterByName, type ConfigDropReason, type ConfigMessage, type ControlPlane, type ExchangeStatus, type LoadMeter, type NodeInfo, type NodeStatusName } from '../cluster';
+import { FORGET_AFTER_MS, InProcessBus, LoadCounters, MAX_CLOCK_SKEW_MS, MAX_REPORT_ENDPOINTS, PeerView, loadMeterByName, type ConfigDropReason, type ConfigMessage, type ControlPlane, type ExchangeStatus, type LoadMeter, type NodeInfo, type NodeStatusName } from '../cluster';
 import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
@@ -9,6 +9,7 @@ import { brokerProto, type MemberInfo } from '../transport';
 import { peerMembers, statusMessage } from './broker-service';
 import { CallGate } from './call-gate';
 import { createControlPlane } from './control-plane-factory';
+import { PeerSweep, PeriodicTimer } from './control-timers';
 import { Forwarder } from './forwarder';
 import { bindPort, IdentityTakeover } from './identity-takeover';
 import { NodeHealth } from './node-health';
@@ -16,6 +17,7 @@ import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
 import { reclaimAddress } from './reclaim';
 import { ReportIntake } from './report-intake';
+import { TakeoverAddresses } from './takeover-addresses';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
 import { guardSessionHeaders } from './session-header-guard';
 import { SessionTable } from './session-table';
@@ -51,13 +53,13 @@ export class Broker {
   private control?: ControlPlane;
   private readonly settings: RuntimeSettings;
   private readonly intake: ReportIntake;
-  private sweepTimer?: NodeJS.Timeout;
+  private readonly sweep: PeerSweep;
   private urgentReport?: NodeJS.Timeout;
   private boundEndpoint?: string;
   private state: 'new' | 'started' | 'stopped' = 'new';
   private readonly health: NodeHealth;
   private takeover?: IdentityTakeover;
-  private healthTimer?: NodeJS.Timeout;
+  private readonly healthTimer: PeriodicTimer;
   private draining?: Promise<void>;
   /** The node's certificate and key (from `tls`); never logged. */
   private readonly tlsFiles?: LoadedTls;
@@ -70,8 +72,8 @@ export class Broker {
       cluster: o.cluster,
       selfId: o.nodeId,
       offlineAfterPeriods: o.offlineAfterPeriods,
-      forgetAfterMs: 60_000,
-      maxClockSkewMs: 30_000,
+      forgetAfterMs: FORGET_AFTER_MS,
+      maxClockSkewMs: MAX_CLOCK_SKEW_MS,
     });
     const meters: LoadMeter[] = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
     this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.reportSoon(), this.counters);
@@ -118,9 +120,18 @@ export class Broker {
       },
     });
     this.settings = new RuntimeSettings(o, this.policy, this.admission, this.gate, this.log, this.dropLog, () => {
-      if (this.state === 'started') this.control?.update(this.nodeInfo());
+      if (this.state !== 'started') return;
+      this.control?.update(this.nodeInfo());
+      // The sweep and the health check follow the new period at once.
+      this.sweep.reschedule();
+      this.healthTimer.reschedule();
     });
-    this.intake = new ReportIntake(o.cluster, this.peers, o.clusterKey, this.log, this.dropLog);
+    this.intake = new ReportIntake(o.cluster, this.peers, this.log, this.dropLog);
+    this.sweep = new PeerSweep(this.peers, () => this.options.periodMs, () => {
+      this.sessions.sweep(Date.now());
+      this.takeover?.reconcile();
+    }, this.log);
+    this.healthTimer = new PeriodicTimer(() => this.options.periodMs, () => this.checkHealth());
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server();
@@ -208,7 +219,13 @@ export class Broker {
       this.server,
       creds,
       this.peers,
-      { allow: o.takeover, onLeave: o.takeoverOnLeave, onAdopt: o.onAdopt, onRelease: o.onRelease },
+      {
+        allow: o.takeover,
+        onLeave: o.takeoverOnLeave,
+        addresses: o.takeoverAddresses ? TakeoverAddresses.of(o.takeoverAddresses) : TakeoverAddresses.defaultFor(this.boundEndpoint),
+        onAdopt: o.onAdopt,
+        onRelease: o.onRelease,
+      },
       this.log,
       {
         changed: () => {
@@ -218,13 +235,20 @@ export class Broker {
         },
         connected: () => this.controlConnected,
         claimGraceMs: () => 2 * this.options.periodMs,
+        periodMs: () => this.options.periodMs,
+        selfEndpoint: () => this.boundEndpoint ?? '',
       },
     );
     this.sampler.start();
     this.control = createControlPlane(o, this.counters);
     if (this.control) {
       await this.control.start(this.nodeInfo(), {
-        onReport: (nodeId, data) => this.intake.receive(nodeId, data),
+        onReports: (batch) => {
+          if (batch.lateMs !== undefined) this.sweep.reporterStalled(batch.lateMs);
+          this.intake.receive(batch);
+        },
+        knownPeers: () => this.peers.peers.map((p) => p.nodeId),
+        onReporter: (detail, fatal) => this.onReporter(detail, fatal),
         onConfig: (m: ConfigMessage) => this.settings.applyMessage(m.values, m.version),
         onStatus: (s, detail) => this.onExchangeStatus(s, detail),
         onConfigError: (reason, drop) => this.settings.onError(reason, drop),
@@ -237,14 +261,8 @@ export class Broker {
     } else {
       this.log.warn('no NATS servers and no exchange given: this node runs alone');
     }
-    this.sweepTimer = setInterval(() => {
-      this.peers.sweep(performance.now());
-      this.sessions.sweep(Date.now());
-      this.takeover?.reconcile();
-    }, Math.max(10, o.periodMs / 2));
-    this.sweepTimer.unref();
-    this.healthTimer = setInterval(() => this.checkHealth(), o.periodMs);
-    this.healthTimer.unref();
+    this.sweep.start();
+    this.healthTimer.start();
     if (port === undefined) await this.reclaim(creds);
     if (o.handleSignals) this.removeSignalHandlers = drainOnSignals(this);
     this.log.info(
@@ -259,8 +277,8 @@ export class Broker {
     this.state = 'stopped';
     this.removeSignalHandlers?.();
     this.setStatus('LEAVING');
-    clearInterval(this.sweepTimer);
-    clearInterval(this.healthTimer);
+    this.sweep.stop();
+    this.healthTimer.stop();
     await this.takeover?.stop();
     if (this.urgentReport) clearTimeout(this.urgentReport);
     this.sampler.sample();
@@ -306,9 +324,9 @@ export class Broker {
     return this.counters.status;
   }
 
-  // Its own endpoint first, then those it adopted.
+  // Its own endpoint first, then those it adopted (at most MAX_ADOPTED: its reports stay valid).
   private servedEndpoints(): string[] {
-    return this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()] : [];
+    return this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()].slice(0, MAX_REPORT_ENDPOINTS) : [];
   }
 
   /** Endpoints this node serves for peers that went off-line. */
@@ -432,6 +450,14 @@ export class Broker {
       incarnation: this.incarnation,
       takeover: this.options.takeover,
     };
+  }
+
+  // The reporter thread died and was restarted, or the main thread took over reporting;
+  // when nothing can report, the node drains rather than look dead to its peers while serving.
+  private onReporter(detail: string, fatal: boolean): void {
+    if (!fatal) return this.log.warn({ detail }, 'reporter');
+    this.log.error({ detail }, 'reporter: no way to report load; draining');
+    void this.drain();
   }
 
   private watchPeers(): void {

@@ -10,6 +10,7 @@ import { DEFAULT_CANCEL_GRACE_MS } from './local-call';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
 import { option, optionInfo, withoutDefault, type RuntimeOption } from './option-info';
 import { DEFAULT_MAX_SESSIONS } from './session-table';
+import { isCidr } from './takeover-addresses';
 import { loadTls, tlsFilesSchema } from './tls';
 
 /** Default reporting period (DESIGN.md). */
@@ -100,7 +101,7 @@ export const brokerOptionsSchema = z
     cancelGraceMs: option(z.number().int().min(0).max(3_600_000).default(DEFAULT_CANCEL_GRACE_MS), { description: 'after a cancel or deadline, how long a handler still running keeps its slot at most, ms', arg: 'ms' }),
     threshold: option(z.number().min(0).max(1).default(DEFAULT_THRESHOLD), { description: 'below this load (0..1) a call always runs here', arg: 'x', runtime: true }),
     margin: option(z.number().min(0).max(1).default(DEFAULT_MARGIN), { description: 'a peer must be this much less loaded to be sent a call', arg: 'x', runtime: true }),
-    periodMs: option(z.number().int().min(10).max(600_000).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),
+    periodMs: option(z.number().int().min(10).max(60_000).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),
     offlineAfterPeriods: option(z.number().int().min(2).max(1000).default(DEFAULT_OFFLINE_AFTER_PERIODS), {
       description: 'missed periods before a silent peer is off-line',
       flag: 'offline-after',
@@ -124,6 +125,11 @@ export const brokerOptionsSchema = z
     dedicated: option(dedicatedSchema.default({}), { description: "preferred homes: { 'bank.Securities/*': ['n2'] }", runtime: true }),
     takeover: option(z.boolean().default(true), { description: 'adopt the endpoints of peers that go off-line (identity takeover)' }),
     takeoverOnLeave: option(z.boolean().default(false), { description: 'also adopt the own endpoint of peers that leave cleanly (adopted ones always move on)' }),
+    takeoverAddresses: option(z.array(z.string().refine(isCidr, { message: 'must be IP addresses or CIDR ranges like 10.0.5.0/24' })).optional(), {
+      description: 'addresses this node may adopt: IP addresses or CIDR ranges, comma-separated; never a wildcard or a host name',
+      arg: 'ranges',
+      defaultText: 'loopback when advertised on loopback, else none',
+    }),
     onAdopt: option(z.string().min(1).optional(), { description: 'shell command run before adopting an endpoint (env PEERBROKER_ENDPOINT, PEERBROKER_NODE)', arg: 'command' }),
     onRelease: option(z.string().min(1).optional(), { description: 'shell command run after releasing an adopted endpoint', arg: 'command' }),
     reclaimTimeoutMs: option(z.number().int().min(0).max(3_600_000).default(DEFAULT_RECLAIM_TIMEOUT_MS), {

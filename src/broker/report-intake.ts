@@ -1,40 +1,38 @@
-import { isRejected, loadSubject, openReport, type ClusterKey, type PeerView } from '../cluster';
+import { loadSubject, type DropReason, type PeerView, type ReportBatch } from '../cluster';
 import type { Logger, RateLimitedLog } from '../log';
 
 /**
- * Where peers' load reports enter: verified (with a cluster key, only reports whose
- * signature verifies are decoded), applied to the peer view, or dropped, counted by
- * reason and logged rate-limited naming the subject.
+ * Where peers' load reports enter the main thread: one batch per reporter tick, already
+ * verified, decoded and checked on the reporter thread (cluster/report-filter.ts).
+ * Applied to the peer view, or dropped; every drop is counted by reason and logged
+ * at most every 10 s per reason, naming a subject.
  */
 export class ReportIntake {
   constructor(
     private readonly cluster: string,
     private readonly peers: PeerView,
-    private readonly clusterKey: ClusterKey | undefined,
     private readonly log: Logger,
     private readonly dropLog: RateLimitedLog,
   ) {}
 
-  /** A message that arrived on `nodeId`'s load subject. */
-  receive(nodeId: string, data: Uint8Array): void {
-    const r = openReport(data, this.clusterKey);
-    if (isRejected(r)) {
-      this.peers.drop(r.reason, nodeId);
-      this.dropLog.maybe(r.reason, performance.now(), (suppressed) =>
-        this.log.warn({ subject: this.subject(nodeId), reason: r.reason, detail: r.message, suppressed }, 'load report dropped'),
-      );
-      return;
+  /** A batch from the reporter. */
+  receive(batch: ReportBatch): void {
+    const now = performance.now();
+    for (const [reason, t] of Object.entries(batch.drops) as Array<[DropReason, NonNullable<ReportBatch['drops'][DropReason]>]>) {
+      this.peers.drop(reason, t.node, t.count);
+      this.logDrop(reason, t.node, now, t.count, t.detail);
     }
-    const reason = this.peers.apply(r, nodeId, performance.now(), Date.now());
-    if (reason) {
-      this.dropLog.maybe(reason, performance.now(), (suppressed) =>
-        this.log.warn({ subject: this.subject(nodeId), reason, suppressed }, 'load report dropped'),
-      );
+    for (const id of batch.flooded) this.peers.flooded(id, now);
+    const wallNow = Date.now();
+    for (const r of batch.reports) {
+      const reason = this.peers.apply(r, r.nodeId, now, wallNow);
+      if (reason) this.logDrop(reason, r.nodeId, now, 1);
     }
   }
 
-  // The subject a report came on, for logs; a hostile token is cut short.
-  private subject(token: string): string {
-    return loadSubject(this.cluster, token.length > 64 ? `${token.slice(0, 64)}...` : token);
+  private logDrop(reason: DropReason, node: string, now: number, count: number, detail?: string): void {
+    this.dropLog.maybe(reason, now, (suppressed) =>
+      this.log.warn({ subject: loadSubject(this.cluster, node), reason, detail, count, suppressed }, 'load report dropped'),
+    );
   }
 }

@@ -2,13 +2,23 @@ import type { Exchange, ExchangeStatus } from './exchange';
 import type { LoadCounters } from './load-counters';
 import type { NodeInfo } from './report-builder';
 import type { ClusterKey } from './cluster-key';
+import { ReportFilter, tickMs, type ReportBatch } from './report-filter';
 import { ReportLoop } from './report-loop';
 import { ConfigWatcher, type ConfigDropReason, type ConfigMessage } from './runtime-config';
 
+/** Reports sent further ahead of the receiver's clock than this are dropped, ms. */
+export const MAX_CLOCK_SKEW_MS = 30_000;
+/** Reports older than this are dropped, and off-line peers forgotten after it, ms. */
+export const FORGET_AFTER_MS = 60_000;
+
 /** What the control plane hands back to its broker. */
 export interface ControlPlaneHandlers {
-  /** A message arrived on `peerbroker.<cluster>.load.<nodeId>`. */
-  onReport(nodeId: string, data: Uint8Array): void;
+  /** Once per tick at most: the latest report of each peer heard, and what was dropped (reporter thread: report-filter.ts). */
+  onReports(batch: ReportBatch): void;
+  /** Node ids the broker knows now: a reporter (re)started later treats them as known, not as newcomers. */
+  knownPeers?(): string[];
+  /** The reporter thread died, was restarted, or was replaced by the main thread (`detail` says which); `fatal` when nothing reports any more. */
+  onReporter?(detail: string, fatal: boolean): void;
   /** A runtime config change arrived (or the current one, at start). */
   onConfig(message: ConfigMessage): void;
   /** The connection to the control plane changed state. */
@@ -43,6 +53,9 @@ export interface ControlPlane {
 export class LocalControlPlane implements ControlPlane {
   private loop?: ReportLoop;
   private watcher?: ConfigWatcher;
+  private tick?: NodeJS.Timeout;
+  private periodMs = 0;
+  private stopped = false;
 
   constructor(
     private readonly exchange: Exchange,
@@ -57,9 +70,36 @@ export class LocalControlPlane implements ControlPlane {
     // Made before connecting: changes of info (e.g. from the stored config, delivered
     // while the watcher starts) are kept for the first report.
     this.loop = new ReportLoop(this.exchange, this.counters, info, this.clusterKey, !this.keepAlive);
+    this.periodMs = info.periodMs;
+    const filter = new ReportFilter({
+      cluster: info.cluster,
+      selfId: info.nodeId,
+      key: this.clusterKey,
+      maxClockSkewMs: MAX_CLOCK_SKEW_MS,
+      maxAgeMs: FORGET_AFTER_MS,
+      tickMs: tickMs(info.periodMs),
+      known: h.knownPeers?.(),
+    });
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
     this.exchange.onError = (d) => h.onError?.(d);
-    await this.exchange.start((nodeId, data) => h.onReport(nodeId, data));
+    await this.exchange.start((nodeId, data) => filter.offer(nodeId, data, Date.now()));
+    // One hand-over per tick: the main thread's cost does not grow with the traffic. A tick
+    // over half a period late means this thread could not read for that long (starved of
+    // CPU, or the process was stopped): the batch says so, and the broker judges nobody
+    // until what arrived meanwhile is read.
+    let dueAt = performance.now();
+    const deliver = () => {
+      if (this.stopped) return;
+      const tick = tickMs(this.periodMs);
+      const late = performance.now() - dueAt;
+      let batch = filter.take(Date.now(), tick);
+      if (late > this.periodMs / 2) (batch ??= { reports: [], drops: {}, flooded: [] }).lateMs = Math.round(late);
+      if (batch) h.onReports(batch);
+      dueAt = performance.now() + tick;
+      this.tick = setTimeout(deliver, tick);
+      if (!this.keepAlive) this.tick.unref();
+    };
+    deliver();
     const nc = this.exchange.connection?.();
     if (nc) {
       this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError, this.clusterKey);
@@ -69,6 +109,7 @@ export class LocalControlPlane implements ControlPlane {
   }
 
   update(info: NodeInfo): void {
+    this.periodMs = info.periodMs;
     this.loop?.update(info);
   }
 
@@ -77,6 +118,8 @@ export class LocalControlPlane implements ControlPlane {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.tick);
     this.watcher?.stop();
     this.loop?.stop();
     await this.exchange.flush();

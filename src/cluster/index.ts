@@ -1,13 +1,14 @@
 // The cluster part's door: what the broker, the CLI and the library's users may use.
-export { PeerView, type PeerRecord, type PeerViewOptions } from './peer-view';
+export { DEFAULT_MAX_PEERS, PeerView, type PeerRecord, type PeerViewOptions } from './peer-view';
 export { NatsExchange, type NatsExchangeOptions } from './nats-exchange';
 export { InProcessBus } from './in-process-exchange';
 export { loadSubject, type Exchange, type ExchangeStatus } from './exchange';
-export { encodeReport, decodeReport, isRejected, isValidNodeId, MAX_REPORT_BYTES, type LoadReport, type DropReason } from './report-codec';
+export { encodeReport, decodeReport, isRejected, isValidNodeId, MAX_PERIOD_MS, MAX_REPORT_BYTES, MAX_REPORT_ENDPOINTS, type LoadReport, type DropReason } from './report-codec';
+export { type ReportBatch } from './report-filter';
 export { eventLoopMeter, loadMeterByName, loadMeterNames, registerLoadMeter, LoopDelay, type LoadMeter } from './load-meter';
 export { LoadCounters, type NodeStatusName } from './load-counters';
 export { HEARTBEAT_MS, type NodeInfo } from './report-builder';
-export { LocalControlPlane, type ControlPlane } from './control-plane';
+export { FORGET_AFTER_MS, LocalControlPlane, MAX_CLOCK_SKEW_MS, type ControlPlane } from './control-plane';
 export { WorkerControlPlane } from './worker-control-plane';
 export { rendezvousRanking, rendezvousWinner } from './rendezvous';
 export {

@@ -13,6 +13,8 @@ const F_METER_LOAD = 2;
 /** Wall time (ms) of the main loop's last heartbeat. */
 const F_HEARTBEAT = 3;
 const F_LOOP_DELAY = 4;
+/** Sequence number of the last report published: a restarted reporter thread carries on from it. */
+const F_SEQ = 5;
 const FLOAT_SLOTS = 6;
 
 /** Status codes as kept in shared memory. */
@@ -81,5 +83,13 @@ export class LoadCounters {
   }
   set loopDelayMs(v: number) {
     this.f[F_LOOP_DELAY] = v;
+  }
+  /**
+   * The next report's sequence number. Kept here, not in the reporter, so a reporter
+   * that is replaced (restarted thread, or the main thread) never repeats one: peers
+   * would drop its reports as replays. One reporter runs at a time, so no atomics.
+   */
+  nextSeq(): number {
+    return ++this.f[F_SEQ];
   }
 }

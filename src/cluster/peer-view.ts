@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { PeerEntry, PeerStatus } from '../policy';
-import { DROP_REASONS, type DropReason, type LoadReport } from './report-codec';
+import { checkReportFields, DROP_REASONS, type DropReason, type LoadReport } from './report-codec';
+
+/** Default most peers a node keeps (on-line and off-line together); see `PeerViewOptions.maxPeers`. */
+export const DEFAULT_MAX_PEERS = 1024;
 
 /** Accounted flow below this is gone (a fade never reaches 0 by itself). */
 const FLOW_GONE = 1e-6;
@@ -18,6 +21,12 @@ export interface PeerRecord extends PeerEntry {
   takeover: boolean;
   /** Local time (ms, monotonic) the peer went off-line; 0 while it reports. */
   offlineSince: number;
+  /** Local time its current on-line run began (first report, back from off-line, or a new incarnation). */
+  onlineSince: number;
+  /** Reports accepted in the current on-line run. */
+  reportsSinceOnline: number;
+  /** Local time its subject last carried more than the reporter could read (a flood): silence is not proven since. */
+  floodedAt?: number;
   /** This node's redirected calls estimated running there, in load units (see `account`). */
   flow?: number;
   /** When `flow` was last faded, local monotonic ms. */
@@ -36,6 +45,12 @@ export interface PeerViewOptions {
   forgetAfterMs: number;
   /** Reports sent further ahead of our clock than this are dropped. Default 30 000. */
   maxClockSkewMs: number;
+  /**
+   * Most peers kept, on-line and off-line together. Default 1024. A new id past it takes
+   * the place of the peer off-line longest; with none off-line it is dropped (`peer-limit`)
+   * and known peers are unaffected.
+   */
+  maxPeers?: number;
 }
 
 /** Events of the peer view: a typed stream of membership changes, not log lines. */
@@ -54,8 +69,14 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   /** Every known peer, off-line ones included until forgotten. Never replaced, only mutated. */
   readonly peers: PeerRecord[] = [];
   private readonly byId = new Map<string, PeerRecord>();
-  // Last incarnation and seq of peers that left or were forgotten, so a replay cannot revive them.
+  /** Where each peer sits in `peers`, so removal is O(1) (swap with the last). */
+  private readonly slot = new Map<string, number>();
+  /** Off-line peers, longest off-line first: the first to give way when the table is full. */
+  private readonly offline = new Map<string, PeerRecord>();
+  // Last incarnation and seq of peers that left or were forgotten, so a replay cannot
+  // revive them; at most 4 × maxPeers, the oldest forgotten first.
   private readonly tombstones = new Map<string, { incarnation: number; seq: number; at: number }>();
+  private readonly maxPeers: number;
   /** Reports dropped, by reason. */
   readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   accepted = 0;
@@ -64,12 +85,19 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
 
   constructor(private readonly opts: PeerViewOptions) {
     super();
+    this.maxPeers = opts.maxPeers ?? DEFAULT_MAX_PEERS;
   }
 
-  /** Counts a message that never became a report (bad bytes or bad fields). */
-  drop(reason: DropReason, nodeId?: string): void {
-    this.dropped[reason]++;
+  /** Counts `count` messages that never became reports (bad bytes or bad fields, or read by the reporter and dropped there). */
+  drop(reason: DropReason, nodeId?: string, count = 1): void {
+    this.dropped[reason] += count;
     this.emit('dropped', reason, nodeId);
+  }
+
+  /** The reporter could not read all of `nodeId`'s subject at local time `now` (a flood): its silence is not proven. */
+  flooded(nodeId: string, now: number): void {
+    const p = this.byId.get(nodeId);
+    if (p && p.status !== 'OFFLINE') p.floodedAt = now;
   }
 
   /**
@@ -82,10 +110,14 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       this.drop(reason, r.nodeId);
       return reason;
     }
-    this.accepted++;
     let p = this.byId.get(r.nodeId);
+    if (!p && r.status !== 'LEAVING' && !this.makeRoom(now)) {
+      this.drop('peer-limit', r.nodeId);
+      return 'peer-limit';
+    }
+    this.accepted++;
     if (r.status === 'LEAVING') {
-      this.tombstones.set(r.nodeId, { incarnation: r.incarnation, seq: r.seq, at: now });
+      this.bury(r.nodeId, { incarnation: r.incarnation, seq: r.seq, at: now });
       if (p) {
         this.remove(p, now);
         this.emit('left', p);
@@ -94,26 +126,40 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     }
     const wasOnline = p !== undefined && p.status !== 'OFFLINE';
     if (!p) {
-      p = { nodeId: r.nodeId, services: new Set(r.services), ...reportedFields(r, now) };
+      p = { nodeId: r.nodeId, services: new Set(r.services), ...reportedFields(r, now), onlineSince: now, reportsSinceOnline: 0 };
       this.byId.set(p.nodeId, p);
+      this.slot.set(p.nodeId, this.peers.length);
       this.peers.push(p);
     } else {
+      if (!wasOnline || r.incarnation !== p.incarnation) {
+        p.onlineSince = now;
+        p.reportsSinceOnline = 0;
+      }
+      this.offline.delete(p.nodeId);
       // The report counts the calls this node sent there so far: accounting starts again from here.
       p.flowAtReport = p.flow ?? 0;
       if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
       Object.assign(p, reportedFields(r, now));
     }
+    p.reportsSinceOnline++;
     if (!wasOnline) this.emit('online', p);
     return undefined;
   }
 
+  // A new peer needs a place: the one off-line longest gives way when the table is full.
+  private makeRoom(now: number): boolean {
+    if (this.peers.length < this.maxPeers) return true;
+    const oldest = this.offline.values().next();
+    if (oldest.done) return false;
+    this.remove(oldest.value, now);
+    return true;
+  }
+
   private check(r: LoadReport, subjectNode: string, wallNow: number): DropReason | undefined {
-    if (r.cluster !== this.opts.cluster) return 'wrong-cluster';
-    if (r.nodeId !== subjectNode) return 'wrong-subject';
-    if (r.nodeId === this.opts.selfId) return 'own-id';
-    if (r.sentAtMs > wallNow + this.opts.maxClockSkewMs) return 'future';
-    // Older than any tombstone is kept: a replay of it could otherwise revive a forgotten peer.
-    if (r.sentAtMs < wallNow - this.opts.forgetAfterMs) return 'expired';
+    // Older than any tombstone (maxAgeMs = forgetAfterMs) is dropped: a replay of it could otherwise revive a forgotten peer.
+    const expectations = { cluster: this.opts.cluster, selfId: this.opts.selfId, maxClockSkewMs: this.opts.maxClockSkewMs, maxAgeMs: this.opts.forgetAfterMs };
+    const fields = checkReportFields(r, subjectNode, expectations, wallNow);
+    if (fields) return fields;
     const last = this.byId.get(r.nodeId) ?? this.tombstones.get(r.nodeId);
     if (last) {
       if (r.incarnation < last.incarnation) return 'old-incarnation';
@@ -122,16 +168,25 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     return undefined;
   }
 
-  /** Marks peers silent for `offlineAfterPeriods` periods off-line; forgets long-gone ones. */
-  sweep(now: number): void {
-    for (const [id, t] of this.tombstones) if (now - t.at > this.opts.forgetAfterMs) this.tombstones.delete(id);
+  /**
+   * Marks peers silent for `offlineAfterPeriods` periods off-line (unless `judge` is
+   * false: this node could not listen meanwhile); forgets long-gone ones.
+   */
+  sweep(now: number, judge = true): void {
+    // Oldest first (insertion order): stop at the first one still young.
+    for (const [id, t] of this.tombstones) {
+      if (now - t.at <= this.opts.forgetAfterMs) break;
+      this.tombstones.delete(id);
+    }
+    // Backwards: a removal moves the last peer, already seen, into the freed slot.
     for (let i = this.peers.length - 1; i >= 0; i--) {
       const p = this.peers[i];
       if (p.status === 'OFFLINE') {
         if (now - p.offlineSince > this.opts.forgetAfterMs) this.remove(p, now);
-      } else if (now - p.receivedAt > this.opts.offlineAfterPeriods * p.periodMs) {
+      } else if (judge && now - Math.max(p.receivedAt, p.floodedAt ?? 0) > this.opts.offlineAfterPeriods * p.periodMs) {
         p.status = 'OFFLINE';
         p.offlineSince = now;
+        this.offline.set(p.nodeId, p);
         this.emit('offline', p);
       }
     }
@@ -183,12 +238,23 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   }
 
   private remove(p: PeerRecord, now: number): void {
-    if (!this.tombstones.has(p.nodeId)) {
-      this.tombstones.set(p.nodeId, { incarnation: p.incarnation, seq: p.seq, at: now });
-    }
+    if (!this.tombstones.has(p.nodeId)) this.bury(p.nodeId, { incarnation: p.incarnation, seq: p.seq, at: now });
     this.byId.delete(p.nodeId);
-    const i = this.peers.indexOf(p);
-    if (i >= 0) this.peers.splice(i, 1);
+    this.offline.delete(p.nodeId);
+    const i = this.slot.get(p.nodeId);
+    this.slot.delete(p.nodeId);
+    if (i === undefined) return;
+    const last = this.peers.pop()!;
+    if (last !== p) {
+      this.peers[i] = last;
+      this.slot.set(last.nodeId, i);
+    }
+  }
+
+  private bury(nodeId: string, t: { incarnation: number; seq: number; at: number }): void {
+    this.tombstones.delete(nodeId);
+    this.tombstones.set(nodeId, t);
+    if (this.tombstones.size > 4 * this.maxPeers) this.tombstones.delete(this.tombstones.keys().next().value!);
   }
 }
 

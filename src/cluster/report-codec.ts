@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { PROTO_DIR } from '../proto-path';
 import { parseHostPort } from '../wire';
+import { isWireFormat } from './wire-scan';
 
 /** A load report, decoded and checked. Field meanings: proto/peerbroker/v1/cluster.proto. */
 export interface LoadReport {
@@ -31,7 +32,9 @@ export type ReportStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING';
 /**
  * Why a message on a load subject was dropped; each is counted. `unsigned`: a cluster key
  * is set and the message is not a signed envelope; `bad-signature`: its signature,
- * algorithm or key id does not verify.
+ * algorithm or key id does not verify; `rate-limited`: its subject had used up what one
+ * subject may cost per tick, so it was not read; `peer-limit`: a new node id while the
+ * peer table is full.
  */
 export const DROP_REASONS = [
   'malformed',
@@ -45,6 +48,8 @@ export const DROP_REASONS = [
   'own-id',
   'unsigned',
   'bad-signature',
+  'rate-limited',
+  'peer-limit',
 ] as const;
 
 /** One of DROP_REASONS. */
@@ -58,6 +63,12 @@ export interface Rejected {
 
 /** Largest report accepted; a real one is a few hundred bytes. */
 export const MAX_REPORT_BYTES = 64 * 1024;
+/** Most endpoints one report may list (a node's own and the ones it adopted). */
+export const MAX_REPORT_ENDPOINTS = 64;
+/** Longest reporting period accepted, ms: a peer silent for `offline-after` of them is off-line, so this bounds how long a fake stays on-line. */
+export const MAX_PERIOD_MS = 60_000;
+/** Shortest reporting period accepted, ms. */
+export const MIN_PERIOD_MS = 10;
 const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SERVICE = /^[A-Za-z_][A-Za-z0-9_.]{0,255}$/;
 const STATUSES: readonly ReportStatus[] = ['ONLINE', 'DRAINING', 'UNHEALTHY', 'LEAVING'];
@@ -107,6 +118,7 @@ export function decodeReport(bytes: Uint8Array): LoadReport | Rejected {
   if (bytes.length === 0 || bytes.length > MAX_REPORT_BYTES) {
     return { reason: 'malformed', message: `size ${bytes.length} bytes` };
   }
+  if (!isWireFormat(bytes)) return { reason: 'malformed', message: 'not protobuf wire format' };
   let o: Record<string, unknown>;
   try {
     const t = type();
@@ -135,13 +147,13 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
   const capacity = o.capacity as number;
   if (!(capacity >= 1)) return bad('capacity is 0');
   const periodMs = o.periodMs as number;
-  if (!(periodMs >= 10 && periodMs <= 600_000)) return bad(`period ${periodMs} ms is outside 10..600000`);
+  if (!(periodMs >= MIN_PERIOD_MS && periodMs <= MAX_PERIOD_MS)) return bad(`period ${periodMs} ms is outside ${MIN_PERIOD_MS}..${MAX_PERIOD_MS}`);
   const status = o.status as ReportStatus;
   if (!STATUSES.includes(status)) return bad(`status '${String(status)}' is unknown`);
   const services = o.services as string[];
   if (services.length > 1000 || !services.every((s) => SERVICE.test(s))) return bad('services are not valid');
   const endpoints = o.endpoints as string[];
-  if (endpoints.length > 64) return bad('too many endpoints');
+  if (endpoints.length > MAX_REPORT_ENDPOINTS) return bad('too many endpoints');
   for (const e of endpoints) {
     try {
       parseHostPort(e);
@@ -179,4 +191,28 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
 /** True when `r` is a rejection, not a report. */
 export function isRejected(r: LoadReport | Rejected): r is Rejected {
   return (r as Rejected).reason !== undefined;
+}
+
+/** What a report must match to be read, whoever reads it (the reporter thread and the peer view). */
+export interface ReportExpectations {
+  cluster: string;
+  /** This node's id: a report carrying it is dropped. */
+  selfId: string;
+  /** Reports sent further ahead of our clock than this are dropped, ms. */
+  maxClockSkewMs: number;
+  /** Reports older than this are dropped, ms. */
+  maxAgeMs: number;
+}
+
+/**
+ * The checks that need no memory of earlier reports: cluster, node id against the
+ * subject's token, own id, clock skew, age. Returns why `r` is dropped, if it is.
+ */
+export function checkReportFields(r: LoadReport, subjectNode: string, e: ReportExpectations, wallNow: number): DropReason | undefined {
+  if (r.cluster !== e.cluster) return 'wrong-cluster';
+  if (r.nodeId !== subjectNode) return 'wrong-subject';
+  if (r.nodeId === e.selfId) return 'own-id';
+  if (r.sentAtMs > wallNow + e.maxClockSkewMs) return 'future';
+  if (r.sentAtMs < wallNow - e.maxAgeMs) return 'expired';
+  return undefined;
 }

@@ -16,7 +16,6 @@ export function jittered(periodMs: number): number {
  * when a cluster key is set. Used on the reporter thread and on the main thread alike.
  */
 export class ReportLoop {
-  private seq = 0;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -49,7 +48,7 @@ export class ReportLoop {
 
   /** Publishes one report now. */
   publish(): void {
-    const bytes = encodeReport(buildReport(this.info, this.counters, ++this.seq, Date.now()));
+    const bytes = encodeReport(buildReport(this.info, this.counters, this.counters.nextSeq(), Date.now()));
     this.exchange.publish(this.info.nodeId, this.key ? sealReport(bytes, this.key) : bytes);
   }
 

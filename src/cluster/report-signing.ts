@@ -3,6 +3,7 @@ import * as protobuf from 'protobufjs';
 import { PROTO_DIR } from '../proto-path';
 import { SIGNATURE_ALG, type ClusterKey } from './cluster-key';
 import { decodeReport, MAX_REPORT_BYTES, type LoadReport, type Rejected } from './report-codec';
+import { isWireFormat } from './wire-scan';
 
 /** Largest envelope accepted: a report at its limit plus the signature fields. */
 export const MAX_SIGNED_REPORT_BYTES = MAX_REPORT_BYTES + 256;
@@ -31,6 +32,7 @@ export function sealReport(report: Uint8Array, key: ClusterKey): Uint8Array {
 // The envelope in `data`, or undefined when `data` is not one (no `alg`: a plain
 // report, or bytes that do not decode). Never throws.
 function envelope(data: Uint8Array): Envelope | undefined {
+  if (!isWireFormat(data)) return undefined;
   let m: Record<string, unknown>;
   try {
     // A plain view: protobufjs's Buffer reader clamps a cut-off field instead of failing.

@@ -44,12 +44,9 @@ port.on('message', (m: ToWorker) => {
   });
   plane = new LocalControlPlane(exchange, counters, key, true);
   await plane.start(init.info, {
-    // `data` is a view into the socket's frame: post a copy of just its bytes, moved not cloned
-    // (a Buffer's slice() would share, and transferring would detach, the whole frame).
-    onReport: (nodeId, data) => {
-      const copy = new Uint8Array(data);
-      port.postMessage({ t: 'report', nodeId, data: copy } satisfies ToMain, [copy.buffer]);
-    },
+    // Read, checked and dropped here; the main thread gets one batch per tick at most.
+    onReports: (batch) => post({ t: 'reports', batch }),
+    knownPeers: () => init.known,
     onConfig: (message) => post({ t: 'config', message }),
     onConfigError: (reason, drop) => post({ t: 'config-error', reason, drop }),
     onStatus: (status, detail) => post({ t: 'status', status, detail }),

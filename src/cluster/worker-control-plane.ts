@@ -4,13 +4,19 @@ import { Worker } from 'node:worker_threads';
 import type { ConnectionOptions } from 'nats';
 import type { ClusterKey } from './cluster-key';
 import { redactUrl, type NatsAuthOptions } from './nats-auth';
-import type { ControlPlane, ControlPlaneHandlers } from './control-plane';
+import { LocalControlPlane, type ControlPlane, type ControlPlaneHandlers } from './control-plane';
+import { NatsExchange } from './nats-exchange';
 import type { LoadCounters } from './load-counters';
 import type { NodeInfo } from './report-builder';
+import type { ExchangeStatus } from './exchange';
 import type { ToMain, ToWorker, WorkerInit } from './worker-protocol';
 
 /** How long a stop waits for the reporter to say goodbye before terminating it. */
 const STOP_TIMEOUT_MS = 2_000;
+/** Deaths of the reporter thread within `RESTART_WINDOW_MS` that are met with a restart; one more and the main thread reports. */
+export const MAX_REPORTER_RESTARTS = 3;
+/** The window over which reporter deaths are counted, ms. */
+const RESTART_WINDOW_MS = 60_000;
 
 // Under vitest this file runs from src/ as TypeScript; the worker must be the built JS.
 function workerScript(): string {
@@ -21,10 +27,22 @@ function workerScript(): string {
   throw new Error(`peerbroker: reporter thread script not found (run 'npm run build'): ${here}`);
 }
 
-/** Reports from a worker thread with its own NATS connection (DESIGN.md: busy is not dead). */
+/**
+ * Reports from a worker thread with its own NATS connection (DESIGN.md: busy is not dead),
+ * supervised: a reporter thread that dies is restarted at once, since peers would
+ * otherwise see a serving node fall silent and adopt its address. After
+ * `MAX_REPORTER_RESTARTS` deaths within a minute the main thread reports instead; if
+ * that cannot start either, `onReporter(..., fatal)` tells the broker, which drains.
+ */
 export class WorkerControlPlane implements ControlPlane {
   private worker?: Worker;
+  private fallback?: LocalControlPlane;
   private server = '';
+  private info?: NodeInfo;
+  private handlers?: ControlPlaneHandlers;
+  private stopping = false;
+  /** When the reporter thread died (monotonic ms), within the last window. */
+  private deaths: number[] = [];
 
   constructor(
     private readonly servers: string[],
@@ -35,28 +53,44 @@ export class WorkerControlPlane implements ControlPlane {
   ) {}
 
   start(info: NodeInfo, h: ControlPlaneHandlers): Promise<void> {
+    this.info = info;
+    this.handlers = h;
+    return this.spawn(true);
+  }
+
+  // The first start fails the broker's start when the thread cannot connect; a restart
+  // that fails counts as one more death.
+  private spawn(first: boolean): Promise<void> {
+    const h = this.handlers!;
     const init: WorkerInit = {
       buffer: this.counters.buffer,
-      info,
+      info: this.info!,
       servers: this.servers,
       connection: this.connection,
       natsAuth: this.security.natsAuth,
       clusterSecrets: this.security.clusterKey?.exportSecrets(),
+      known: h.knownPeers?.() ?? [],
     };
     const worker = new Worker(workerScript(), { workerData: init });
     this.worker = worker;
+    let started = false;
+    let error: string | undefined;
     return new Promise((resolve, reject) => {
       worker.on('message', (m: ToMain) => {
+        if (worker !== this.worker) return;
         switch (m.t) {
           case 'started':
+            started = true;
             this.server = m.server;
             resolve();
             break;
           case 'failed':
-            reject(new Error(`control plane: ${m.message}`));
+            error = m.message;
+            if (first) reject(new Error(`control plane: ${m.message}`));
+            void worker.terminate();
             break;
-          case 'report':
-            h.onReport(m.nodeId, m.data);
+          case 'reports':
+            h.onReports(m.batch);
             break;
           case 'config':
             h.onConfig(m.message);
@@ -66,7 +100,7 @@ export class WorkerControlPlane implements ControlPlane {
             break;
           case 'status':
             if (m.status === 'reconnected' || m.status === 'connected') this.server = m.detail;
-            h.onStatus(m.status, m.detail);
+            h.onStatus(first ? m.status : afterRestart(m.status), m.detail);
             break;
           case 'error':
             h.onError?.(m.detail);
@@ -75,22 +109,68 @@ export class WorkerControlPlane implements ControlPlane {
             break;
         }
       });
-      worker.once('error', (err) => {
-        h.onStatus('closed', `reporter thread failed: ${err.message}`);
-        reject(err);
+      worker.on('error', (err) => {
+        error = err.message;
+      });
+      worker.once('exit', (code) => {
+        if (worker !== this.worker || this.stopping) return;
+        this.worker = undefined;
+        const why = error ?? `exited with code ${code}`;
+        if (first && !started) {
+          h.onStatus('closed', `reporter thread failed: ${why}`);
+          reject(new Error(`control plane: reporter thread failed: ${why}`));
+          return;
+        }
+        this.died(why);
       });
     });
   }
 
+  private died(why: string): void {
+    const h = this.handlers!;
+    const now = performance.now();
+    this.deaths = this.deaths.filter((t) => now - t < RESTART_WINDOW_MS);
+    this.deaths.push(now);
+    // Deaf until a reporter runs again: silent peers prove nothing meanwhile.
+    h.onStatus('disconnected', `reporter thread died: ${why}`);
+    if (this.deaths.length <= MAX_REPORTER_RESTARTS) {
+      h.onReporter?.(`reporter thread died (${why}); restarted`, false);
+      void this.spawn(false);
+      return;
+    }
+    h.onReporter?.(`reporter thread died ${this.deaths.length} times within ${RESTART_WINDOW_MS / 1000} s (${why}); reporting from the main thread`, false);
+    const info = this.info!;
+    const exchange = NatsExchange.forNode({
+      servers: this.servers,
+      cluster: info.cluster,
+      nodeId: info.nodeId,
+      connection: this.connection,
+      natsAuth: this.security.natsAuth,
+    });
+    const plane = new LocalControlPlane(exchange, this.counters, this.security.clusterKey);
+    this.fallback = plane;
+    plane.start(info, { ...h, onStatus: (st, detail) => h.onStatus(afterRestart(st), detail) }).catch((err: Error) => h.onReporter?.(`cannot report from the main thread either: ${err.message}`, true));
+  }
+
   update(info: NodeInfo): void {
-    this.send({ t: 'info', info });
+    this.info = info;
+    if (this.fallback) this.fallback.update(info);
+    else this.send({ t: 'info', info });
   }
 
   reportNow(): void {
-    this.send({ t: 'now' });
+    if (this.fallback) this.fallback.reportNow();
+    else this.send({ t: 'now' });
+  }
+
+  /** Test hook: ends the reporter thread as a crash would; it is restarted like after any death. */
+  async terminateReporter(): Promise<void> {
+    await this.worker?.terminate();
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.fallback?.stop();
     const worker = this.worker;
     if (!worker) return;
     this.worker = undefined;
@@ -112,10 +192,17 @@ export class WorkerControlPlane implements ControlPlane {
   }
 
   describe(): string {
+    if (this.fallback) return `${this.fallback.describe()} (main thread: the reporter thread kept dying)`;
     return `nats ${this.server || this.servers.map(redactUrl).join(',')} (reporter thread)`;
   }
 
   private send(m: ToWorker): void {
     this.worker?.postMessage(m);
   }
+}
+
+// A reporter started again connects afresh; to the broker that is the control plane coming
+// back (it then looks again at peers that went silent while nothing could hear them).
+function afterRestart(status: ExchangeStatus): ExchangeStatus {
+  return status === 'connected' ? 'reconnected' : status;
 }

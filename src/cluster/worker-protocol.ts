@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'nats';
 import type { NatsAuthOptions } from './nats-auth';
 import type { ExchangeStatus } from './exchange';
 import type { NodeInfo } from './report-builder';
+import type { ReportBatch } from './report-filter';
 import type { ConfigDropReason, ConfigMessage } from './runtime-config';
 
 /** What the reporter thread is started with (structured-cloneable). */
@@ -14,6 +15,8 @@ export interface WorkerInit {
   natsAuth?: NatsAuthOptions;
   /** The cluster key's secrets (first signs); reports are signed when set. */
   clusterSecrets?: Uint8Array[];
+  /** Node ids the main thread knows (a restarted thread does not take them for newcomers). */
+  known: string[];
 }
 
 /** Main thread → reporter thread. */
@@ -23,7 +26,7 @@ export type ToWorker = { t: 'info'; info: NodeInfo } | { t: 'now' } | { t: 'stop
 export type ToMain =
   | { t: 'started'; server: string }
   | { t: 'failed'; message: string }
-  | { t: 'report'; nodeId: string; data: Uint8Array }
+  | { t: 'reports'; batch: ReportBatch }
   | { t: 'config'; message: ConfigMessage }
   | { t: 'config-error'; reason: string; drop?: ConfigDropReason }
   | { t: 'status'; status: ExchangeStatus; detail: string }

@@ -13,6 +13,7 @@ import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
 import { freePort } from '../helpers/ports';
 import { killAllTracked } from '../helpers/processes';
 import { rendezvousRanking } from '../../src/cluster/rendezvous';
+import { ADOPT_AFTER_REPORTS } from '../../src/broker/identity-takeover';
 
 const PERIOD_MS = 200;
 const CLUSTER = 'takeover';
@@ -47,6 +48,8 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
     for (const observer of nodes) {
       await waitFor(async () => (await members(observer.endpoint)).filter((m) => m.status === 'ONLINE').length === 3, 10_000, 50, `${observer.nodeId} to see three online`);
     }
+    // Only a peer that reported over several periods is adopted from.
+    await sleep((ADOPT_AFTER_REPORTS + 1) * PERIOD_MS);
   });
 
   afterEach((ctx) => {
@@ -114,6 +117,7 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
   it('moves an adopted address on to the last survivor when its adopter leaves cleanly', async () => {
     const lost = `${hostOf('n1')}:${port}`;
     expect(await servedBy(lost)).toBe('n1');
+    await sleep((ADOPT_AFTER_REPORTS + 1) * PERIOD_MS);
     await nodes[0].kill9();
     const adopter = await waitFor(() => servedBy(lost).catch(() => ''), 5_000, 25, `a survivor to serve ${lost}`);
     const [leaving, last] = adopter === 'n2' ? [nodes[1], nodes[2]] : [nodes[2], nodes[1]];
@@ -168,6 +172,7 @@ describe('identity takeover when the first-ranked survivor never heard of the lo
     ]);
     started.push(n1, n2);
     await waitFor(async () => (await members(n2.endpoint)).some((m) => m.nodeId === 'n1' && m.status === 'ONLINE'), 10_000, 50, 'n2 to see n1');
+    await sleep((ADOPT_AFTER_REPORTS + 1) * SLOW_PERIOD_MS);
     // A late node that outranks n2 for n1's address, so rendezvous names it the adopter.
     let late = 'n3';
     for (let i = 0; rendezvousRanking(lost, ['n2', late])[0] !== late; i++) late = `n3-${i}`;

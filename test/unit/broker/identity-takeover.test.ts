@@ -1,7 +1,11 @@
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IdentityTakeover } from '../../../src/broker/identity-takeover';
+import { ADOPT_AFTER_REPORTS, IdentityTakeover, MAX_ADOPTED, type TakeoverOptions } from '../../../src/broker/identity-takeover';
+import { TakeoverAddresses } from '../../../src/broker/takeover-addresses';
 import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
 import { rendezvousRanking } from '../../../src/cluster/rendezvous';
@@ -70,43 +74,54 @@ afterEach(async () => {
 });
 
 /**
- * A takeover for `SELF`, a lost node `lost` at `lostEndpoint`, and a live peer `other`
- * that ranks above or below `SELF` for that endpoint.
+ * A takeover for `SELF`, a lost node `lost` at `lostEndpoint` that reported for
+ * `onlinePeriods` periods, and a live peer `other` that ranks above or below `SELF` for
+ * that endpoint. `opts` and `lostOver` change the takeover's options and the lost node's reports.
  */
-async function setup(otherAboveSelf: boolean) {
-  const lostEndpoint = `127.0.0.1:${await freePort()}`;
+async function setup(
+  otherAboveSelf: boolean,
+  { opts = {}, lostOver = {}, otherOver = {}, onlinePeriods = ADOPT_AFTER_REPORTS - 1 }: { opts?: Partial<TakeoverOptions>; lostOver?: Partial<LoadReport>; otherOver?: Partial<LoadReport>; onlinePeriods?: number } = {},
+) {
+  const lostEndpoint = lostOver.endpoint ?? `127.0.0.1:${await freePort()}`;
   const other = peerId(lostEndpoint, otherAboveSelf);
   const view = new PeerView({ cluster: 'c', selfId: SELF, offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
   const server = new grpc.Server();
   servers.push(server);
-  const takeover = new IdentityTakeover(SELF, server, grpc.ServerCredentials.createInsecure(), view, { allow: true, onLeave: false }, createLogger({ level: 'silent' }), {
-    changed: () => {},
+  const changes: string[][] = [];
+  const options: TakeoverOptions = { allow: true, onLeave: false, addresses: TakeoverAddresses.of(['127.0.0.0/8']), ...opts };
+  const takeover: IdentityTakeover = new IdentityTakeover(SELF, server, grpc.ServerCredentials.createInsecure(), view, options, createLogger({ level: 'silent' }), {
+    changed: () => changes.push(takeover.endpoints()),
     connected: () => true,
     claimGraceMs: () => GRACE,
+    periodMs: () => PERIOD,
+    selfEndpoint: () => '127.0.0.8:1',
   });
   takeovers.push(takeover);
   let seq = 0;
   let clock = performance.now();
   const feed = (nodeId: string, endpoint: string, over: Partial<LoadReport> = {}) =>
-    view.apply(report(nodeId, endpoint, ++seq, over), nodeId, clock, Date.now());
+    view.apply(report(nodeId, endpoint, ++seq, nodeId === other ? { ...otherOver, ...over } : over), nodeId, clock, Date.now());
   const otherEndpoint = '127.0.0.9:1';
-  feed('lost', lostEndpoint);
-  feed(other, otherEndpoint);
+  for (let i = 0; i <= onlinePeriods; i++) {
+    feed('lost', lostEndpoint, lostOver);
+    feed(other, otherEndpoint);
+    if (i < onlinePeriods) clock += PERIOD;
+  }
   /** The lost node goes silent; the other peer keeps reporting. */
   const loseIt = () => {
     clock += 3 * PERIOD + 1;
     feed(other, otherEndpoint);
     view.sweep(clock);
   };
-  return { lostEndpoint, other, otherEndpoint, feed, loseIt, takeover };
+  return { lostEndpoint, other, otherEndpoint, feed, loseIt, takeover, changes, view };
 }
 
 describe('IdentityTakeover', () => {
   it('adopts a lost endpoint at once when this node ranks first', async () => {
     const t = await setup(false);
     t.loseIt();
-    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 1_000, 5, 'adoption');
-    await waitFor(() => accepts(t.lostEndpoint), 1_000, 10, 'the endpoint to accept connections');
+    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 3_000, 5, 'adoption');
+    await waitFor(() => accepts(t.lostEndpoint), 3_000, 10, 'the endpoint to accept connections');
   });
 
   it('claims the endpoint after the grace time when the survivor ranked above it never does', async () => {
@@ -115,9 +130,9 @@ describe('IdentityTakeover', () => {
     const lostAt = Date.now();
     await sleep(GRACE / 2);
     expect(t.takeover.endpoints()).toEqual([]);
-    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 2_000, 5, 'the fallback claim');
+    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 5_000, 5, 'the fallback claim');
     expect(Date.now() - lostAt).toBeGreaterThanOrEqual(GRACE - 5);
-    await waitFor(() => accepts(t.lostEndpoint), 1_000, 10, 'the endpoint to accept connections');
+    await waitFor(() => accepts(t.lostEndpoint), 3_000, 10, 'the endpoint to accept connections');
   });
 
   it('does not claim the endpoint of a node that came back within the grace time', async () => {
@@ -143,7 +158,7 @@ describe('IdentityTakeover', () => {
   it('lets go of an adopted endpoint when a peer ranked above it serves it too, and keeps it against one ranked below', async () => {
     const above = await setup(true);
     above.loseIt();
-    await waitFor(() => above.takeover.endpoints().includes(above.lostEndpoint), 2_000, 5, 'the fallback claim');
+    await waitFor(() => above.takeover.endpoints().includes(above.lostEndpoint), 5_000, 5, 'the fallback claim');
     above.feed(above.other, above.otherEndpoint, { endpoints: [above.otherEndpoint, above.lostEndpoint] });
     above.takeover.reconcile();
     expect(above.takeover.endpoints()).toEqual([]);
@@ -151,9 +166,87 @@ describe('IdentityTakeover', () => {
 
     const below = await setup(false);
     below.loseIt();
-    await waitFor(() => below.takeover.endpoints().includes(below.lostEndpoint), 1_000, 5, 'adoption');
+    await waitFor(() => below.takeover.endpoints().includes(below.lostEndpoint), 3_000, 5, 'adoption');
     below.feed(below.other, below.otherEndpoint, { endpoints: [below.otherEndpoint, below.lostEndpoint] });
     below.takeover.reconcile();
     expect(below.takeover.endpoints()).toEqual([below.lostEndpoint]);
   });
+
+  it('never adopts an unspecified address, a host name, or an address outside the takeover addresses', async () => {
+    for (const host of ['0.0.0.0', '[::]', 'localhost', '10.1.2.3']) {
+      const endpoint = `${host}:${await freePort()}`;
+      const t = await setup(false, { lostOver: { endpoint, endpoints: [endpoint] } });
+      t.loseIt();
+      await sleep(GRACE);
+      expect(t.takeover.endpoints(), endpoint).toEqual([]);
+    }
+    const anyLocal = await freePort();
+    expect(await accepts(`127.0.0.1:${anyLocal}`)).toBe(false);
+  });
+
+  it('adopts nothing of a peer that reported only a moment, however many reports it sent', async () => {
+    const t = await setup(false, { onlinePeriods: 0 });
+    for (let i = 0; i < 4; i++) t.feed('lost', t.lostEndpoint);
+    t.loseIt();
+    await sleep(GRACE);
+    expect(t.takeover.endpoints()).toEqual([]);
+    expect(await accepts(t.lostEndpoint)).toBe(false);
+  });
+
+  it('does not adopt an endpoint a live peer already serves, even when it ranks first', async () => {
+    const lost = `127.0.0.1:${await freePort()}`;
+    const t = await setup(false, { lostOver: { endpoint: lost, endpoints: [lost] }, otherOver: { endpoints: ['127.0.0.9:1', lost] } });
+    t.loseIt();
+    await sleep(GRACE);
+    expect(t.takeover.endpoints()).toEqual([]);
+  });
+
+  it(`adopts at most ${MAX_ADOPTED} endpoints, so its own reports stay valid`, async () => {
+    const endpoints = (await Promise.all(Array.from({ length: MAX_ADOPTED + 8 }, () => freePort()))).map((p) => `127.0.0.1:${p}`);
+    // The other peer does not take over: this node ranks first for every endpoint.
+    const t = await setup(false, { lostOver: { endpoint: endpoints[0], endpoints }, otherOver: { takeover: false } });
+    t.loseIt();
+    await waitFor(() => t.takeover.endpoints().length === MAX_ADOPTED, 5_000, 10, `${MAX_ADOPTED} adoptions`);
+    await sleep(GRACE);
+    expect(t.takeover.endpoints()).toHaveLength(MAX_ADOPTED);
+  });
+
+  it('claims the endpoint in its reports while its on-adopt hook runs, and a release waits for the hook before on-release', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-hooks-'));
+    const log = path.join(dir, 'hooks.log');
+    const t = await setup(false, {
+      opts: { onAdopt: `sleep 0.3; echo "adopt $PEERBROKER_ENDPOINT" >> ${log}`, onRelease: `echo "release $PEERBROKER_ENDPOINT" >> ${log}` },
+    });
+    t.loseIt();
+    // Reported at once, before the hook (slower than the claim grace) is over.
+    expect(t.changes[0]).toEqual([t.lostEndpoint]);
+    await sleep(GRACE);
+    await t.takeover.release(t.lostEndpoint, 'test');
+    expect(fs.readFileSync(log, 'utf8')).toBe(`adopt ${t.lostEndpoint}\nrelease ${t.lostEndpoint}\n`);
+    expect(t.takeover.endpoints()).toEqual([]);
+    expect(await accepts(t.lostEndpoint)).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs on-release after an adoption that failed once its on-adopt hook ran', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-hooks-'));
+    const log = path.join(dir, 'hooks.log');
+    const t = await setup(false, { opts: { onAdopt: `echo adopt >> ${log}; exit 3`, onRelease: `echo release >> ${log}` } });
+    t.loseIt();
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8') === 'adopt\nrelease\n', 10_000, 20, 'on-release after the failed adoption');
+    expect(t.takeover.endpoints()).toEqual([]);
+    expect(t.changes.at(-1)).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('claims the endpoint itself when the survivor ranked above it claimed it and then gave up', async () => {
+    const t = await setup(true);
+    t.loseIt();
+    t.feed(t.other, t.otherEndpoint, { endpoints: [t.otherEndpoint, t.lostEndpoint] });
+    await sleep(GRACE + GRACE / 2);
+    expect(t.takeover.endpoints()).toEqual([]);
+    t.feed(t.other, t.otherEndpoint);
+    await waitFor(() => t.takeover.endpoints().includes(t.lostEndpoint), 3_000, 5, 'the claim after the other gave up');
+  });
 });
+

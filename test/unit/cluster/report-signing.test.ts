@@ -8,6 +8,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { peerMembers } from '../../../src/broker/broker-service';
 import { ReportIntake } from '../../../src/broker/report-intake';
+import { ReportFilter } from '../../../src/cluster/report-filter';
 import { ClusterKey } from '../../../src/cluster/cluster-key';
 import { encodeReport, isRejected, MAX_REPORT_BYTES, type LoadReport, type Rejected } from '../../../src/cluster/report-codec';
 import { openReport, sealReport } from '../../../src/cluster/report-signing';
@@ -29,11 +30,20 @@ const OTHER = '6f5902ac237024bdd0c176cb93063dc4-test-only';
 const key = ClusterKey.fromSecrets([SECRET]);
 const otherKey = ClusterKey.fromSecrets([OTHER]);
 
-/** The broker's report path for node n1 of cluster 'sig' with the cluster key: intake → peer view. */
+/**
+ * The broker's report path for node n1 of cluster 'sig' with the cluster key: the reporter
+ * thread's filter, one tick per message, then the main thread's intake → peer view.
+ */
 function reportPath(logger: Logger = createLogger({ level: 'silent' })) {
   const view = new PeerView({ cluster: 'sig', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
-  const intake = new ReportIntake('sig', view, key, logger, new RateLimitedLog(10_000));
-  return { view, receive: (token: string, data: Uint8Array) => intake.receive(token, data) };
+  const filter = new ReportFilter({ cluster: 'sig', selfId: 'n1', key, maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: 50 });
+  const intake = new ReportIntake('sig', view, logger, new RateLimitedLog(10_000));
+  const receive = (token: string, data: Uint8Array) => {
+    filter.offer(token, data, Date.now());
+    const batch = filter.take(Date.now(), 50);
+    if (batch) intake.receive(batch);
+  };
+  return { view, receive };
 }
 
 function report(over: Partial<LoadReport> = {}): LoadReport {

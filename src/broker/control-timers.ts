@@ -1,0 +1,107 @@
+import type { PeerView } from '../cluster';
+import type { Logger } from '../log';
+
+/**
+ * A timer that runs `fn` every `everyMs()` ms, reading the interval anew each time, so
+ * a period changed at run time (`config set period-ms`) applies from the next tick.
+ * `fn` is told how late the tick came (how long the event loop could not run it). Unref'd.
+ */
+export class PeriodicTimer {
+  private timer?: NodeJS.Timeout;
+  private dueAt = 0;
+
+  constructor(
+    private readonly everyMs: () => number,
+    private readonly fn: (lateMs: number) => void,
+  ) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  /** Applies a new interval now rather than at the next tick (a long old interval could still be pending). */
+  reschedule(): void {
+    if (!this.timer) return;
+    clearTimeout(this.timer);
+    this.schedule();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    const ms = this.everyMs();
+    this.dueAt = performance.now() + ms;
+    this.timer = setTimeout(() => {
+      const late = Math.max(0, performance.now() - this.dueAt);
+      this.fn(late);
+      if (this.timer) this.schedule();
+    }, ms);
+    this.timer.unref();
+  }
+}
+
+/**
+ * The off-line sweep, every half period. A node whose own event loop stalled (SIGSTOP,
+ * a handler blocking it) runs this timer before it reads the reports that arrived
+ * meanwhile, and every peer looks silent: after a tick over half a period late it
+ * judges nobody for one period, by when the queued reports have been read and every live
+ * peer has reported again. Then it judges at least once before holding again, so a
+ * loop that is late all the time still marks dead peers off-line.
+ */
+export class PeerSweep {
+  private readonly timer: PeriodicTimer;
+  private holdUntil = -Infinity;
+  private holding = false;
+  private lastLogAt = -Infinity;
+
+  constructor(
+    private readonly peers: PeerView,
+    private readonly periodMs: () => number,
+    /** Runs after every sweep (sessions, takeover reconcile). */
+    private readonly after: () => void,
+    private readonly log: Logger,
+  ) {
+    this.timer = new PeriodicTimer(() => Math.max(10, this.periodMs() / 2), (late) => this.tick(late));
+  }
+
+  start(): void {
+    this.timer.start();
+  }
+
+  /** The period changed. */
+  reschedule(): void {
+    this.timer.reschedule();
+  }
+
+  stop(): void {
+    this.timer.stop();
+  }
+
+  /** The reporter could not read for `lateMs` (its thread was starved or stopped): judge nobody for a period. */
+  reporterStalled(lateMs: number): void {
+    this.hold('reporter', lateMs);
+  }
+
+  private hold(who: 'main loop' | 'reporter', lateMs: number): void {
+    if (this.holding) return;
+    this.holding = true;
+    const now = performance.now();
+    this.holdUntil = now + this.periodMs();
+    // A loop late all the time holds every other tick: one line every 10 s is enough.
+    if (now - this.lastLogAt < 10_000) return;
+    this.lastLogAt = now;
+    this.log.info({ lateMs: Math.round(lateMs) }, `${who} was stalled: judging no peer until the reports that arrived meanwhile are read`);
+  }
+
+  private tick(lateMs: number): void {
+    const now = performance.now();
+    if (lateMs > this.periodMs() / 2) this.hold('main loop', lateMs);
+    const judge = now >= this.holdUntil;
+    if (judge) this.holding = false;
+    this.peers.sweep(now, judge);
+    this.after();
+  }
+}
