@@ -87,16 +87,18 @@ async function runThreads(cfg: LoadConfig): Promise<void> {
   // The process's CPU (every thread) over the window, as one generator's.
   const t0 = performance.now() + (at - Date.now());
   let cpu0 = process.cpuUsage();
-  let cpuMs = 0;
   setTimeout(() => (cpu0 = process.cpuUsage()), Math.max(0, t0 + cfg.warmupMs - performance.now()));
-  setTimeout(
-    () => {
-      const c = process.cpuUsage(cpu0);
-      cpuMs = (c.user + c.system) / 1000;
-    },
-    Math.max(0, t0 + cfg.warmupMs + cfg.durationMs - performance.now()),
+  const windowCpuMs = new Promise<number>((resolve) =>
+    setTimeout(
+      () => {
+        const c = process.cpuUsage(cpu0);
+        resolve((c.user + c.system) / 1000);
+      },
+      Math.max(0, t0 + cfg.warmupMs + cfg.durationMs - performance.now()),
+    ),
   );
-  const parts = (await Promise.all(results)) as LoadResult[];
+  // A thread with nothing in flight answers as its window ends, maybe before this timer fires.
+  const [parts, cpuMs] = (await Promise.all([Promise.all(results), windowCpuMs])) as [LoadResult[], number];
   // process.cpuUsage() is the whole process's in every thread: it is counted once, on the first part.
   parts.forEach((p, i) => (p.cpuMs = i === 0 ? cpuMs : 0));
   await send({ type: 'result', result: parts });

@@ -48,9 +48,11 @@ function capacityLines(r: ScenarioResult): string[] {
     .filter((x) => x.id.endsWith('/capacity'))
     .map((x) => {
       const m = x.metrics;
+      const each = r.perRun.map((rows) => rows.find((y) => y.id === x.id)?.metrics.capacity ?? NaN).filter(Number.isFinite);
       return (
-        `- **${x.labels.workload} capacity: ${int(m.capacity)} calls/s** — closed loop, ${m.inFlight} calls in flight, ` +
-        `a plain grpc-js client round-robin over n1, n2, n3 (never redirected), measured in the first repeat: ` +
+        `- **${x.labels.workload} capacity: ${int(m.capacity)} calls/s** (repeats: ${each.map(int).join(', ')}) — closed loop, ` +
+        `${m.inFlight} calls in flight, a plain grpc-js client round-robin over n1, n2, n3 (never redirected), ` +
+        `measured at the start of each repeat; medians: ` +
         `p50 ${n3(m.p50)} ms, p99 ${n3(m.p99)} ms, failed ${n3(m.failedPerSec)}/s, client CPU ${int(m.clientCpuPct)} %, ` +
         `servers + NATS CPU ${int(m.serverCpuPct)} %, other cores ${n3(m.otherCores)}.`
       );

@@ -98,6 +98,8 @@ export async function runSatCell(c: SatCell): Promise<Row> {
   const offeredInWindow = s.okCalls + Object.values(s.errors).reduce((a, b) => a + b, 0) + s.skippedPerSec * sec;
   Object.assign(m, {
     offered: c.rate,
+    // The same in every system of a cell and repeat (one schedule): a check, not a figure.
+    scheduled: offeredInWindow,
     generators: c.generators,
     rejectedPerSec: f.rejected / sec,
     timeoutsPerSec: f.timeouts / sec,
