@@ -7,6 +7,7 @@ import { loadMetrics } from '../lib/format';
 import { runLoad, summarize } from '../lib/load';
 import type { NatsServer } from '../lib/nats';
 import type { Node } from '../lib/nodes';
+import { loadAverage } from '../lib/proc';
 import type { Row } from './types';
 
 /** The systems compared, and the anchors every ratio is taken against. */
@@ -89,6 +90,7 @@ export async function runSatCell(c: SatCell): Promise<Row> {
     threads: c.generators,
   };
   const servers = c.system === 'nats-queue' ? c.responders : c.brokers;
+  const loadAvg1 = loadAverage()[0];
   const run = await runLoad([cfg], [...servers.map((n) => n.child), c.nats.child]);
   const s = summarize(run.results, BUCKET_MS);
   const serverMs = servers.reduce((a, n) => a + (run.serverCpuMs[n.child.name] ?? 0), 0) + (run.serverCpuMs[c.nats.child.name] ?? 0);
@@ -98,6 +100,7 @@ export async function runSatCell(c: SatCell): Promise<Row> {
   const offeredInWindow = s.okCalls + Object.values(s.errors).reduce((a, b) => a + b, 0) + s.skippedPerSec * sec;
   Object.assign(m, {
     offered: c.rate,
+    loadAvg1,
     // The same in every system of a cell and repeat (one schedule): a check, not a figure.
     scheduled: offeredInWindow,
     generators: c.generators,
