@@ -71,8 +71,8 @@ export function parsePlan(o: Record<string, string>, quick: boolean): Plan {
     generators: nums('generators', quick ? '1' : '1,3', 1, 8).map(Math.round),
     systems,
     brokerArgs,
-    warmupMs: nums('warmup-ms', quick ? '1000' : '1500', 0, 60_000)[0],
-    durationMs: nums('window-ms', quick ? '3000' : '4000', 500, 120_000)[0],
+    warmupMs: nums('warmup-ms', '1000', 0, 60_000)[0],
+    durationMs: nums('window-ms', quick ? '2500' : '4000', 500, 120_000)[0],
   };
 }
 
@@ -206,8 +206,8 @@ export const saturation: Scenario = {
     { name: 'generators', help: 'generator threads, comma-separated (default 1,3; quick 1)' },
     { name: 'systems', help: `systems, comma-separated (default ${SYSTEMS.join(',')})` },
     { name: 'broker-args', help: "extra 'peerbroker start' flags, e.g. \"--threshold 0.6 --margin 0.1\" (or $BENCH_BROKER_ARGS)" },
-    { name: 'warmup-ms', help: 'warm-up before each window, ms (default 1500; quick 1000)' },
-    { name: 'window-ms', help: 'measured window, ms (default 4000; quick 3000)' },
+    { name: 'warmup-ms', help: 'warm-up before each window, ms (default 1000)' },
+    { name: 'window-ms', help: 'measured window, ms (default 4000; quick 2500)' },
   ],
   async run(ctx: Ctx): Promise<ScenarioRun> {
     const plan = parsePlan(ctx.options, ctx.quick);
