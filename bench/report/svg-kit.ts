@@ -2,6 +2,7 @@
 
 /** Width of the whole chart. */
 export const W = 1200;
+/** A colour per node (n1 first), and the colour of failed calls. */
 export const NODE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b'];
 export const FAILED = '#d62728';
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';

@@ -10,24 +10,14 @@ import type { Node } from '../lib/nodes';
 import { loadAverage } from '../lib/proc';
 import type { Row } from './types';
 
-/** The systems compared, and the anchors every ratio is taken against. */
+/** The systems compared: two balancing clients, then the anchors (round-robin and jsq are those of the ratios). */
 export const SYSTEMS = ['follower', 'stub', 'round-robin', 'jsq', 'nats-queue'] as const;
 export type SatSystem = (typeof SYSTEMS)[number];
-export const ANCHORS = ['round-robin', 'jsq'] as const;
 /** The NATS subject the queue-group responders serve. */
 export const SAT_SUBJECT = 'bench.sat';
 /** Deadline of every call, ms. */
 export const DEADLINE_MS = 2_000;
 const BUCKET_MS = 250;
-
-/** A person's name for a system. */
-export const SYSTEM_LABELS: Record<SatSystem, string> = {
-  follower: 'follower (plain grpc-js from the wire contract, all to n1)',
-  stub: 'stub (createClient, all to n1)',
-  'round-robin': 'round-robin (plain grpc-js over n1, n2, n3)',
-  jsq: 'jsq (fewest in flight, plain grpc-js)',
-  'nats-queue': 'NATS request-reply, queue group',
-};
 
 /** What one measurement needs. */
 export interface SatCell {
