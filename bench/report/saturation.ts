@@ -6,6 +6,7 @@
 import { median } from '../lib/histogram';
 import { int, n3, pct, table } from '../lib/format';
 import type { Row, ScenarioResult } from '../scenarios/types';
+import { geomean } from './summary';
 
 const BALANCERS = ['follower', 'stub'] as const;
 const RATIOS: Array<[string, string]> = [
@@ -75,6 +76,29 @@ export function ratioTable(r: ScenarioResult): string {
   return table(head, lines);
 }
 
+/**
+ * One line per workload, generator count and balancing client: in each repeat the geometric
+ * mean of its ratios over the points, then median (min–max) over the repeats. One figure to
+ * compare two decision rules by, steadier than any single cell.
+ */
+export function overallTable(r: ScenarioResult): string {
+  const cells = cellsOf(r.rows);
+  const groups = [...new Set(cells.map((c) => c.split('/').slice(0, 2).join('/')))];
+  const lines = groups.flatMap((g) =>
+    BALANCERS.map((b) => {
+      const mine = cells.filter((c) => c.startsWith(`${g}/`));
+      const [workload, gens] = g.split('/');
+      const line = [`${workload}, ${gens.slice(1)} gen, ${mine.map((c) => c.split('/')[2]).join('/')} %`, b];
+      for (const [k] of RATIOS) {
+        const byRepeat = r.perRun.map((_, i) => geomean(mine.map((c) => perRepeat(r, c, b, k)[i])));
+        line.push(spread(byRepeat));
+      }
+      return line;
+    }),
+  );
+  return table(['workload, points', 'client', ...RATIOS.map(([, h]) => `${h} (geomean)`)], lines);
+}
+
 function detailTable(r: ScenarioResult): string {
   const nodes = ['n1', 'n2', 'n3'];
   const rows = r.rows.filter((x) => !x.id.endsWith('/capacity'));
@@ -133,6 +157,10 @@ export function renderSaturation(r: ScenarioResult): string {
       'rejected, timed out or skipped.',
     '',
     ratioTable(r),
+    '',
+    '**Over all points** (in each repeat the geometric mean of a client\'s ratios over the points, then median (min–max) over the repeats):',
+    '',
+    overallTable(r),
     '',
     '**Every system** (median of each figure over the repeats; "calls/server CPU-s" counts the three servers and ' +
       'nats-server; "CPU µs/call" is clients and servers together).',
