@@ -70,6 +70,14 @@ function parseArgs(argv: string[]): Args {
       process.exit(2);
     }
   }
+  for (const s of SCENARIOS.filter((x) => a.scenarios.includes(x.name))) {
+    try {
+      s.checkOptions?.(a.options, a.quick);
+    } catch (err) {
+      process.stderr.write(`bench: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  }
   if (a.runs && (!Number.isInteger(a.runs) || a.runs < 1 || a.runs > 9)) {
     process.stderr.write(`bench: '--runs' must be 1..9\n`);
     process.exit(2);

@@ -68,7 +68,9 @@ export function ratioTable(r: ScenarioResult): string {
   head.push('follower failed', 'stub failed');
   const lines = cells.map((cell) => {
     const med = (system: string, key: string) => median(perRepeat(r, cell, system, key));
-    const line = [cellLabel(cell), int(med('round-robin', 'offered')), n3(med('round-robin', 'p99')), n3(med('jsq', 'p99'))];
+    // Every system of a cell is offered the same rate in a repeat; take whichever ran.
+    const offered = median(r.perRun.map((rows) => rows.find((x) => x.id.startsWith(`${cell}/`))?.metrics.offered ?? NaN));
+    const line = [cellLabel(cell), int(offered), n3(med('round-robin', 'p99')), n3(med('jsq', 'p99'))];
     for (const b of BALANCERS) for (const [k] of RATIOS) line.push(spread(perRepeat(r, cell, b, k)));
     for (const b of BALANCERS) line.push(`${n3(med(b, 'failedPct'))} %`);
     return line;

@@ -209,6 +209,7 @@ export const saturation: Scenario = {
     { name: 'warmup-ms', help: 'warm-up before each window, ms (default 1000)' },
     { name: 'window-ms', help: 'measured window, ms (default 4000; quick 2500)' },
   ],
+  checkOptions: (options, quick) => void parsePlan(options, quick),
   async run(ctx: Ctx): Promise<ScenarioRun> {
     const plan = parsePlan(ctx.options, ctx.quick);
     if (ctx.run === 0) {

@@ -61,6 +61,8 @@ export interface Scenario {
   defaultRuns?: { quick: number; full: number };
   /** Command-line options of its own: `--<name> VALUE`. */
   options?: Array<{ name: string; help: string }>;
+  /** Throws, naming the option, when an option's value is invalid (checked before anything starts). */
+  checkOptions?(options: Record<string, string>, quick: boolean): void;
   run(ctx: Ctx): Promise<ScenarioRun>;
   render(r: ScenarioResult): string;
 }
