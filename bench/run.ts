@@ -5,6 +5,7 @@
  *   npm run bench                          # everything, median of 3 (~15 min)
  *   npm run bench -- --quick               # everything once, short windows (< 2 min)
  *   npm run bench -- --scenario skew       # one scenario; the others' figures are kept
+ *   npm run bench -- --scenario saturation # opt-in: not part of the default set (~25 min)
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,7 +17,7 @@ import { killAllNow, loadAverage } from './lib/proc';
 import { renderMarkdown } from './report/markdown';
 import { renderSvg } from './report/svg';
 import { SCENARIOS } from './scenarios';
-import type { Row, ScenarioResult, ScenarioRun } from './scenarios/types';
+import type { Row, Scenario, ScenarioResult, ScenarioRun } from './scenarios/types';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /** Whatever happens, the bench ends by itself after this long. */
@@ -27,22 +28,31 @@ interface Args {
   scenarios: string[];
   runs: number;
   out: string;
+  /** Scenario options (`Scenario.options`), by name. */
+  options: Record<string, string>;
 }
+
+/** Every scenario's own options, by name. */
+const SCENARIO_OPTIONS = new Map(SCENARIOS.flatMap((s) => (s.options ?? []).map((o) => [o.name, { ...o, scenario: s.name }] as const)));
 
 function usage(): never {
   process.stderr.write(
-    `usage: npm run bench -- [--quick] [--scenario NAME[,NAME]] [--runs N] [--out DIR]\n` +
-      `scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`,
+    `usage: npm run bench -- [--quick] [--scenario NAME[,NAME]] [--runs N] [--out DIR] [scenario options]\n` +
+      `scenarios: ${SCENARIOS.map((s) => s.name + (s.optIn ? ' (only when named)' : '')).join(', ')}\n` +
+      [...SCENARIO_OPTIONS.values()].map((o) => `  --${o.name} VALUE   ${o.scenario}: ${o.help}\n`).join(''),
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, scenarios: [], runs: 0, out: path.join(REPO_ROOT, 'bench', 'results') };
+  const a: Args = { quick: false, scenarios: [], runs: 0, out: path.join(REPO_ROOT, 'bench', 'results'), options: {} };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     const next = () => argv[++i] ?? usage();
-    if (v === '--quick') a.quick = true;
+    const eq = v.indexOf('=');
+    const optName = v.startsWith('--') ? v.slice(2, eq > 0 ? eq : undefined) : '';
+    if (SCENARIO_OPTIONS.has(optName)) a.options[optName] = eq > 0 ? v.slice(eq + 1) : next();
+    else if (v === '--quick') a.quick = true;
     else if (v === '--scenario' || v === '-s') a.scenarios.push(...next().split(','));
     else if (v.startsWith('--scenario=')) a.scenarios.push(...v.slice(11).split(','));
     else if (v === '--runs') a.runs = Number(next());
@@ -60,8 +70,15 @@ function parseArgs(argv: string[]): Args {
       process.exit(2);
     }
   }
-  if (!a.runs) a.runs = a.quick ? 1 : 3;
-  if (!Number.isInteger(a.runs) || a.runs < 1 || a.runs > 9) {
+  for (const s of SCENARIOS.filter((x) => a.scenarios.includes(x.name))) {
+    try {
+      s.checkOptions?.(a.options, a.quick);
+    } catch (err) {
+      process.stderr.write(`bench: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  }
+  if (a.runs && (!Number.isInteger(a.runs) || a.runs < 1 || a.runs > 9)) {
     process.stderr.write(`bench: '--runs' must be 1..9\n`);
     process.exit(2);
   }
@@ -122,7 +139,10 @@ async function main(): Promise<void> {
   // ...and a measurement disturbed by other work anyway is taken again (bounded).
   noiseRetry.perRun = args.quick ? 0 : 2;
   noiseRetry.budget = args.quick ? 0 : 20;
-  const chosen = args.scenarios.length ? SCENARIOS.filter((s) => args.scenarios.includes(s.name)) : SCENARIOS;
+  const chosen = args.scenarios.length ? SCENARIOS.filter((s) => args.scenarios.includes(s.name)) : SCENARIOS.filter((s) => !s.optIn);
+  // --runs wins; otherwise each scenario's own default, else 3 (1 with --quick).
+  const runsOf = (s: Scenario) => args.runs || (args.quick ? (s.defaultRuns?.quick ?? 1) : (s.defaultRuns?.full ?? 3));
+  const maxRuns = Math.max(...chosen.map(runsOf));
   const jsonFile = path.join(args.out, 'latest.json');
   // A partial run keeps the figures of the scenarios it did not run.
   const previous = args.scenarios.length ? readExisting(jsonFile) : undefined;
@@ -138,23 +158,24 @@ async function main(): Promise<void> {
   };
   const t0 = Date.now();
   const log = (m: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
-  log(`load average ${loadAverage().join(' ')}; ${args.runs} run(s)${args.quick ? ', quick' : ''}: ${chosen.map((s) => s.name).join(', ')}`);
+  log(`load average ${loadAverage().join(' ')}; ${maxRuns} run(s)${args.quick ? ', quick' : ''}: ${chosen.map((s) => s.name).join(', ')}`);
 
   const runs = new Map<string, ScenarioRun[]>();
   const meta = new Map<string, { startedAt: string; seconds: number; loadavg: Array<[number, number, number]> }>();
   const failures = new Map<string, string[]>();
   // Run-major: each scenario's runs are spread over the whole bench, so a burst of other
   // work on the machine hits one run of a scenario, not all of them.
-  for (let run = 0; run < args.runs; run++) {
+  for (let run = 0; run < maxRuns; run++) {
     for (const s of chosen) {
+      if (run >= runsOf(s)) continue;
       const m = meta.get(s.name) ?? { startedAt: new Date().toISOString(), seconds: 0, loadavg: [] };
       meta.set(s.name, m);
       const st = Date.now();
       m.loadavg.push(loadAverage());
-      log(`${s.name}: run ${run + 1}/${args.runs}`);
+      log(`${s.name}: run ${run + 1}/${runsOf(s)}`);
       let r: ScenarioRun;
       try {
-        r = await s.run({ quick: args.quick, run, runs: args.runs, log });
+        r = await s.run({ quick: args.quick, run, runs: runsOf(s), log, options: args.options });
       } catch (err) {
         // One failed run does not lose the others: it is reported, and the medians use the runs that worked.
         const message = (err as Error).message.split('\n').slice(0, 6).join(' / ');

@@ -122,7 +122,7 @@ async function runOnce(configs: LoadConfig[], watch: Child[], events: TimedEvent
           ),
       ),
     );
-    for (const r of await Promise.all(done)) results.push(r as LoadResult);
+    for (const r of await Promise.all(done)) results.push(...[r as LoadResult | LoadResult[]].flat());
     await windowDone;
     await eventsDone;
     const serverCpuMs: Record<string, number> = {};
@@ -135,7 +135,7 @@ async function runOnce(configs: LoadConfig[], watch: Child[], events: TimedEvent
   }
 }
 
-function expect(g: Child, type: 'ready' | 'result', timeoutMs: number): Promise<LoadResult | undefined> {
+function expect(g: Child, type: 'ready' | 'result', timeoutMs: number): Promise<LoadResult | LoadResult[] | undefined> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${g.name}: no '${type}' within ${timeoutMs} ms:\n${g.lines.join('\n')}`)), timeoutMs);
     const onMessage = (m: FromGenerator) => {
@@ -168,6 +168,8 @@ export interface Summary {
   /** Failed calls per second in the window, and by error name. */
   errorsPerSec: number;
   errors: Record<string, number>;
+  /** Status details of failed calls, the first few of each error name. */
+  errorDetails: Record<string, string[]>;
   /** Calls skipped (open loop at its in-flight bound) per second. */
   skippedPerSec: number;
   /** OK calls in the window by node. */
@@ -198,8 +200,10 @@ export function summarize(results: LoadResult[], bucketMs: number): Summary {
   const timeline: Record<string, number[]> = {};
   const failedTimeline: number[] = [];
   const perSec = 1000 / bucketMs;
+  const errorDetails: Record<string, string[]> = {};
   for (const r of results) {
     for (const [k, v] of Object.entries(r.errorsInWindow)) errors[k] = (errors[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.errorDetails ?? {})) errorDetails[k] = [...new Set([...(errorDetails[k] ?? []), ...v])].slice(0, 3);
     for (const [k, v] of Object.entries(r.servedBy)) servedBy[k] = (servedBy[k] ?? 0) + v;
     for (const [node, counts] of Object.entries(r.timeline)) {
       const t = (timeline[node] ??= []);
@@ -218,6 +222,7 @@ export function summarize(results: LoadResult[], bucketMs: number): Summary {
     p999: hist.percentileMs(99.9),
     errorsPerSec: nErr / s,
     errors,
+    errorDetails,
     skippedPerSec: results.reduce((a, r) => a + r.skipped, 0) / s,
     servedBy,
     clientCpuMs: results.reduce((a, r) => a + r.cpuMs, 0),

@@ -33,6 +33,8 @@ export interface BrokerNodeOptions {
   workMs?: number;
   module?: string;
   extraArgs?: string[];
+  /** Extra environment of the process (e.g. BANK_WORK_CPU). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Starts `peerbroker start` as a process and waits for its listening line. */
@@ -44,7 +46,7 @@ export async function startBroker(o: BrokerNodeOptions): Promise<Node> {
   if (o.periodMs !== undefined) args.push('--period-ms', String(o.periodMs));
   if (o.peerChoice) args.push('--peer-choice', o.peerChoice);
   args.push(...(o.extraArgs ?? []));
-  const child = startProcess(`broker ${o.id}`, process.execPath, args, { BANK_WORK_MS: String(o.workMs ?? 0) });
+  const child = startProcess(`broker ${o.id}`, process.execPath, args, { ...o.env, BANK_WORK_MS: String(o.workMs ?? 0) });
   const line = await waitForLine(child, /peerbroker: node \S+ listening on (\S+)/, 20_000);
   return { id: o.id, endpoint: /listening on (\S+)/.exec(line)![1], child };
 }
@@ -72,9 +74,12 @@ export async function startResponder(cfg: {
   mode: 'quote' | 'echo';
   work: number;
   capacity: number;
+  /** Extra environment of the process (e.g. BANK_WORK_CPU). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<Node> {
-  const full = { queue: 'bench', maxQueue: 4 * cfg.capacity, ...cfg };
-  const child = startProcess(`responder ${cfg.nodeId}`, process.execPath, [path.join(SERVERS, 'nats-responder.js'), JSON.stringify(full)]);
+  const { env, ...rest } = cfg;
+  const full = { queue: 'bench', maxQueue: 4 * cfg.capacity, ...rest };
+  const child = startProcess(`responder ${cfg.nodeId}`, process.execPath, [path.join(SERVERS, 'nats-responder.js'), JSON.stringify(full)], env);
   await waitForLine(child, /subscribed/, 20_000);
   return { id: cfg.nodeId, endpoint: cfg.subject, child };
 }

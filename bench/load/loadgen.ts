@@ -1,36 +1,29 @@
 /**
  * A load generator process: offers calls to one target as its brief says, bounded in
  * count and time, and sends back what it measured. Started by the bench with fork().
+ * With `threads`, the brief runs in that many worker threads (each its share of the rate)
+ * and the process sends back one result per thread.
  *
  *   node dist/bench/load/loadgen.js '<LoadConfig as JSON>'
  */
-import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
-import { connect, type NatsConnection } from 'nats';
-import { bankProto } from '../../examples/bank';
-import { createClient, type BrokeredClient } from '../../src/client';
-import { MD_FOLLOW, MD_LOCATION_NODE } from '../../src/wire';
-import { Histogram } from '../lib/histogram';
-import { EchoClient } from '../servers/echo-module';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { makeCaller, type Caller } from './callers';
+import { drive } from './driver';
 import type { FromGenerator, LoadConfig, LoadResult, ToGenerator } from './protocol';
 
 /** Calls made before `ready`, so every channel and connection is warm. */
 const WARM_CALLS = 10;
-/** Time allowed after the window for calls in flight to end (on top of their deadline). */
-const DRAIN_GRACE_MS = 1_000;
+/** Calls of the warm-up in flight at once. */
+const WARM_CONCURRENCY = 4;
 
-type Done = (err: string | null, servedBy: string) => void;
-
-interface Caller {
-  call(done: Done): void;
-  close(): Promise<void>;
-  /** Stub only. */
-  stub?: BrokeredClient<grpc.Client>;
-  /** Endpoints or subjects a warm-up must touch. */
-  warmTargets: number;
+/** What the process gives each worker thread. */
+interface WorkerBrief {
+  cfg: LoadConfig;
+  /** Calls in flight per endpoint, shared by every thread (jsq). */
+  inFlight: SharedArrayBuffer;
 }
-
-const cfg = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
+/** Worker → process. */
+type FromWorker = { type: 'ready' } | { type: 'result'; result: LoadResult } | { type: 'failed'; message: string };
 
 function send(msg: FromGenerator): Promise<void> {
   return new Promise((resolve) => {
@@ -39,104 +32,12 @@ function send(msg: FromGenerator): Promise<void> {
   });
 }
 
-function grpcError(err: grpc.ServiceError): string {
-  return grpc.status[err.code] ?? `code ${err.code}`;
-}
-
-async function makeCaller(c: LoadConfig): Promise<Caller> {
-  const deadline = () => Date.now() + c.deadlineMs;
-  const payload = c.call.kind === 'echo' ? randomBytes(c.call.bytes) : undefined;
-  const t = c.target;
-  if (t.kind === 'grpc' || t.kind === 'grpc-rr' || t.kind === 'stub' || t.kind === 'bounce') {
-    const creds = grpc.credentials.createInsecure();
-    const Ctor = (c.call.kind === 'quote' ? bankProto().bank.Securities : EchoClient) as unknown as new (
-      address: string,
-      credentials: grpc.ChannelCredentials,
-      options?: grpc.ClientOptions,
-    ) => grpc.Client;
-    let clients: grpc.Client[];
-    let stub: BrokeredClient<grpc.Client> | undefined;
-    if (t.kind === 'stub') {
-      stub = createClient(Ctor, { endpoints: t.endpoints });
-      clients = [stub];
-    } else {
-      const eps = t.kind === 'grpc-rr' ? t.endpoints : t.endpoints.slice(0, 1);
-      clients = eps.map((ep) => new Ctor(ep, creds));
-    }
-    let next = 0;
-    const pick = () => {
-      const client = clients[next];
-      next = next + 1 === clients.length ? 0 : next + 1;
-      return client as unknown as Record<string, (...a: unknown[]) => void>;
-    };
-    const follow = new grpc.Metadata();
-    follow.set(MD_FOLLOW, '1');
-    const call =
-      t.kind === 'bounce'
-        ? (done: Done) =>
-            pick().GetQuote({ symbol: 'ACME' }, follow, { deadline: deadline() }, (err: grpc.ServiceError | null) => {
-              const location = err?.code === grpc.status.RESOURCE_EXHAUSTED ? err.metadata.get(MD_LOCATION_NODE)[0] : undefined;
-              if (location !== undefined) done(null, String(location));
-              else done(err ? grpcError(err) : 'NOT_REDIRECTED', '');
-            })
-        : c.call.kind === 'quote'
-        ? (done: Done) =>
-            pick().GetQuote({ symbol: 'ACME' }, { deadline: deadline() }, (err: grpc.ServiceError | null, res?: { servedBy: string }) =>
-              err ? done(grpcError(err), '') : done(null, res?.servedBy || '?'),
-            )
-        : (done: Done) =>
-            pick().Echo(payload, { deadline: deadline() }, (err: grpc.ServiceError | null, res?: Buffer) =>
-              err ? done(grpcError(err), '') : res?.length === payload!.length ? done(null, 'server') : done('SHORT_ANSWER', ''),
-            );
-    return {
-      call,
-      stub,
-      warmTargets: clients.length,
-      close: async () => clients.forEach((cl) => cl.close()),
-    };
-  }
-  if (t.kind === 'nats') {
-    const nc: NatsConnection = await connect({ servers: t.servers, name: `loadgen-${c.id}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-    const def = bankProto().bank.Securities.service.GetQuote;
-    const request = c.call.kind === 'quote' ? def.requestSerialize({ symbol: 'ACME' }) : payload!;
-    const expect = payload?.length ?? 0;
-    const call = (done: Done) => {
-      nc.request(t.subject, request, { timeout: c.deadlineMs }).then(
-        (msg) => {
-          if (msg.headers?.get('error')) return done(`nats:${msg.headers.get('error')}`, '');
-          if (c.call.kind === 'quote') return done(null, (def.responseDeserialize(Buffer.from(msg.data)) as { servedBy: string }).servedBy);
-          return msg.data.length === expect ? done(null, 'server') : done('SHORT_ANSWER', '');
-        },
-        (err: { code?: string }) => done(`nats:${err.code ?? 'ERROR'}`, ''),
-      );
-    };
-    return { call, warmTargets: 1, close: () => nc.close() };
-  }
-  // Moleculer over NATS: its own serializer (JSON) and envelope, every byte through the NATS server.
-  const { ServiceBroker } = require('moleculer') as typeof import('moleculer');
-  const broker = new ServiceBroker({
-    nodeID: `loadgen-${c.id}-${process.pid}`,
-    transporter: { type: 'NATS', options: { servers: t.servers, maxReconnectAttempts: -1 } },
-    logger: false,
-    requestTimeout: c.deadlineMs,
-    metrics: false,
-    tracing: false,
-  });
-  await broker.start();
-  await broker.waitForServices(['echo'], 15_000);
-  const data = payload ? 'x'.repeat(payload.length) : 'ACME';
-  const call = (done: Done) => {
-    broker.call('echo.echo', { data }).then(
-      (res: unknown) => ((res as { data?: string }).data?.length === data.length ? done(null, 'server') : done('SHORT_ANSWER', '')),
-      (err: { type?: string; name?: string }) => done(`moleculer:${err.type ?? err.name ?? 'ERROR'}`, ''),
-    );
-  };
-  return { call, warmTargets: 1, close: () => broker.stop() };
-}
-
 async function warm(caller: Caller): Promise<void> {
-  const n = Math.max(WARM_CALLS, 3 * caller.warmTargets);
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => caller.call(() => r()));
+  let left = Math.max(WARM_CALLS, 3 * caller.warmTargets);
+  const lane = async () => {
+    while (left-- > 0) await new Promise<void>((r) => caller.call(() => r()));
+  };
+  await Promise.all(Array.from({ length: WARM_CONCURRENCY }, lane));
 }
 
 function waitGo(): Promise<number> {
@@ -147,143 +48,101 @@ function waitGo(): Promise<number> {
   });
 }
 
-function run(caller: Caller, atEpochMs: number): Promise<LoadResult> {
-  const t0 = performance.now() + (atEpochMs - Date.now());
-  const hist = new Histogram();
-  const bucketHist: Histogram[] = [];
-  const timeline: Record<string, number[]> = {};
-  const failedTimeline: number[] = [];
-  const servedBy: Record<string, number> = {};
-  const errors: Record<string, number> = {};
-  let started = 0;
-  let skipped = 0;
-  let ok = 0;
-  let inflight = 0;
-  let inWindow = false;
-  let stopped = false;
-  let cpuAt0 = process.cpuUsage();
-  let cpuMs = 0;
-  let wStart = 0;
-  let windowMs = 0;
-  let redirects0 = { followed: 0, refused: 0 };
-  let redirects = { followed: 0, refused: 0 };
-  const stubStats = () => ({ ...(caller.stub?.peerbroker.stats ?? { redirectsFollowed: 0, redirectsRefused: 0 }) });
+/** The brief of thread `i` of `n`: its share of the rate or of the calls in flight, its own seed. */
+function threadBrief(cfg: LoadConfig, i: number, n: number): LoadConfig {
+  const share = (x: number) => x / n;
+  const mode = cfg.mode;
+  const m =
+    mode.kind === 'closed'
+      ? { ...mode, concurrency: Math.max(1, Math.round(share(mode.concurrency))) }
+      : mode.kind === 'open'
+        ? { ...mode, ratePerSec: share(mode.ratePerSec), maxInFlight: Math.ceil(share(mode.maxInFlight)) }
+        : { ...mode, ratePerSec: share(mode.ratePerSec), maxInFlight: Math.ceil(share(mode.maxInFlight)), seed: mode.seed + 7919 * i };
+  return { ...cfg, id: `${cfg.id}.t${i}`, mode: m, maxCalls: Math.ceil(share(cfg.maxCalls)) + 10, threads: undefined };
+}
 
-  const bump = (arr: number[], i: number) => {
-    while (arr.length <= i) arr.push(0);
-    arr[i]++;
-  };
-
-  return new Promise<LoadResult>((resolve) => {
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      resolve({
-        id: cfg.id,
-        started,
-        skipped,
-        okInWindow: ok,
-        errorsInWindow: errors,
-        latency: hist.toData(),
-        servedBy,
-        timeline,
-        failedTimeline,
-        bucketLatency: Array.from(bucketHist, (h) => (h ? h.toData() : null)),
-        cpuMs,
-        windowMs,
-        redirectsFollowed: redirects.followed - redirects0.followed,
-        redirectsRefused: redirects.refused - redirects0.refused,
-        channels: caller.stub?.peerbroker.pool.endpoints().length,
-      });
-    };
-
-    const startOne = (closedLoop: boolean) => {
-      started++;
-      inflight++;
-      const began = performance.now();
-      caller.call((err, node) => {
-        const now = performance.now();
-        inflight--;
-        const b = Math.max(0, Math.floor((now - t0) / cfg.bucketMs));
-        if (err) {
-          bump(failedTimeline, b);
-          if (inWindow) errors[err] = (errors[err] ?? 0) + 1;
-        } else {
-          bump((timeline[node] ??= []), b);
-          (bucketHist[b] ??= new Histogram()).recordMs(now - began);
-          if (inWindow) {
-            ok++;
-            hist.recordMs(now - began);
-            servedBy[node] = (servedBy[node] ?? 0) + 1;
-          }
+/** Runs the brief in `cfg.threads` worker threads; measures the process's CPU in the window. */
+async function runThreads(cfg: LoadConfig): Promise<void> {
+  const n = cfg.threads!;
+  const endpoints = 'endpoints' in cfg.target ? cfg.target.endpoints.length : 1;
+  const inFlight = new SharedArrayBuffer(4 * endpoints);
+  const workers = Array.from({ length: n }, (_, i) => new Worker(__filename, { workerData: { cfg: threadBrief(cfg, i, n), inFlight } satisfies WorkerBrief }));
+  const next = (w: Worker, type: 'ready' | 'result') =>
+    new Promise<LoadResult | undefined>((resolve, reject) => {
+      const on = (m: FromWorker) => {
+        if (m.type === 'failed') reject(new Error(m.message));
+        else if (m.type === type) {
+          w.off('message', on);
+          resolve(m.type === 'result' ? m.result : undefined);
         }
-        if (closedLoop && !stopped && started < cfg.maxCalls) startOne(true);
-        else if (stopped && inflight === 0) finish();
-      });
-    };
-
+      };
+      w.on('message', on);
+      w.once('error', reject);
+    });
+  await Promise.all(workers.map((w) => next(w, 'ready')));
+  await send({ type: 'ready' });
+  const at = await waitGo();
+  const results = workers.map((w) => next(w, 'result'));
+  for (const w of workers) w.postMessage({ type: 'go', atEpochMs: at } satisfies ToGenerator);
+  // The process's CPU (every thread) over the window, as one generator's.
+  const t0 = performance.now() + (at - Date.now());
+  let cpu0 = process.cpuUsage();
+  setTimeout(() => (cpu0 = process.cpuUsage()), Math.max(0, t0 + cfg.warmupMs - performance.now()));
+  const windowCpuMs = new Promise<number>((resolve) =>
     setTimeout(
       () => {
-        if (cfg.mode.kind === 'closed') {
-          for (let i = 0; i < cfg.mode.concurrency; i++) startOne(true);
-        } else {
-          const { ratePerSec, maxInFlight } = cfg.mode;
-          let offered = 0;
-          const ticker = setInterval(() => {
-            if (stopped) return clearInterval(ticker);
-            const due = Math.min(cfg.maxCalls, Math.floor((ratePerSec * (performance.now() - t0)) / 1000));
-            while (offered < due) {
-              offered++;
-              if (inflight >= maxInFlight) {
-                if (inWindow) skipped++;
-              } else startOne(false);
-            }
-          }, cfg.mode.tickMs ?? 1);
-        }
-      },
-      Math.max(0, t0 - performance.now()),
-    );
-    setTimeout(
-      () => {
-        inWindow = true;
-        wStart = performance.now();
-        cpuAt0 = process.cpuUsage();
-        redirects0 = { followed: stubStats().redirectsFollowed, refused: stubStats().redirectsRefused };
-      },
-      Math.max(0, t0 + cfg.warmupMs - performance.now()),
-    );
-    setTimeout(
-      () => {
-        inWindow = false;
-        stopped = true;
-        windowMs = performance.now() - wStart;
-        const c = process.cpuUsage(cpuAt0);
-        cpuMs = (c.user + c.system) / 1000;
-        redirects = { followed: stubStats().redirectsFollowed, refused: stubStats().redirectsRefused };
-        if (inflight === 0) finish();
-        setTimeout(finish, cfg.deadlineMs + DRAIN_GRACE_MS).unref();
+        const c = process.cpuUsage(cpu0);
+        resolve((c.user + c.system) / 1000);
       },
       Math.max(0, t0 + cfg.warmupMs + cfg.durationMs - performance.now()),
-    );
-  });
+    ),
+  );
+  // A thread with nothing in flight answers as its window ends, maybe before this timer fires.
+  const [parts, cpuMs] = (await Promise.all([Promise.all(results), windowCpuMs])) as [LoadResult[], number];
+  // process.cpuUsage() is the whole process's in every thread: it is counted once, on the first part.
+  parts.forEach((p, i) => (p.cpuMs = i === 0 ? cpuMs : 0));
+  await send({ type: 'result', result: parts });
+  await Promise.race([Promise.all(workers.map((w) => w.terminate())), new Promise((r) => setTimeout(r, 1_000))]);
 }
 
 async function main(): Promise<void> {
+  const cfg = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
   // Bounded whatever happens: a generator never outlives its brief by more than a minute.
   setTimeout(() => process.exit(3), cfg.warmupMs + cfg.durationMs + cfg.deadlineMs + 60_000).unref();
   process.on('disconnect', () => process.exit(4));
+  if (cfg.threads) {
+    await runThreads(cfg);
+    process.exit(0);
+  }
   const caller = await makeCaller(cfg);
   await warm(caller);
   await send({ type: 'ready' });
   const at = await waitGo();
-  const result = await run(caller, at);
+  const result = await drive(caller, cfg, at);
   await send({ type: 'result', result });
   await Promise.race([caller.close(), new Promise((r) => setTimeout(r, 1_000))]);
   process.exit(0);
 }
 
-main().catch(async (err: Error) => {
-  await send({ type: 'failed', message: err.stack ?? String(err) });
-  process.exit(1);
-});
+/** A worker thread: one share of the brief, on its own event loop and its own channels. */
+async function workerMain(): Promise<void> {
+  const { cfg, inFlight } = workerData as WorkerBrief;
+  const post = (m: FromWorker) => parentPort!.postMessage(m);
+  try {
+    const caller = await makeCaller(cfg, new Int32Array(inFlight));
+    await warm(caller);
+    const go = new Promise<number>((resolve) => parentPort!.once('message', (m: ToGenerator) => resolve(m.atEpochMs)));
+    post({ type: 'ready' });
+    post({ type: 'result', result: await drive(caller, cfg, await go) });
+    await Promise.race([caller.close(), new Promise((r) => setTimeout(r, 1_000))]);
+  } catch (err) {
+    post({ type: 'failed', message: (err as Error).stack ?? String(err) });
+  }
+}
+
+if (isMainThread) {
+  main().catch(async (err: Error) => {
+    await send({ type: 'failed', message: err.stack ?? String(err) });
+    process.exit(1);
+  });
+} else void workerMain();

@@ -16,7 +16,17 @@ export type Target =
   /** NATS request-reply to a queue group on `subject`. */
   | { kind: 'nats'; servers: string[]; subject: string }
   /** Moleculer over the NATS transporter, action `echo.echo`. */
-  | { kind: 'moleculer'; servers: string[] };
+  | { kind: 'moleculer'; servers: string[] }
+  /**
+   * A plain grpc-js client written from the wire contract alone (`follower.ts`): every call
+   * enters at `endpoints[0]`, sends `peerbroker-follow: 1`, and follows each redirect itself.
+   */
+  | { kind: 'follower'; endpoints: string[] }
+  /**
+   * Join-shortest-queue: plain grpc-js clients to every endpoint (never redirected); each call
+   * goes to the node with the fewest calls in flight, counted by every thread of the generator.
+   */
+  | { kind: 'jsq'; endpoints: string[] };
 
 /** What each call carries. */
 export type CallKind =
@@ -33,7 +43,13 @@ export type Mode =
    * `ratePerSec` calls started per second whatever the answers; above `maxInFlight` a call is
    * skipped. Calls due are started every `tickMs` (default 1), so a late timer catches up.
    */
-  | { kind: 'open'; ratePerSec: number; maxInFlight: number; tickMs?: number };
+  | { kind: 'open'; ratePerSec: number; maxInFlight: number; tickMs?: number }
+  /**
+   * Poisson arrivals at `ratePerSec` from a RNG seeded with `seed` (the same seed gives the
+   * same schedule). Latency counts from each call's scheduled time, and the window holds the
+   * calls scheduled in it, each followed to its end: a system that falls behind cannot hide it.
+   */
+  | { kind: 'poisson'; ratePerSec: number; seed: number; maxInFlight: number };
 
 /** A load generator's whole brief, passed as JSON in argv[2]. */
 export interface LoadConfig {
@@ -51,13 +67,22 @@ export interface LoadConfig {
   deadlineMs: number;
   /** Width of a timeline bucket, ms. */
   bucketMs: number;
+  /**
+   * Runs the brief in this many worker threads of one process, each with its share of the
+   * rate (Poisson: its own seed); jsq counts are shared between them. Default: no threads.
+   */
+  threads?: number;
 }
 
 /** Parent → generator. */
 export type ToGenerator = { type: 'go'; atEpochMs: number };
 
 /** Generator → parent. */
-export type FromGenerator = { type: 'ready' } | { type: 'result'; result: LoadResult } | { type: 'failed'; message: string };
+export type FromGenerator =
+  | { type: 'ready' }
+  /** One result, or one per thread (`threads`; the process's CPU is on the first). */
+  | { type: 'result'; result: LoadResult | LoadResult[] }
+  | { type: 'failed'; message: string };
 
 /** What one generator measured. */
 export interface LoadResult {
@@ -84,7 +109,9 @@ export interface LoadResult {
   cpuMs: number;
   /** Wall length of the window, ms. */
   windowMs: number;
-  /** Stub only: redirects followed and refused, channels opened. */
+  /** Status details of failed calls, the first few of each error name. */
+  errorDetails?: Record<string, string[]>;
+  /** Stub and follower: redirects followed and refused; stub: channels opened. */
   redirectsFollowed?: number;
   redirectsRefused?: number;
   channels?: number;

@@ -16,7 +16,8 @@ function ruleCells(results: Results): Map<string, Array<{ where: string; m: Reco
   return cells;
 }
 
-function geomean(v: number[]): number {
+/** Geometric mean of the finite positive values; NaN when there is none. */
+export function geomean(v: number[]): number {
   const f = v.filter((x) => Number.isFinite(x) && x > 0);
   return f.length ? Math.exp(f.reduce((a, x) => a + Math.log(x), 0) / f.length) : NaN;
 }

@@ -1,30 +1,13 @@
 /**
  * latest.svg: the figures a person would rather look at. Hand-written SVG, no dependencies:
  * calls run per node over time (skew), how each rule degrades with older reports (stale),
- * calls served through a control-plane outage, and p99 of every system of every scenario.
+ * calls served through a control-plane outage, p99 of every system of every scenario, and
+ * how far the balancing clients fall behind the anchors as the cluster fills up (saturation).
  */
 import type { Row, ScenarioResult, Timeline } from '../scenarios/types';
-
-const W = 1200;
-const NODE_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b'];
-const FAILED = '#d62728';
-const FONT = 'font-family="Helvetica, Arial, sans-serif"';
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function text(x: number, y: number, s: string, o: { size?: number; anchor?: string; weight?: string; fill?: string } = {}): string {
-  return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${FONT} font-size="${o.size ?? 11}" text-anchor="${o.anchor ?? 'start'}" font-weight="${o.weight ?? 'normal'}" fill="${o.fill ?? '#222'}">${esc(s)}</text>`;
-}
-
-/** A "nice" upper bound for an axis. */
-function niceMax(v: number): number {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
+import { median } from '../lib/histogram';
+import { cellsOf, perRepeat } from './saturation';
+import { FAILED, legend, NODE_COLORS, niceMax, ratioChart, text, W } from './svg-kit';
 
 interface Line {
   name: string;
@@ -78,19 +61,6 @@ function timeChart(x: number, y: number, w: number, h: number, title: string, t:
   return out.join('\n');
 }
 
-function legend(x: number, y: number, items: Array<{ name: string; color: string; dash?: boolean }>): string {
-  let cx = x;
-  return items
-    .map((it) => {
-      const s =
-        `<line x1="${cx}" x2="${cx + 18}" y1="${y - 4}" y2="${y - 4}" stroke="${it.color}" stroke-width="2"${it.dash ? ' stroke-dasharray="4,2"' : ''}/>` +
-        text(cx + 22, y, it.name, { size: 11 });
-      cx += 30 + it.name.length * 6.2;
-      return s;
-    })
-    .join('\n');
-}
-
 /** Panel A: per-node calls over time for every system of the skew scenario. */
 function skewPanel(y: number, r: ScenarioResult | undefined): { svg: string; h: number } {
   if (!r || Object.keys(r.timelines).length === 0) return { svg: '', h: 0 };
@@ -133,38 +103,11 @@ function stalePanel(x: number, y: number, w: number, h: number, r: ScenarioResul
   const rules = [...new Set(rows.map((row) => row.labels.rule))];
   const periods = [...new Set(rows.map((row) => Number(row.labels.period)))].sort((a, b) => a - b);
   if (periods.length === 0) return '';
-  const out: string[] = [text(x + w / 2, y + 14, 'Stale reports: p99 over the ideal\'s, by report period (scenario 4)', { anchor: 'middle', size: 13, weight: 'bold' })];
-  const px = x + 50;
-  const py = y + 30;
-  const pw = w - 70;
-  const ph = h - 90;
-  const vals = rows.map((row) => row.metrics.p99VsIdeal).filter(Number.isFinite);
-  const top = niceMax(Math.max(2, ...vals));
-  const sx = (i: number) => px + (periods.length === 1 ? pw / 2 : (i / (periods.length - 1)) * pw);
-  const sy = (v: number) => py + ph - (Math.min(v, top) / top) * ph;
-  for (let k = 0; k <= 4; k++) {
-    const v = (top * k) / 4;
-    out.push(`<line x1="${px}" x2="${px + pw}" y1="${sy(v).toFixed(1)}" y2="${sy(v).toFixed(1)}" stroke="#ddd" stroke-width="0.5"/>`);
-    out.push(text(px - 4, sy(v) + 3, v.toFixed(1), { anchor: 'end', size: 9, fill: '#666' }));
-  }
-  out.push(`<line x1="${px}" x2="${px + pw}" y1="${sy(1.25).toFixed(1)}" y2="${sy(1.25).toFixed(1)}" stroke="#2ca02c" stroke-dasharray="5,3"/>`);
-  out.push(text(px + pw - 2, sy(1.25) - 3, 'target 1.25', { anchor: 'end', size: 9, fill: '#2ca02c' }));
-  periods.forEach((p, i) => out.push(text(sx(i), py + ph + 14, `${p} ms`, { anchor: 'middle', size: 10 })));
-  out.push(`<rect x="${px}" y="${py}" width="${pw}" height="${ph}" fill="none" stroke="#bbb"/>`);
-  const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
-  rules.forEach((rule, ri) => {
-    const pts = periods
-      .map((p, i) => [i, rows.find((row) => row.labels.rule === rule && Number(row.labels.period) === p)?.metrics.p99VsIdeal] as const)
-      .filter(([, v]) => v !== undefined && Number.isFinite(v))
-      .map(([i, v]) => `${sx(i).toFixed(1)},${sy(v!).toFixed(1)}`);
-    out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colors[ri % colors.length]}" stroke-width="2"/>`);
-    for (const pt of pts) {
-      const [cx, cy] = pt.split(',');
-      out.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${colors[ri % colors.length]}"/>`);
-    }
-  });
-  out.push(legend(px, py + ph + 34, rules.map((rule, ri) => ({ name: rule, color: colors[ri % colors.length] }))));
-  return out.join('\n');
+  const series = rules.map((rule) => ({
+    name: rule,
+    values: periods.map((p) => rows.find((row) => row.labels.rule === rule && Number(row.labels.period) === p)?.metrics.p99VsIdeal ?? NaN),
+  }));
+  return ratioChart(x, y, w, h, "Stale reports: p99 over the ideal's, by report period (scenario 4)", periods.map((p) => `${p} ms`), series, 1.25);
 }
 
 /** Panel C: calls served per second through the NATS outage. */
@@ -184,6 +127,30 @@ function outagePanel(x: number, y: number, w: number, h: number, r: ScenarioResu
       { name: 'NATS request-reply, queue group', color: '#ff7f0e' },
     ]),
   ].join('\n');
+}
+
+/** Panel E: follower's and stub's p99 over round-robin's by utilization, one chart per workload. */
+function saturationPanel(y: number, r: ScenarioResult | undefined): { svg: string; h: number } {
+  const cells = r ? cellsOf(r.rows) : [];
+  const workloads = [...new Set(cells.map((c) => c.split('/')[0]))];
+  if (!r || workloads.length === 0) return { svg: '', h: 0 };
+  const w = W / workloads.length;
+  const h = 300;
+  const out = workloads.map((wl, i) => {
+    const mine = cells.filter((c) => c.startsWith(`${wl}/`));
+    const points = [...new Set(mine.map((c) => c.split('/')[2]))];
+    const gens = [...new Set(mine.map((c) => c.split('/')[1]))];
+    const series = ['follower', 'stub'].flatMap((system) =>
+      gens.map((g) => ({
+        name: `${system}, ${g.slice(1)} gen`,
+        dash: system === 'stub',
+        values: points.map((p) => median(perRepeat(r, `${wl}/${g}/${p}`, system, 'p99VsRr'))),
+      })),
+    );
+    const title = `Saturation, ${wl}: p99 over round-robin's (median of pairs)`;
+    return ratioChart(i * w + 10, y, w - 20, h, title, points.map((p) => `${p} % of capacity`), series, 1, 'as round-robin');
+  });
+  return { svg: out.join('\n'), h: h + 10 };
 }
 
 interface Bar {
@@ -266,6 +233,9 @@ export function renderSvg(results: { generatedAt?: string; scenarios: Record<str
     parts.push(outagePanel(W / 2 + 10, y + 10, W / 2 - 20, 280, s.outage));
     y += 300;
   }
+  const e = saturationPanel(y + 10, s.saturation);
+  parts.push(e.svg);
+  y += e.h;
   const d = barsPanel(y + 10, s);
   parts.push(d.svg);
   y += d.h + 20;

@@ -6,6 +6,8 @@ export interface Ctx {
   run: number;
   runs: number;
   log(message: string): void;
+  /** Values of the scenario's own options (`Scenario.options`), as given on the command line. */
+  options: Record<string, string>;
 }
 
 /** One line of a scenario's table: labels, and figures whose median over runs is reported. */
@@ -53,6 +55,14 @@ export interface ScenarioResult {
 export interface Scenario {
   name: string;
   title: string;
+  /** Runs only when named with --scenario (too long for the default set). */
+  optIn?: boolean;
+  /** Runs when --runs is not given, quick and full (default: the runner's 1 and 3). */
+  defaultRuns?: { quick: number; full: number };
+  /** Command-line options of its own: `--<name> VALUE`. */
+  options?: Array<{ name: string; help: string }>;
+  /** Throws, naming the option, when an option's value is invalid (checked before anything starts). */
+  checkOptions?(options: Record<string, string>, quick: boolean): void;
   run(ctx: Ctx): Promise<ScenarioRun>;
   render(r: ScenarioResult): string;
 }
