@@ -3,8 +3,19 @@
  * Keys are lowercase ASCII, as HTTP/2 requires.
  */
 
-/** client → node: `1` when the client follows redirects. */
+/**
+ * client → node: `1` when the client follows redirects; `2` when it also spreads its calls
+ * as nodes advise (`peerbroker-advice`): such calls move only when they would queue.
+ */
 export const MD_FOLLOW = 'peerbroker-follow';
+/** client → node: `1` asks for the current advice in this call's response headers. */
+export const MD_ADVISE_ME = 'peerbroker-advise-me';
+/**
+ * node → client: where to send the next calls of this service and for how long:
+ * `ttl=<ms>; <host:port>=<percent>, ...`. In every redirect's trailers, and in the
+ * response headers of a call that asked (`peerbroker-advise-me`).
+ */
+export const MD_ADVICE = 'peerbroker-advice';
 /** client → node: how many redirects this call has followed so far. */
 export const MD_HOPS = 'peerbroker-hops';
 /**
@@ -42,4 +53,48 @@ export function parseHostPort(value: string): { host: string; port: number } {
   const port = Number(m[2]);
   if (port > 65535) throw new Error(`'${value}': port ${port} is out of range`);
   return { host: m[1], port };
+}
+
+/** Where a client should send its next calls of one service, as a node advises. */
+export interface Advice {
+  /** How long the advice holds, ms. */
+  ttlMs: number;
+  /** Endpoints and their shares of the calls (0..1, adding up to about 1). */
+  shares: Array<{ endpoint: string; share: number }>;
+}
+
+/** Most endpoints an advice names; a longer one is cut (encoding) or refused (parsing). */
+export const MAX_ADVICE_ENTRIES = 8;
+
+/** `peerbroker-advice` value: `ttl=<ms>; <host:port>=<percent>, ...`. */
+export function encodeAdvice(a: Advice): string {
+  const parts = a.shares.slice(0, MAX_ADVICE_ENTRIES).map((s) => `${s.endpoint}=${Math.round(s.share * 100)}`);
+  return `ttl=${Math.round(a.ttlMs)}; ${parts.join(', ')}`;
+}
+
+/** Parses a `peerbroker-advice` value; null when it is malformed (then it is ignored). */
+export function parseAdvice(value: unknown): Advice | null {
+  if (typeof value !== 'string' || value.length > 1024) return null;
+  const m = /^ttl=(\d{1,7});\s*(.*)$/.exec(value);
+  if (!m) return null;
+  const items = m[2].split(',');
+  if (items.length > MAX_ADVICE_ENTRIES) return null;
+  const shares: Advice['shares'] = [];
+  let total = 0;
+  for (const item of items) {
+    const eq = item.lastIndexOf('=');
+    const endpoint = item.slice(0, eq).trim();
+    const pct = Number(item.slice(eq + 1));
+    if (eq < 0 || !Number.isInteger(pct) || pct < 0 || pct > 100) return null;
+    try {
+      parseHostPort(endpoint);
+    } catch {
+      return null;
+    }
+    shares.push({ endpoint, share: pct / 100 });
+    total += pct;
+  }
+  if (total <= 0) return null;
+  for (const s of shares) s.share = (s.share * 100) / total;
+  return { ttlMs: Number(m[1]), shares };
 }

@@ -20,6 +20,8 @@ function decisionUs(n: number, rule: string): number {
     endpoint: `127.0.0.1:${20000 + i}`,
     status: 'ONLINE',
     load: (i % 10) / 20,
+    occupancy: (i % 10) / 20,
+    maxQueue: 256,
     extra: 0,
     inFlight: 0,
     capacity: 64,
@@ -30,7 +32,7 @@ function decisionUs(n: number, rule: string): number {
   const self: SelfState = { nodeId: 'n0', load: 0.9, running: 58, queued: 0, capacity: 64, maxQueue: 256, hosts: () => true };
   const cfg: PolicyConfig = { threshold: 0.5, margin: 0.2, maxHops: 2, staleAfterPeriods: 2 };
   const choice = peerChoiceByName(rule);
-  const call: CallInfo = { path: '/bank.Securities/GetQuote', service: 'bank.Securities', hops: 0, follows: true, session: '', sessionOwner: '' };
+  const call: CallInfo = { path: '/bank.Securities/GetQuote', service: 'bank.Securities', hops: 0, follows: true, advised: false, session: '', sessionOwner: '' };
   const iterations = Math.max(2_000, Math.round(2_000_000 / n));
   for (let i = 0; i < iterations / 10; i++) decide(call, self, peers, cfg, choice, now);
   const t0 = process.hrtime.bigint();

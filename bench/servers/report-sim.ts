@@ -48,6 +48,7 @@ async function main(): Promise<void> {
           nodeId: id,
           endpoint: `127.0.0.1:${20000 + i}`,
           incarnation,
+          maxQueue: 256,
           seq: ++seq,
           sentAtMs: Date.now(),
           load,

@@ -80,7 +80,7 @@ export class Admission {
   private readonly ready = new TicketList();
   private drainScheduled = false;
   private readonly drainNow = () => this.drain();
-  private readonly onCross: (above: boolean) => void;
+  private readonly onChange: () => void;
   private above = false;
   readonly counters: LoadCounters;
 
@@ -88,10 +88,11 @@ export class Admission {
     public capacity: number,
     public maxQueue: number,
     public threshold: number,
-    onCross: (above: boolean) => void,
+    /** A report is due: load crossed the threshold, or moved a step since the last report. */
+    onChange: () => void,
     counters: LoadCounters = new LoadCounters(),
   ) {
-    this.onCross = onCross;
+    this.onChange = onChange;
     this.counters = counters;
   }
 
@@ -117,11 +118,16 @@ export class Admission {
     this.counters.meterLoad = v;
   }
 
-  /** Load at this moment, 0..1. */
+  /** Load at this moment, 0..1 (as reports and people read it: a full node is 1). */
   load(): number {
-    const l = (this.running + this.queued) / this.capacity;
-    const m = l > this.meterLoad ? l : this.meterLoad;
+    const m = this.occupancy();
     return m > 1 ? 1 : m;
+  }
+
+  /** Calls running and queued over capacity, not capped (a meter's load if higher): what decisions compare. */
+  occupancy(): number {
+    const l = (this.running + this.queued) / this.capacity;
+    return l > this.meterLoad ? l : this.meterLoad;
   }
 
   /** True when every slot is busy and the queue is full. */
@@ -204,12 +210,21 @@ export class Admission {
     }
   }
 
-  // A report goes out at once when load crosses the threshold (DESIGN.md).
+  // A report goes out at once when load crosses the threshold, and when it moved by a step
+  // (an eighth of capacity, at least one call) from what the last report said: near
+  // saturation a peer's view a period old is too old to place calls by (bench: saturation).
   private check(): void {
     const above = this.load() >= this.threshold;
-    if (above !== this.above) {
+    const moved = this.running + this.queued - this.counters.reportedOccupancy;
+    if (above !== this.above || moved >= this.step || -moved >= this.step) {
       this.above = above;
-      this.onCross(above);
+      this.onChange();
     }
   }
+
+  /** Calls by which occupancy must move from the last report for another to go out at once. */
+  private get step(): number {
+    return Math.max(1, Math.ceil(this.capacity / 8));
+  }
+
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
+import { AdviceCache } from './advice-cache';
 import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from '../transport';
 import { peerMembers, statusMessage } from './broker-service';
@@ -108,6 +109,7 @@ export class Broker {
       choice: peerChoiceByName(o.peerChoice),
       sessions: this.sessions,
       forwarder: this.forwarder,
+      advice: new AdviceCache(this.self, () => this.boundEndpoint ?? '', this.peers, this.policy, () => this.gate.choice, () => this.options.periodMs),
       periodMs: () => this.options.periodMs,
       cancelGraceMs: o.cancelGraceMs,
       onOverrun: (path) =>
@@ -446,6 +448,7 @@ export class Broker {
       endpoints: this.servedEndpoints(),
       services: [...this.services],
       capacity: this.options.capacity,
+      maxQueue: this.options.maxQueue,
       periodMs: this.options.periodMs,
       incarnation: this.incarnation,
       takeover: this.options.takeover,
@@ -481,13 +484,14 @@ export class Broker {
     else this.log.warn({ detail }, `control plane ${s}: serving locally, no redirects to peers with stale reports`);
   }
 
-  // A threshold crossing is reported at once, coalesced within one turn of the loop.
-  // At most one every twentieth of a period (10 ms at least): a load hovering at the
-  // threshold would otherwise cross it hundreds of times a second, each a report every
-  // peer decodes. A crossing inside the gap is reported when the gap ends.
+  // A threshold crossing, or a load that moved a step, is reported at once, coalesced within
+  // one turn of the loop. At most one every twentieth of a period (10 ms at least), and at
+  // least 1 ms per peer apart: every peer decodes every report, so each node receives at
+  // most about a thousand urgent reports a second whatever the cluster's size. A change
+  // inside the gap is reported when the gap ends.
   private reportSoon(): void {
     if (this.urgentReport || this.state !== 'started') return;
-    const gap = Math.max(10, this.options.periodMs / 20);
+    const gap = Math.max(10, this.options.periodMs / 20, this.peers.peers.length);
     const wait = Math.max(0, this.lastUrgentAt + gap - performance.now());
     this.urgentReport = setTimeout(() => {
       this.urgentReport = undefined;

@@ -1,10 +1,11 @@
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall } from '@grpc/grpc-js';
 import type { PeerView } from '../cluster';
 import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
-import { HOPS_FORWARDED, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
+import { HOPS_FORWARDED, MD_ADVICE, MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
+import type { AdviceCache } from './advice-cache';
 import type { Admission } from './admission';
 import type { Forwarder } from './forwarder';
-import { AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, LocalCall, OPENS, type Call, type GateStats, type Handler, type LocalCallHost } from './local-call';
+import { ADVISE, AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, LocalCall, OPENS, type Call, type GateStats, type Handler, type LocalCallHost } from './local-call';
 import { NOT_PRINTABLE } from './session-header-guard';
 import { MAX_TOKEN_LENGTH, tokenOwner, type SessionTable } from './session-table';
 
@@ -20,6 +21,8 @@ export interface GateDeps {
   choice: PeerChoice;
   sessions: SessionTable;
   forwarder: Forwarder;
+  /** Where clients should spread their calls, per service. */
+  advice: AdviceCache;
   /** The reporting period now, ms. */
   periodMs: () => number;
   /** How long the handler of a cancelled call keeps its slot at most, ms. Default 30 000. */
@@ -54,7 +57,7 @@ export class CallGate implements LocalCallHost {
   readonly acceptedHeaders = new Metadata();
   readonly admission: Admission;
   readonly sessions: SessionTable;
-  private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, session: '', sessionOwner: '', forwarded: false };
+  private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, advised: false, session: '', sessionOwner: '', forwarded: false };
   choice: PeerChoice;
   /** Mean time a local call holds its slot, ms (moving average); redirect accounting fades with it. */
   meanCallMs = 0;
@@ -94,7 +97,9 @@ export class CallGate implements LocalCallHost {
     const call = this.call;
     call.path = path;
     call.service = service;
-    call.follows = md.get(MD_FOLLOW)[0] === '1';
+    const follow = md.get(MD_FOLLOW)[0];
+    call.follows = follow === '1' || follow === '2';
+    call.advised = follow === '2';
     call.forwarded = false;
     if (call.follows) {
       const hops = md.get(MD_HOPS)[0];
@@ -114,7 +119,7 @@ export class CallGate implements LocalCallHost {
     }
     const a = this.d.admission;
     const self = this.d.self;
-    self.load = a.load();
+    self.load = a.occupancy();
     self.running = a.running;
     self.queued = a.queued;
     const now = performance.now();
@@ -126,6 +131,8 @@ export class CallGate implements LocalCallHost {
     const c = this.call;
     const role = this.d.config.rules?.sessionRole(path) ?? null;
     let mode = (c.follows ? FOLLOWS : 0) | atAnswer;
+    // A stub that spreads its calls asks now and then for the current advice.
+    if (c.follows && call.metadata.get(MD_ADVISE_ME)[0] === '1') mode |= ADVISE;
     let idleMs = 0;
     if (role !== null) {
       if (role.enter) {
@@ -143,6 +150,10 @@ export class CallGate implements LocalCallHost {
   }
 
   /** @internal */
+  advice(path: string): string {
+    return this.d.advice.get(path, performance.now());
+  }
+
   cancelGraceMs(): number {
     return this.d.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
   }
@@ -191,6 +202,10 @@ export class CallGate implements LocalCallHost {
       trailers.set(MD_LOCATION, d.peer.endpoint);
       trailers.set(MD_LOCATION_NODE, d.peer.nodeId);
       trailers.set(MD_REASON, d.reason);
+      // A redirect says also where the client's next calls should go (MOVED, beside this
+      // call's ASK): clients that spread their calls by it stop paying redirects.
+      const advice = this.d.advice.get(this.call.path, performance.now());
+      if (advice) trailers.set(MD_ADVICE, advice);
       return {
         name: 'Redirect',
         message: '',

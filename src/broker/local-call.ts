@@ -1,5 +1,5 @@
 import { status, type Metadata, type sendUnaryData } from '@grpc/grpc-js';
-import { MD_SESSION } from '../wire';
+import { MD_ADVICE, MD_SESSION } from '../wire';
 import { Ticket, type Admission } from './admission';
 import type { SessionTable } from './session-table';
 
@@ -25,6 +25,8 @@ export interface LocalCallHost {
   readonly stats: GateStats;
   /** How long the handler of a cancelled call keeps its slot at most, ms. */
   cancelGraceMs(): number;
+  /** The `peerbroker-advice` value for calls of `path` now ('' when there is none). */
+  advice(path: string): string;
   /** The call held its slot `ms`; `overran` when it was taken back after the cancel grace. */
   ended(ms: number, overran: boolean, path: string): void;
 }
@@ -40,6 +42,8 @@ export const AT_ANSWER = 2;
 export const OPENS = 4;
 /** An exit call of a session this node owns. */
 export const CLOSES = 8;
+/** The client asked for the current advice in the response headers. */
+export const ADVISE = 16;
 
 const WAITING = 0;
 const RUNNING = 1;
@@ -181,12 +185,14 @@ export class LocalCall extends Ticket {
   private sendHeaders(sessionValue: string | undefined): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    if (sessionValue === undefined) {
+    const advice = (this.mode & ADVISE) !== 0 ? this.host.advice(this.path) : '';
+    if (sessionValue === undefined && advice === '') {
       if ((this.mode & FOLLOWS) !== 0) this.call.sendMetadata(this.host.acceptedHeaders);
       return;
     }
     const md = this.host.acceptedHeaders.clone();
-    md.set(MD_SESSION, sessionValue);
+    if (sessionValue !== undefined) md.set(MD_SESSION, sessionValue);
+    if (advice !== '') md.set(MD_ADVICE, advice);
     this.call.sendMetadata(md);
   }
 }

@@ -6,6 +6,7 @@
 const I_RUNNING = 0;
 const I_QUEUED = 1;
 const I_STATUS = 2;
+const I_REPORTED = 3;
 const INT_SLOTS = 4;
 const F_CALLS_RUN = 0;
 const F_CALLS_REDIRECTED = 1;
@@ -44,6 +45,13 @@ export class LoadCounters {
   }
   set queued(v: number) {
     this.i[I_QUEUED] = v;
+  }
+  /** Running + queued as the last report said (written by the reporter). */
+  get reportedOccupancy(): number {
+    return this.i[I_REPORTED];
+  }
+  set reportedOccupancy(v: number) {
+    this.i[I_REPORTED] = v;
   }
   get status(): NodeStatusName {
     return STATUS_CODES[Atomics.load(this.i, I_STATUS)] ?? 'ONLINE';

@@ -82,6 +82,8 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   accepted = 0;
   /** Some peer has accounted flow left to fade. */
   private flowing = false;
+  /** The fading time last given to `account` or `fadeExtras`, ms. */
+  private tauMs = Infinity;
 
   constructor(private readonly opts: PeerViewOptions) {
     super();
@@ -136,7 +138,12 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
         p.reportsSinceOnline = 0;
       }
       this.offline.delete(p.nodeId);
-      // The report counts the calls this node sent there so far: accounting starts again from here.
+      // The report counts the calls this node sent there so far: accounting starts again from
+      // here, from the flow as it is now (faded since the last redirect), not as it was then.
+      if (p.flow !== undefined && p.flow > 0) {
+        p.flow = fade(p.flow, now - (p.flowAt ?? now), this.tauMs);
+        p.flowAt = now;
+      }
       p.flowAtReport = p.flow ?? 0;
       if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
       Object.assign(p, reportedFields(r, now));
@@ -208,6 +215,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   account(peer: PeerEntry, now = 0, tauMs = Infinity): void {
     const r = peer as PeerRecord;
     this.flowing = true;
+    this.tauMs = tauMs;
     r.flow = fade(r.flow ?? 0, now - (r.flowAt ?? now), tauMs) + 1 / Math.max(1, peer.capacity);
     r.flowAt = now;
     r.extra = r.flow - (r.flowAtReport ?? 0);
@@ -216,6 +224,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   /** Fades every peer's accounted flow to time `now` (called before every decision; free once all flows died out). */
   fadeExtras(now: number, tauMs: number): void {
     if (!this.flowing) return;
+    this.tauMs = tauMs;
     let any = false;
     const peers = this.peers;
     for (let i = 0; i < peers.length; i++) {
@@ -271,6 +280,8 @@ function reportedFields(r: LoadReport, now: number) {
     endpoint: r.endpoint,
     status: r.status,
     load: r.load,
+    occupancy: Math.max(r.load, (r.inFlight + r.queued) / Math.max(1, r.capacity)),
+    maxQueue: r.maxQueue,
     extra: 0,
     inFlight: r.inFlight,
     capacity: r.capacity,

@@ -9,6 +9,8 @@ export interface NodeInfo {
   endpoints: string[];
   services: string[];
   capacity: number;
+  /** Calls that may wait for a slot. */
+  maxQueue: number;
   periodMs: number;
   incarnation: number;
   /** May adopt the endpoints of peers that go off-line. */
@@ -41,6 +43,7 @@ export function delayLoad(delayMs: number, periodMs: number): number {
 /** A report from the shared counters. */
 export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNow: number): LoadReport {
   const delay = loopDelay(c, wallNow);
+  c.reportedOccupancy = c.running + c.queued;
   const inFlight = (c.running + c.queued) / info.capacity;
   const blocked = delayLoad(delay, info.periodMs);
   const load = Math.min(1, Math.max(inFlight, c.meterLoad, blocked));
@@ -62,6 +65,7 @@ export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNo
     loopDelayMs: delay,
     callsRun: c.callsRun,
     callsRedirected: c.callsRedirected,
+    maxQueue: info.maxQueue,
     takeover: info.takeover,
   };
 }

@@ -23,6 +23,8 @@ export interface LoadReport {
   loopDelayMs: number;
   callsRun: number;
   callsRedirected: number;
+  /** Calls that may wait for a slot (0 when the sender did not say). */
+  maxQueue: number;
   /** The node may adopt the endpoint of a peer that went off-line (false when absent). */
   takeover?: boolean;
 }
@@ -108,6 +110,7 @@ export function encodeReport(r: LoadReport): Uint8Array {
       loopDelayMs: r.loopDelayMs,
       callsRun: r.callsRun,
       callsRedirected: r.callsRedirected,
+      maxQueue: r.maxQueue,
       takeover: r.takeover,
     }))
     .finish();
@@ -161,7 +164,7 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
       return bad(`endpoint '${String(e).slice(0, 64)}' is not host:port`);
     }
   }
-  for (const k of ['incarnation', 'seq', 'sentAtMs', 'inFlight', 'queued', 'callsRun', 'callsRedirected'] as const) {
+  for (const k of ['incarnation', 'seq', 'sentAtMs', 'inFlight', 'queued', 'callsRun', 'callsRedirected', 'maxQueue'] as const) {
     if (!Number.isSafeInteger(o[k]) || (o[k] as number) < 0) return bad(`${k} is not a count`);
   }
   const loopDelayMs = o.loopDelayMs as number;
@@ -184,6 +187,7 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
     loopDelayMs,
     callsRun: o.callsRun as number,
     callsRedirected: o.callsRedirected as number,
+    maxQueue: o.maxQueue as number,
     takeover: o.takeover === true,
   };
 }

@@ -50,7 +50,7 @@ export function decide(
 
   // Step 3: content. A service not hosted here goes to the least-loaded host.
   if (!hosted) {
-    collect(peers, call.service, now, cfg, choice, Infinity, null);
+    collect(peers, call.service, now, cfg, choice, Infinity, null, false);
     if (scratch.length === 0) {
       return {
         kind: 'reject',
@@ -64,9 +64,10 @@ export function decide(
   }
   if (!canMove) return full ? overloaded(self) : LOCAL;
 
-  // A draining or unhealthy node moves every call it can, to any peer with room.
+  // A draining or unhealthy node moves every call it can, to a peer with a free slot; when
+  // it is full itself, to any peer with room (queue space included).
   if (self.status !== undefined && self.status !== 'ONLINE') {
-    collect(peers, call.service, now, cfg, choice, 1 - 1e-9, null);
+    collect(peers, call.service, now, cfg, choice, full ? Infinity : 1 + 1e-9, null, true);
     if (scratch.length > 0) {
       return redirect(pick(choice), self.status === 'DRAINING' ? 'draining' : 'unhealthy', `node ${self.nodeId} is ${self.status.toLowerCase()}`);
     }
@@ -87,16 +88,27 @@ export function decide(
   // Step 4: below threshold, run here.
   if (self.load < cfg.threshold && !full) return LOCAL;
 
-  // Full: any peer with room will do. Otherwise a peer must be lower by the margin.
-  // The tolerance keeps "exactly margin lower" eligible despite rounding (0.7 - 0.2 < 0.5).
-  const limit = full ? 1 - 1e-9 : self.load - cfg.margin + 1e-9;
-  collect(peers, call.service, now, cfg, choice, limit, homes !== null && !homes.has(self.nodeId) ? homes : null);
+  // A call moved once moves again only when it would wait here behind more than the margin's
+  // worth of queue: every hop costs a round trip, and the node that sent it judged this one
+  // the better place. So does the call of a client that spreads its calls as nodes advise:
+  // the spread keeps the balance, redirects only take what would queue.
+  if ((call.hops > 0 || call.advised) && self.load <= 1 + cfg.margin + 1e-9) return LOCAL;
+
+  // Join the shortest queue, as far as this node can tell: the call goes to a peer whose load
+  // with it (reported, plus this node's redirects since the report) stays at least the margin
+  // below this node's with it; when this node is full, to any peer with room. Loads are not
+  // capped at 1: a queue is load, and a peer with queue space has room.
+  const limit = full ? Infinity : self.load + 1 / self.capacity - cfg.margin + 1e-9;
+  collect(peers, call.service, now, cfg, choice, limit, homes !== null && !homes.has(self.nodeId) ? homes : null, true);
   if (scratch.length === 0) return full ? overloaded(self) : LOCAL;
   const peer = pick(choice);
   return redirect(peer, 'load', `load ${self.load.toFixed(2)} > ${cfg.threshold.toFixed(2)}, peer at ${choice.loadOf(peer).toFixed(2)}`);
 }
 
-// Fills `scratch` with eligible peers whose load is at most `limit`, leaving out `exclude`.
+/**
+ * Fills `scratch` with eligible peers whose load with one more call is at most `limit`,
+ * leaving out `exclude`; with `needRoom`, only peers with a free slot or queue space.
+ */
 function collect(
   peers: readonly PeerEntry[],
   service: string,
@@ -105,14 +117,20 @@ function collect(
   choice: PeerChoice,
   limit: number,
   exclude: ReadonlySet<string> | null,
+  needRoom: boolean,
 ): void {
   scratch.length = 0;
   for (let i = 0; i < peers.length; i++) {
     const p = peers[i];
-    if (isEligible(p, service, now, cfg) && choice.loadOf(p) <= limit && (exclude === null || !exclude.has(p.nodeId))) {
-      scratch.push(p);
-    }
+    if (!isEligible(p, service, now, cfg) || (exclude !== null && exclude.has(p.nodeId))) continue;
+    const after = choice.loadOf(p) + 1 / p.capacity;
+    if (after <= limit && (!needRoom || hasRoom(p, after))) scratch.push(p);
   }
+}
+
+/** True when a peer at load `after` (this call included) still has a slot or queue space for it. */
+function hasRoom(p: PeerEntry, after: number): boolean {
+  return after <= 1 + p.maxQueue / p.capacity + 1e-9;
 }
 
 function pick(choice: PeerChoice): PeerEntry {

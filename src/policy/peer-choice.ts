@@ -3,8 +3,8 @@ import type { PeerChoice, PeerEntry } from './types';
 /** Reported load only: the patent's rule. Herds when reports are old. */
 export const leastLoaded: PeerChoice = {
   name: 'least-loaded',
-  loadOf: (p) => p.load,
-  select: (c) => minBy(c, (p) => p.load),
+  loadOf: (p) => p.occupancy,
+  select: (c) => minBy(c, (p) => p.occupancy),
 };
 
 /** Reported load plus the redirects this node sent since that report. */
@@ -31,7 +31,7 @@ export function twoChoices(random: () => number = Math.random): PeerChoice {
 
 // `extra` may be negative (this node's calls there finished since the report).
 function accountedLoad(p: PeerEntry): number {
-  const l = p.load + p.extra;
+  const l = p.occupancy + p.extra;
   return l > 0 ? l : 0;
 }
 

@@ -8,8 +8,12 @@ export interface PeerEntry {
   endpoint: string;
   /** `ONLINE`, `DRAINING`, `UNHEALTHY`, `LEAVING` or `OFFLINE`. */
   status: PeerStatus;
-  /** Load from the last report, 0..1. */
+  /** Load from the last report, 0..1 (for people: a full node reads 1). */
   load: number;
+  /** Calls running and queued over capacity at the last report, uncapped (a meter's load if higher): what decisions compare. */
+  occupancy: number;
+  /** Calls the peer queues when its slots are full: it has room while its occupancy is below 1 + maxQueue / capacity. */
+  maxQueue: number;
   /** Change of this node's redirected load there since that report (local accounting; may be negative). */
   extra: number;
   inFlight: number;
@@ -31,8 +35,10 @@ export interface CallInfo {
   service: string;
   /** Redirects this call followed so far (`peerbroker-hops`). */
   hops: number;
-  /** The client announced it follows redirects (`peerbroker-follow: 1`). */
+  /** The client announced it follows redirects (`peerbroker-follow: 1` or `2`). */
   follows: boolean;
+  /** The client also spreads its calls as nodes advise (`peerbroker-follow: 2`). */
+  advised: boolean;
   /** The session token the call carries, or ''. */
   session: string;
   /** The node id part of that token, or ''. */
@@ -46,6 +52,7 @@ export interface SelfState {
   nodeId: string;
   /** `ONLINE`, or `DRAINING` / `UNHEALTHY`: then every call that can move is moved. */
   status?: 'ONLINE' | 'DRAINING' | 'UNHEALTHY';
+  /** Calls running and queued over capacity, uncapped (a meter's load if higher). */
   load: number;
   running: number;
   queued: number;

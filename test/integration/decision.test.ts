@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Broker } from '../../src';
+import { parseAdvice, type Broker } from '../../src';
 import {
   bankClient,
   callError,
@@ -8,6 +8,7 @@ import {
   holdSlots,
   plainBankClient,
   startBroker,
+  startBrokerGroup,
   unary,
   waitFor,
   waitForLoad,
@@ -97,6 +98,25 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
     expect(err.details).toMatch(/^peerbroker: redirected to n3 \(/);
     expect(err.details).toContain(n3.endpoint);
     expect(n1.stats.redirected).toBe(redirectedBefore + 1);
+    // The redirect also says how to spread the next calls: the idle n3 most, the busy n1 least.
+    const advice = parseAdvice(err.metadata.get('peerbroker-advice')[0]);
+    const share = (b: Broker) => advice?.shares.find((x) => x.endpoint === b.endpoint)?.share ?? 0;
+    expect(advice?.ttlMs).toBeGreaterThan(0);
+    expect(share(n3)).toBeGreaterThan(share(n2));
+    expect(share(n2)).toBeGreaterThan(share(n1));
+  });
+
+  it('tells a client that asks how to spread its calls, in the headers of a call it runs', async () => {
+    const raw = plainBankClient(n1.endpoint);
+    const asked = followMetadata();
+    asked.set('peerbroker-advise-me', '1');
+    const r = await unary(raw, 'GetBalance', { accountId: 'ask' }, { metadata: asked });
+    expect(r.servedBy).toBe('n1');
+    const advice = parseAdvice(r.metadata.get('peerbroker-advice')[0]);
+    expect(advice?.shares.map((x) => x.endpoint).sort()).toEqual([n1.endpoint, n2.endpoint, n3.endpoint].sort());
+    // A call that does not ask is answered without it.
+    const plain = await unary(raw, 'GetBalance', { accountId: 'no-ask' }, { metadata: followMetadata() });
+    expect(plain.metadata.get('peerbroker-advice')).toEqual([]);
   });
 
   it('sends the calls of a following client over threshold to the idle peer, never to the saturated one', async () => {
@@ -110,8 +130,9 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
 
     const client = bankClient([n1.endpoint]);
     const before = { n1: n1.stats, n2: n2.stats, n3: n3.stats };
+    // A burst n3 can absorb: once n3 has a queue too, a saturated node's queue is room as well.
     const results = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => unary(client, 'GetBalance', { accountId: `burst-${i}` })),
+      Array.from({ length: 6 }, (_, i) => unary(client, 'GetBalance', { accountId: `burst-${i}` })),
     );
     const served = results.map((r) => r.servedBy);
     const onPeers = served.filter((s) => s !== 'n1');
@@ -148,5 +169,26 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
     const raw = await unary(plainBankClient(n1.endpoint), 'GetBalance', { accountId: 'raw' }, { metadata: followMetadata() });
     expect(raw.servedBy).toBe('n1');
     expect(raw.metadata.get('peerbroker-node')).toEqual(['n1']);
+  });
+});
+
+describe('a small node beside a big idle one', () => {
+  const nats = natsForSuite();
+
+  it('loses no call of a burst while the big node has room: its busy slots are not "full", its queue is room', async () => {
+    // A new user's two nodes: n1 with 2 slots (8 may wait), n2 with 8 (32 may wait), idle.
+    const [n1, n2] = await startBrokerGroup(['n1', 'n2'], { nats: [nats().url], cluster: 'small-big', periodMs: PERIOD_MS, workMs: 200 }, {
+      n1: { capacity: 2 },
+      n2: { capacity: 8 },
+    });
+    const client = bankClient([n1.endpoint]);
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) => unary(client, 'GetBalance', { accountId: `b${i}` }, { timeoutMs: 10_000 })),
+    );
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+    expect(failed).toEqual([]);
+    const onN2 = results.filter((r) => r.status === 'fulfilled' && r.value.servedBy === 'n2').length;
+    expect(onN2).toBeGreaterThanOrEqual(20);
+    await Promise.all([n1.stop(), n2.stop()]);
   });
 });

@@ -212,7 +212,7 @@ describe('the redirect-following stub', () => {
     });
   });
 
-  describe('hop limit (both nodes over threshold, each told the other is idle)', () => {
+  describe('hop limit (both nodes with a queue past the margin, each told the other is idle)', () => {
     let n1: Broker;
     let n2: Broker;
     let holds: SlotHold[] = [];
@@ -222,8 +222,11 @@ describe('the redirect-following stub', () => {
     beforeAll(async () => {
       // Reported load only (no local accounting), so every decision is the same.
       [n1, n2] = await pair(nats(), 'stub-hops', { n1: { peerChoice: 'least-loaded' }, n2: { peerChoice: 'least-loaded' } });
-      holds = [holdSlots(n1.endpoint, 3), holdSlots(n2.endpoint, 3)];
-      await waitFor(() => n1.load() === 0.75 && n2.load() === 0.75, 10_000, 20, 'both nodes at 0.75');
+      // 4 running and 1 waiting (1.25 > 1 + margin): even a call that already followed a
+      // redirect would wait here, so a node moves it on while the hop limit allows.
+      holds = [holdSlots(n1.endpoint, 5), holdSlots(n2.endpoint, 5)];
+      const inFlight = (b: Broker) => b.members()[0].inFlight;
+      await waitFor(() => inFlight(n1) === 5 && inFlight(n2) === 5, 10_000, 20, 'both nodes at 4 running and 1 waiting');
       // A newer incarnation claiming load 0 for each: the real reports are now old and dropped.
       nc = await connect({ servers: nats().url });
       const incarnation = Date.now();
@@ -254,27 +257,15 @@ describe('the redirect-following stub', () => {
       await Promise.all([n1?.stop(), n2?.stop()]);
     });
 
-    it('a node bounces a following call with fewer hops than the limit, and runs one at the limit', async () => {
+    it('a node bounces a following call with fewer hops than the limit, and keeps one at the limit', async () => {
       const raw = plainBankClient(n2.endpoint);
       const bounced = await callError(unary(raw, 'GetBalance', { accountId: 'h1' }, { metadata: followMetadata(1) }));
       expect(bounced.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(bounced.metadata.get('peerbroker-location-node')).toEqual(['n1']);
-      const atLimit = await unary(raw, 'GetBalance', { accountId: 'h2' }, { metadata: followMetadata(2) });
-      expect(atLimit.servedBy).toBe('n2');
-    });
-
-    it('follows at most maxHops (2) redirects between two loaded nodes and completes the call', async () => {
-      const client = bankClient([n1.endpoint]);
-      for (let i = 0; i < 5; i++) {
-        const before = { n1: n1.stats, n2: n2.stats, followed: client.peerbroker.stats.redirectsFollowed };
-        const r = await unary(client, 'GetBalance', { accountId: `pp-${i}` }, { timeoutMs: 5_000 });
-        // n1 → n2 → n1, where the hop limit stops the bouncing.
-        expect(r.servedBy).toBe('n1');
-        expect(client.peerbroker.stats.redirectsFollowed - before.followed).toBe(2);
-        expect(n1.stats.redirected - before.n1.redirected).toBe(1);
-        expect(n2.stats.redirected - before.n2.redirected).toBe(1);
-        expect(n1.stats.run - before.n1.run).toBe(1);
-      }
+      // At the limit it is not bounced: it waits here for a slot, until its deadline.
+      const atLimit = await callError(unary(raw, 'GetBalance', { accountId: 'h2' }, { metadata: followMetadata(2), timeoutMs: 300 }));
+      expect(atLimit.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(atLimit.metadata.get('peerbroker-location')).toEqual([]);
     });
 
     it('gives up with a clear error when a call needs more redirects than maxRedirects allows', async () => {
@@ -287,6 +278,20 @@ describe('the redirect-following stub', () => {
       // Nothing ran anywhere.
       expect(n1.stats.run).toBe(before.n1);
       expect(n2.stats.run).toBe(before.n2);
+    });
+
+    it('follows at most maxHops (2) redirects between two loaded nodes, then the call runs where it is', async () => {
+      const client = bankClient([n1.endpoint]);
+      const before = { n1: n1.stats, n2: n2.stats };
+      const call = unary(client, 'GetBalance', { accountId: 'pp' }, { timeoutMs: 10_000 });
+      // n1 → n2 → n1, where the hop limit stops the bouncing: it waits there for a slot.
+      await waitFor(() => n1.members()[0].inFlight === 6, 5_000, 20, 'the call to wait on n1');
+      holds[0].release();
+      const r = await call;
+      expect(r.servedBy).toBe('n1');
+      expect(client.peerbroker.stats.redirectsFollowed).toBe(2);
+      expect(n1.stats.redirected - before.n1.redirected).toBe(1);
+      expect(n2.stats.redirected - before.n2.redirected).toBe(1);
     });
   });
 });

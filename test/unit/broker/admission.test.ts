@@ -7,8 +7,9 @@ const turn = () => new Promise<void>((r) => setImmediate(r));
 
 /** An admission with a record of which calls started and of every threshold crossing. */
 function setup(capacity = 2, maxQueue = 3, threshold = 0.5) {
+  // Each entry: whether the load was at or above the threshold when a report was asked for.
   const crossings: boolean[] = [];
-  const admission = new Admission(capacity, maxQueue, threshold, (above) => crossings.push(above));
+  const admission: Admission = new Admission(capacity, maxQueue, threshold, () => crossings.push(admission.load() >= threshold));
   const started: string[] = [];
   const tickets = new Map<string, Ticket>();
   const admit = (name: string) => {
@@ -291,34 +292,54 @@ describe('Admission', () => {
     });
   });
 
-  describe('threshold crossings', () => {
-    it('calls onCross(true) once when load reaches the threshold and onCross(false) once when it drops below', () => {
-      const { admission, crossings, admit } = setup(4, 4, 0.5);
-      admit('a'); // 0.25
+  describe('reports that are due at once', () => {
+    /** A reporter that keeps up: what the last report said is what the node has now. */
+    const reportNow = (a: Admission) => (a.counters.reportedOccupancy = a.running + a.queued);
+
+    it('asks for a report once when load reaches the threshold and once when it drops below', () => {
+      // Capacity 16: a step is 2 calls, and the reporter keeps up, so only crossings ask.
+      const { admission, crossings, admit } = setup(16, 4, 0.5);
+      const step = (f: () => unknown) => {
+        f();
+        reportNow(admission);
+      };
+      for (let i = 0; i < 7; i++) step(() => admit(`a${i}`)); // 7/16
       expect(crossings).toEqual([]);
-      admit('b'); // 0.5
+      step(() => admit('b')); // 8/16 = 0.5
       expect(crossings).toEqual([true]);
-      admit('c'); // 0.75
-      admit('d'); // 1
-      admit('e'); // queued, still 1
+      for (let i = 0; i < 10; i++) step(() => admit(`c${i}`)); // 16 running, 2 queued
       expect(crossings).toEqual([true]);
-      admission.release(); // e has the slot: 1
-      admission.release(); // 0.75
-      admission.release(); // 0.5
+      for (let i = 0; i < 10; i++) step(() => admission.release()); // back to 8
       expect(crossings).toEqual([true]);
-      admission.release(); // 0.25
+      step(() => admission.release()); // 7/16
       expect(crossings).toEqual([true, false]);
-      admission.release(); // 0
+      for (let i = 0; i < 7; i++) step(() => admission.release());
       expect(crossings).toEqual([true, false]);
     });
 
-    it('fires again on each later crossing', () => {
+    it('asks again on each later crossing', () => {
       const { admission, crossings, admit } = setup(2, 2, 0.5);
-      admit('a');
-      admission.release();
-      admit('b');
-      admission.release();
+      for (const f of [() => admit('a'), () => admission.release(), () => admit('b'), () => admission.release()]) {
+        f();
+        reportNow(admission);
+      }
       expect(crossings).toEqual([true, false, true, false]);
+    });
+
+    it('asks for a report when the calls in flight moved an eighth of capacity from what the last report said', () => {
+      // Capacity 16: a step is 2 calls; the threshold (0.9) is out of reach here.
+      const { admission, crossings, admit } = setup(16, 0, 0.9);
+      admit('a');
+      expect(crossings).toHaveLength(0);
+      admit('b'); // 2 more than the last report (0)
+      expect(crossings).toHaveLength(1);
+      reportNow(admission); // the report says 2
+      admit('c');
+      admission.release();
+      expect(crossings).toHaveLength(1);
+      admission.release();
+      admission.release(); // 0: 2 fewer than the report said
+      expect(crossings).toHaveLength(2);
     });
   });
 });

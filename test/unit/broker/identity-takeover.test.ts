@@ -39,6 +39,7 @@ function report(nodeId: string, endpoint: string, seq: number, over: Partial<Loa
     loopDelayMs: 1,
     callsRun: 0,
     callsRedirected: 0,
+    maxQueue: 256,
     takeover: true,
     ...over,
   };

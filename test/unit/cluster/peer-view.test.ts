@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PeerView, type PeerViewOptions } from '../../../src/cluster/peer-view';
+import { leastLoadedAccounted } from '../../../src/policy';
 import type { DropReason, LoadReport } from '../../../src/cluster/report-codec';
 
 const WALL = 1_732_590_000_000;
@@ -32,6 +33,7 @@ function report(over: Partial<LoadReport> = {}): LoadReport {
     loopDelayMs: 1.5,
     callsRun: 100,
     callsRedirected: 4,
+    maxQueue: 256,
     ...over,
   };
 }
@@ -291,6 +293,18 @@ describe('PeerView', () => {
       view.account(p);
       view.apply(report({ seq: 2 }), 'n2', 1500, WALL);
       expect(p.extra).toBe(0);
+    });
+
+    it('counts, after a report, only the redirects since: the flow faded to the report, not as it was', () => {
+      // A burst of 4 redirects at t=1000 (mean call time 50 ms), then 2 s of quiet: those calls
+      // ended long ago. The peer then reports 0.9; it must read 0.9, not 0.9 minus the old burst.
+      const { view } = setup();
+      view.apply(report({ seq: 1, capacity: 8, load: 0.1, inFlight: 1 }), 'n2', 1000, WALL);
+      const p = view.get('n2')!;
+      for (let i = 0; i < 4; i++) view.account(p, 1000, 50);
+      view.apply(report({ seq: 2, capacity: 8, load: 0.9, inFlight: 7, queued: 0 }), 'n2', 3000, WALL + 2000);
+      view.fadeExtras(3010, 50);
+      expect(leastLoadedAccounted.loadOf(p)).toBeCloseTo(0.9, 3);
     });
 
     it('keeps extra when a dropped report arrives', () => {

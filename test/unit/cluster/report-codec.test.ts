@@ -31,6 +31,7 @@ function report(over: Partial<LoadReport> = {}): LoadReport {
     loopDelayMs: 12.5,
     callsRun: 123_456,
     callsRedirected: 789_012,
+    maxQueue: 256,
     takeover: true,
     ...over,
   };
@@ -97,7 +98,7 @@ function satisfiesRules(r: LoadReport): boolean {
     Array.isArray(r.endpoints) &&
     r.endpoints.length <= 64 &&
     r.endpoints.every(isHostPort) &&
-    [r.incarnation, r.seq, r.sentAtMs, r.inFlight, r.queued, r.callsRun, r.callsRedirected].every(isCount) &&
+    [r.incarnation, r.seq, r.sentAtMs, r.inFlight, r.queued, r.callsRun, r.callsRedirected, r.maxQueue].every(isCount) &&
     Number.isFinite(r.loopDelayMs) &&
     r.loopDelayMs >= 0
   );
@@ -122,6 +123,7 @@ describe('encodeReport and decodeReport', () => {
       loopDelayMs: 0,
       callsRun: 0,
       callsRedirected: 0,
+      maxQueue: 0,
       takeover: false,
       services: [],
       endpoints: [],
@@ -161,6 +163,7 @@ describe('encodeReport and decodeReport', () => {
       loopDelayMs: fc.double({ min: 0, max: 1e9, noNaN: true }),
       callsRun: fc.maxSafeNat(),
       callsRedirected: fc.maxSafeNat(),
+      maxQueue: fc.integer({ min: 0, max: 0xffffffff }),
       takeover: fc.boolean(),
     });
     fc.assert(

@@ -65,6 +65,7 @@ function report(over: Partial<LoadReport> = {}): LoadReport {
     loopDelayMs: 1,
     callsRun: 10,
     callsRedirected: 2,
+    maxQueue: 256,
     takeover: true,
     ...over,
   };

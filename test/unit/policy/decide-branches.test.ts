@@ -35,7 +35,7 @@ const full = () => self(1, { running: 10, queued: 40 });
 
 function call(path: string, over: Partial<CallInfo> = {}): CallInfo {
   const service = path.slice(1, path.indexOf('/', 1));
-  return { path, service, hops: 0, follows: true, session: '', sessionOwner: '', ...over };
+  return { path, service, hops: 0, follows: true, advised: false, session: '', sessionOwner: '', ...over };
 }
 
 const deposit = (session: string, over: Partial<CallInfo> = {}) =>
@@ -161,18 +161,22 @@ describe('decide: a draining or unhealthy node', () => {
   it.each([
     ['DRAINING', 'draining'],
     ['UNHEALTHY', 'unhealthy'],
-  ] as const)('moves every call it can while %s, even at load 0, to any peer with room', (s, reason) => {
-    const d = expectRedirect(run(self(0, { status: s }), [peer('n2', 0.95)], get()));
+  ] as const)('moves every call it can while %s, even at load 0, to any peer with a free slot', (s, reason) => {
+    const d = expectRedirect(run(self(0, { status: s }), [peer('n2', 0.9)], get()));
     expect(d.reason).toBe(reason);
     expect(d.detail).toContain(`node n1 is ${reason}`);
   });
 
-  it('runs the call here when no peer has room', () => {
+  it('runs the call here when no peer has a free slot', () => {
     expect(run(self(0.3, { status: 'DRAINING' }), [peer('n2', 1)], get())).toBe(LOCAL);
   });
 
+  it('sends the call to a peer with queue space when this node is full', () => {
+    expectRedirect(run({ ...full(), status: 'DRAINING' }, [peer('n2', 1)], get()));
+  });
+
   it('refuses the call when no peer has room and this node is full', () => {
-    expectReject(run({ ...full(), status: 'DRAINING' }, [peer('n2', 1)], get()), status.RESOURCE_EXHAUSTED);
+    expectReject(run({ ...full(), status: 'DRAINING' }, [peer('n2', 5)], get()), status.RESOURCE_EXHAUSTED);
   });
 
   it('does not move calls of clients that cannot follow', () => {

@@ -28,7 +28,7 @@ function fullSelf(): SelfState {
 }
 
 function call(over: Partial<CallInfo> = {}): CallInfo {
-  return { path: `/${SERVICE}/M`, service: SERVICE, hops: 0, follows: true, session: '', sessionOwner: '', ...over };
+  return { path: `/${SERVICE}/M`, service: SERVICE, hops: 0, follows: true, advised: false, session: '', sessionOwner: '', ...over };
 }
 
 function run(s: SelfState, peers: PeerEntry[], c: CallInfo = call(), choice: PeerChoice = leastLoaded): Decision {
@@ -84,8 +84,17 @@ describe('decide', () => {
       expect(run(self(1), [peer('n2', 0)], call({ hops: 7 }))).toBe(LOCAL);
     });
 
-    it('still redirects a loaded call one hop below the limit', () => {
-      expectRedirect(run(self(0.9), [peer('n2', 0)], call({ hops: 1 })));
+    it('moves a call that already followed a redirect again only when it would queue here past the margin', () => {
+      // 9 of 10 busy: a free slot here, so the hop already paid for is not repeated.
+      expect(run(self(0.9), [peer('n2', 0)], call({ hops: 1 }))).toBe(LOCAL);
+      // 10 running and 3 waiting (1.3 > 1 + margin): it would wait, and n2 is idle.
+      expectRedirect(run(self(1.3, { running: 10, queued: 3 }), [peer('n2', 0)], call({ hops: 1 })));
+    });
+
+    it('moves the call of a client that spreads by advice only when it would queue here past the margin', () => {
+      expect(run(self(0.9), [peer('n2', 0)], call({ advised: true }))).toBe(LOCAL);
+      expect(run(self(1.2, { running: 10, queued: 2 }), [peer('n2', 0)], call({ advised: true }))).toBe(LOCAL);
+      expectRedirect(run(self(1.3, { running: 10, queued: 3 }), [peer('n2', 0)], call({ advised: true })));
     });
 
     it('never redirects a call at the hop limit: a full node rejects it instead', () => {
@@ -199,14 +208,26 @@ describe('decide', () => {
       expect(d.peer.nodeId).toBe('n3');
     });
 
-    it('rejects with RESOURCE_EXHAUSTED and no location when every peer is also at load 1', () => {
-      const d = run(fullSelf(), [peer('n2', 1), peer('n3', 1)]);
+    it('sends the call to a peer whose slots are all busy but whose queue has room', () => {
+      const d = expectRedirect(run(fullSelf(), [peer('n2', 1), peer('n3', 1.5)]));
+      expect(d.peer.nodeId).toBe('n2');
+    });
+
+    it('rejects with RESOURCE_EXHAUSTED and no location when every peer is full too (slots and queue)', () => {
+      const d = run(fullSelf(), [peer('n2', 5), peer('n3', 5)]);
       const r = expectReject(d, status.RESOURCE_EXHAUSTED);
       expect(r.message).toContain('no peer can take the call');
     });
 
     it('rejects with RESOURCE_EXHAUSTED when there are no peers', () => {
       expectReject(run(fullSelf(), []), status.RESOURCE_EXHAUSTED);
+    });
+
+    it('compares loads past 1: a node with a queue sends the call to a peer with a shorter one', () => {
+      // 10 running + 5 waiting here (1.5); n2 has 1 waiting (1.1): lower by more than the margin.
+      expectRedirect(run(self(1.5, { running: 10, queued: 5 }), [peer('n2', 1.1)]));
+      // n3 has 4 waiting (1.4): with the call, 1.5 there against 1.6 here, not the margin lower.
+      expect(run(self(1.5, { running: 10, queued: 5 }), [peer('n3', 1.4)])).toBe(LOCAL);
     });
 
     it('is not full while the queue still has room, so a busy node without a better peer runs the call', () => {
@@ -306,18 +327,18 @@ describe('peer choice', () => {
       expect(counts.get('a')).toBe(5);
     });
 
-    it('stop going to a peer once its accounted load is no longer lower by the margin', () => {
+    it('stop going to a peer once its accounted load with the call is no longer lower by the margin', () => {
       // Eighths are exact in binary, so the comparison is not at the mercy of rounding.
       const peers = [peer('a', 0.25, { capacity: 8 })];
       const c: PolicyConfig = { ...cfg, margin: 0.25 };
       let redirects = 0;
       for (let i = 0; i < 10; i++) {
-        const d = decide(call(), self(0.875), peers, c, leastLoadedAccounted, NOW);
+        const d = decide(call(), self(0.875, { capacity: 8, running: 7 }), peers, c, leastLoadedAccounted, NOW);
         if (d.kind !== 'redirect') break;
         view.account(d.peer);
         redirects++;
       }
-      // 0.25, 0.375, 0.5 and 0.625 are ≤ 0.875 - 0.25; 0.75 is not.
+      // With the call: 1 here; there 0.375, 0.5, 0.625 and 0.75 are ≤ 1 - 0.25; 0.875 is not.
       expect(redirects).toBe(4);
     });
   });

@@ -11,15 +11,17 @@ export const NOW = 100_000;
 
 let nextPort = 7001;
 
-/** An online peer at `load` (capacity 10, period 500 ms) hosting SERVICE, reported at NOW. */
+/** An online peer at `load` (capacity 10, 40 may wait, period 500 ms) hosting SERVICE, reported at NOW; a load past 1 is a queue. */
 export function peer(nodeId: string, load: number, over: Partial<PeerEntry> = {}): PeerEntry {
   return {
     nodeId,
     endpoint: `127.0.0.1:${nextPort++}`,
     status: 'ONLINE',
-    load,
+    load: Math.min(1, load),
+    occupancy: load,
+    maxQueue: 40,
     extra: 0,
-    inFlight: Math.round(load * 10),
+    inFlight: Math.round(Math.min(1, load) * 10),
     capacity: 10,
     services: new Set([SERVICE]),
     receivedAt: NOW,
