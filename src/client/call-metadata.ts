@@ -45,10 +45,15 @@ export function withHops(md: Metadata, hops: number): Metadata {
   return copy;
 }
 
-/** A session header in response headers starts (token) or ends (empty value) the client's session. */
-export function takeSession(session: { token: string }, headers: Metadata): void {
+/**
+ * A session header in response headers starts (token) or ends (empty value) the client's
+ * session; `endpoint`, the node that answered, owns a session it starts.
+ */
+export function takeSession(session: { token: string; endpoint?: string }, headers: Metadata, endpoint: string): void {
   const v = headers.get(MD_SESSION);
-  if (v.length > 0) session.token = String(v[0]);
+  if (v.length === 0) return;
+  session.token = String(v[0]);
+  session.endpoint = session.token ? endpoint : undefined;
 }
 
 /** The optional (metadata, options, callback) arguments of a generated method, told apart by shape. */

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ChannelPool } from '../transport';
 import { callArgs } from './call-metadata';
 import { DEFAULT_MEMBERS_REFRESH_MS, Membership, grpcMembersAsk } from './membership';
-import { OriginRouting } from './routing';
+import { AdvisedRouting } from './routing';
 import { StubChannel } from './stub-channel';
 import { DEFAULT_MAX_FAILOVERS, DEFAULT_MAX_HELD_MESSAGES, DEFAULT_MAX_REDIRECTS, type StubContext } from './stub-context';
 import { DirectUnaryCall } from './unary-call';
@@ -82,7 +82,7 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
   const shared: Omit<StubContext, 'session'> = {
     pool,
     members,
-    routing: new OriginRouting(origin),
+    routing: new AdvisedRouting(origin, (e) => members.has(e)),
     maxRedirects: options.maxRedirects ?? DEFAULT_MAX_REDIRECTS,
     maxHeldMessages: options.maxHeldMessages ?? DEFAULT_MAX_HELD_MESSAGES,
     stats: { redirectsFollowed: 0, redirectsRefused: 0, failovers: 0 },

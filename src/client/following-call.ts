@@ -97,7 +97,11 @@ export class FollowingCall implements Call {
     // Cancelled before it started (an interceptor may hold `start` back): nothing is sent.
     if (this.finished) return void process.nextTick(() => this.deliverEnd());
     this.metadata = followingMetadata(metadata, this.ctx.session.token);
-    this.send(this.ctx.routing.firstEndpoint(this.target.path));
+    const now = performance.now();
+    this.ctx.routing.outgoing(this.target.path, this.metadata, now);
+    // A call of a session goes straight to the node that owns it; any other where routing says.
+    const session = this.ctx.session;
+    this.send(session.token && session.endpoint ? session.endpoint : this.ctx.routing.firstEndpoint(this.target.path, now));
   }
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
@@ -228,7 +232,8 @@ export class FollowingCall implements Call {
   private onHeaders(attempt: Attempt, headers: Metadata): void {
     if (attempt !== this.current || this.finished || headers.get(MD_LOCATION).length > 0) return;
     this.accepted = true;
-    takeSession(this.ctx.session, headers);
+    takeSession(this.ctx.session, headers, attempt.endpoint);
+    this.ctx.routing.onHeaders(this.target.path, attempt.endpoint, headers);
     if (this.target.requestStream) {
       // No redirect can come now: drop the copies already written (not one still being
       // written: `written()` drops it), and let a waiting writer go on.

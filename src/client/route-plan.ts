@@ -20,8 +20,8 @@ interface Entry {
  * spread (`peerbroker-advice`), then the advised endpoints in turn, by share (smooth
  * weighted round-robin: the calls of each endpoint come evenly spaced, not in clumps).
  * An advice moves the shares part of the way, at most once per settle time; it holds for
- * its ttl, and the stub asks for a fresh one every tenth of it, so the spread follows the
- * loads without a redirect. Bounded: at most 16 endpoints.
+ * its ttl, and while it holds the stub asks for a fresh one every tenth of it, so the spread
+ * follows the loads without a redirect. Bounded: at most 16 endpoints.
  */
 export class RoutePlan {
   private readonly entries = new Map<string, Entry>();
@@ -35,6 +35,11 @@ export class RoutePlan {
     private readonly settleMs = DEFAULT_ADVICE_SETTLE_MS,
     private readonly step = DEFAULT_ADVICE_STEP,
   ) {}
+
+  /** True while an advice holds: calls go out by the plan. */
+  holds(now: number): boolean {
+    return this.entries.size > 0 && now < this.expiresAt;
+  }
 
   /** The endpoint the next call goes to, at local time `now` (ms). */
   next(now: number): string {
@@ -59,12 +64,13 @@ export class RoutePlan {
   }
 
   /**
-   * True when the next call should ask for advice (`peerbroker-advise-me`): none is held, or
-   * the one held is due for a refresh. One ask at a time: the next comes a second later at
-   * the earliest if no answer brought advice.
+   * True when the next call should ask for advice (`peerbroker-advise-me`): the one held is
+   * due for a refresh. A stub without a plan never asks: it learns of the need to spread from
+   * a redirect, so calls stay on the origin while it takes them. One ask at a time: the next
+   * comes a second later at the earliest if no answer brought advice.
    */
   wantsAdvice(now: number): boolean {
-    if (now < this.refreshAt || now - this.askedAt < 1_000) return false;
+    if (!this.holds(now) || now < this.refreshAt || now - this.askedAt < 1_000) return false;
     this.askedAt = now;
     return true;
   }

@@ -30,8 +30,8 @@ export interface StubContext {
   /** Paths (`/pkg.Service/Method`) safe to run twice: retried on another member after a mid-call failure. */
   idempotent: ReadonlySet<string>;
   stats: StubStats;
-  /** The session this client is in: the token is sent on every call while set. */
-  session: { token: string };
+  /** The session this client is in: the token is sent on every call while set, to the node that owns it. */
+  session: { token: string; endpoint?: string };
   /** The first configured endpoint. */
   origin: string;
 }

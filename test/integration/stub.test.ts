@@ -14,6 +14,7 @@ import {
   serverStream,
   sleep,
   startBroker,
+  startBrokerGroup,
   unary,
   waitFor,
   waitForLoad,
@@ -99,25 +100,27 @@ describe('the redirect-following stub', () => {
       const r = await unary(client, 'GetBalance', { accountId: 'ic1' }, { interceptors: [counting] });
       expect(r.servedBy).toBe('n2');
       expect(seen).toBe(1);
-      const streamed = await serverStream(client, 'StreamStatements', { accountId: 'ic2', count: 3 }, { interceptors: [counting] });
+      // A new client: this one learned from the redirect where to send its next calls.
+      const fresh = bankClient([n1.endpoint]);
+      const streamed = await serverStream(fresh, 'StreamStatements', { accountId: 'ic2', count: 3 }, { interceptors: [counting] });
       expect(streamed.servedBy).toEqual(['n2']);
       expect(seen).toBe(2);
     });
 
-    it('keeps one channel per endpoint however many redirects it follows', async () => {
+    it('keeps one channel per endpoint however many calls it redirects or spreads', async () => {
       const client = bankClient([n1.endpoint]);
       const first = await unary(client, 'GetBalance', { accountId: 'p0' });
       expect(first.servedBy).toBe('n2');
       const channelToN2 = client.peerbroker.pool.channel(n2.endpoint);
-      let followed = 1;
+      let onN2 = 1;
       for (let round = 0; round < 15; round++) {
         const results = await Promise.all([0, 1].map((i) => unary(client, 'GetBalance', { accountId: `p${round}-${i}` })));
         for (const r of results) expect(['n1', 'n2']).toContain(r.servedBy);
-        // Reports from n2 reset n1's accounting; wait for a few so more calls are redirected.
+        onN2 += results.filter((r) => r.servedBy === 'n2').length;
         await sleep(PERIOD_MS / 4);
       }
-      followed = client.peerbroker.stats.redirectsFollowed;
-      expect(followed).toBeGreaterThanOrEqual(10);
+      // Redirected, or sent there at once by the advice the redirects carried.
+      expect(onN2).toBeGreaterThanOrEqual(10);
       const endpoints = client.peerbroker.pool.endpoints();
       expect(endpoints.length).toBeLessThanOrEqual(2);
       expect(new Set(endpoints)).toEqual(new Set([n1.endpoint, n2.endpoint]));
@@ -293,5 +296,28 @@ describe('the redirect-following stub', () => {
       expect(n1.stats.redirected - before.n1.redirected).toBe(1);
       expect(n2.stats.redirected - before.n2.redirected).toBe(1);
     });
+  });
+});
+
+describe('a stub that learns from redirects', () => {
+  const nats = natsForSuite();
+
+  it('stops paying a redirect per call: after the first ones, calls go straight where the nodes advise', async () => {
+    // Three nodes of 4 slots, 40 ms a call; waves of 6 calls all sent to n1 would keep n1 over
+    // its threshold, so a client that only follows redirects pays one on most calls.
+    const nodes = await startBrokerGroup(['n1', 'n2', 'n3'], { nats: [nats().url], cluster: 'stub-learns', capacity: 4, periodMs: PERIOD_MS, workMs: 40 });
+    const [n1] = nodes;
+    const client = bankClient([n1.endpoint]);
+    const wave = (k: number) => Promise.all(Array.from({ length: 6 }, (_, i) => unary(client, 'GetBalance', { accountId: `w${k}-${i}` })));
+    for (let k = 0; k < 5; k++) await wave(k); // learning
+    const before = client.peerbroker.stats.redirectsFollowed;
+    const served: string[] = [];
+    for (let k = 5; k < 25; k++) served.push(...(await wave(k)).map((r) => r.servedBy!));
+    const redirects = client.peerbroker.stats.redirectsFollowed - before;
+    // 120 calls: every node ran some, and at most one call in five paid a redirect.
+    expect(new Set(served)).toEqual(new Set(['n1', 'n2', 'n3']));
+    expect(redirects).toBeLessThanOrEqual(24);
+    expect(Object.keys(client.peerbroker.routing.shares()).length).toBeGreaterThan(1);
+    await Promise.all(nodes.map((b) => b.stop()));
   });
 });

@@ -36,15 +36,15 @@ describe('outgoing metadata', () => {
     expect(out.toJSON()).toEqual({ 'x-tenant': ['t7'], 'peerbroker-follow': ['1'] });
   });
 
-  it('starts and ends the session from response headers', () => {
-    const session = { token: '' };
+  it('starts the session from response headers at the node that answered, and ends it', () => {
+    const session: { token: string; endpoint?: string } = { token: '' };
     const headers = new Metadata();
     headers.set('peerbroker-session', 'n1.abc');
-    takeSession(session, headers);
-    expect(session.token).toBe('n1.abc');
+    takeSession(session, headers, '127.0.0.1:7001');
+    expect(session).toEqual({ token: 'n1.abc', endpoint: '127.0.0.1:7001' });
     headers.set('peerbroker-session', '');
-    takeSession(session, headers);
-    expect(session.token).toBe('');
+    takeSession(session, headers, '127.0.0.1:7001');
+    expect(session).toEqual({ token: '', endpoint: undefined });
   });
 });
 

@@ -53,14 +53,18 @@ describe('RoutePlan', () => {
     expect(plan.shares()).toEqual({});
   });
 
-  it('asks for advice at first, then a tenth of the ttl after each, one ask at a time', () => {
+  it('asks for advice only while it holds a plan: a tenth of the ttl after each, one ask at a time', () => {
     const plan = new RoutePlan(A);
-    expect(plan.wantsAdvice(0)).toBe(true);
-    expect(plan.wantsAdvice(10)).toBe(false); // asked, no answer yet
-    expect(plan.wantsAdvice(1_010)).toBe(true); // no answer brought one: ask again a second later
-    plan.apply(advice(10_000, { [A]: 1 }), 1_020, all);
-    expect(plan.wantsAdvice(1_500)).toBe(false);
-    expect(plan.wantsAdvice(2_020)).toBe(true);
+    expect(plan.wantsAdvice(0)).toBe(false); // no plan: a redirect will bring the first advice
+    plan.apply(advice(10_000, { [A]: 1 }), 0, all);
+    expect(plan.wantsAdvice(500)).toBe(false);
+    expect(plan.wantsAdvice(1_000)).toBe(true);
+    expect(plan.wantsAdvice(1_010)).toBe(false); // asked, no answer yet
+    expect(plan.wantsAdvice(2_000)).toBe(true); // no answer brought one: ask again a second later
+    plan.apply(advice(10_000, { [A]: 1 }), 2_010, all);
+    expect(plan.wantsAdvice(2_500)).toBe(false);
+    expect(plan.wantsAdvice(3_010)).toBe(true);
+    expect(plan.wantsAdvice(12_010)).toBe(false); // expired: back to the origin, no plan
   });
 
   it('drops an endpoint that could not be reached', () => {
