@@ -11,7 +11,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 /** proto-loader-gen-types flags matching PROTO_LOADER_OPTIONS (keepCase false is its default). */
-const GEN_FLAGS = ['--longs=String', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js'];
+// --importFileExtension=.js: the generated files import each other as ES modules need (and CommonJS accepts).
+const GEN_FLAGS = ['--longs=String', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js', '--importFileExtension=.js'];
 
 /** peerbroker's own protos (peerbroker/v1/options.proto and the rest), always on the include path. */
 const PEERBROKER_PROTO_DIR = path.resolve(__dirname, '..', 'proto');

@@ -27,8 +27,6 @@ import { drainOnSignals } from './signals';
 import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
 import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 
-type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
-
 /**
  * One node of a peerbroker cluster: hosts gRPC services, reports its load to its
  * peers, and on every call decides to run it here or redirect it to a better peer.
@@ -170,9 +168,11 @@ export class Broker {
 
   /**
    * Hosts a gRPC service: `definition` as proto-loader and grpc-js give it
-   * (`pkg.Service.service`), `implementation` an object of handlers.
+   * (`pkg.Service.service`), `implementation` an object of handlers. With the handlers type
+   * generated for it, `addService<BankingHandlers>(pkg.bank.Banking.service, {...})`, a missing
+   * or mistyped handler is a compile error and the handlers' parameters are typed.
    */
-  addService(definition: ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+  addService<Handlers extends grpc.UntypedServiceImplementation>(definition: grpc.ServiceDefinition<Handlers>, implementation: Handlers): void {
     if (this.state !== 'new') throw new Error(`broker '${this.nodeId}': addService after start`);
     const wrapped: grpc.UntypedServiceImplementation = {};
     let serviceName: string | undefined;
