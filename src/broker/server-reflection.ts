@@ -1,13 +1,12 @@
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { ProtobufTypeDefinition } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { PROTO_DIR } from '../proto-path';
 import { PROTO_LOADER_OPTIONS } from '../transport';
 
 /** A method as proto-loader makes it: its message types carry the descriptors of their .proto files. */
-type DescribedMethod = grpc.MethodDefinition<unknown, unknown> & { requestType?: Partial<ProtobufTypeDefinition> };
+type DescribedMethod = grpc.MethodDefinition<unknown, unknown> & { requestType?: Partial<protoLoader.ProtobufTypeDefinition> };
 
 /**
  * gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, from @grpc/reflection) for the
