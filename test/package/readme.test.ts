@@ -8,9 +8,15 @@ import { REPO_ROOT, codeBlocks, compile, packedFiles, writeReadmeApp } from './r
 // `npm test`), its dependencies and peers linked from this repository's node_modules.
 // test:package does the same against a real tarball installed from the registry.
 const TYPING_PROMISES = `
-import { Broker } from 'peerbroker';
-import type { AccountsDefinition, AccountsHandlers } from './gen/accounts/Accounts.js';
+import { Broker, createClient } from 'peerbroker';
+import type { ProtoGrpcType } from './gen/accounts.js';
+import type { AccountsClient, AccountsDefinition, AccountsHandlers } from './gen/accounts/Accounts.js';
 declare const definition: AccountsDefinition;
+declare const pkg: ProtoGrpcType;
+// A session's client is of the same type as the client it came from.
+const client = createClient(pkg.accounts.Accounts, { endpoints: ['127.0.0.1:7001'] });
+const session: AccountsClient = client.peerbroker.withSession().peerbroker.withSession();
+session.GetBalance({ accountId: 'a1' }, (err, balance) => balance?.balanceCents);
 const broker = new Broker({ nodeId: 'n1' });
 // @ts-expect-error a missing handler does not compile
 broker.addService<AccountsHandlers>(definition, {});
@@ -52,7 +58,7 @@ describe("README's TypeScript", () => {
     expect(sources).toHaveLength(blocks.length);
   });
 
-  it('compiles under strict against the packed package and types made by peerbroker gen-types; a missing handler does not', () => {
+  it('compiles under strict against the packed package and types made by peerbroker gen-types; a missing handler does not, and withSession() keeps the client type', () => {
     const { code, output } = compile(appDir);
     expect(output).toBe('');
     expect(code).toBe(0);

@@ -108,9 +108,10 @@ describe.skipIf(!RUN)(`the packed tarball, in an app on @grpc/grpc-js ${GRPC_JS}
       throw new Error(`${err.message}\n${outputOf(client)}\n--- n1:\n${n1.output()}`);
     });
     expect((await exitOf(client)).code, outputOf(client)).toBe(0);
-    const seen = JSON.parse(line) as { plain: string; intercepted: string; logged: string[] };
+    const seen = JSON.parse(line) as { plain: string; intercepted: string; logged: string[]; session: string };
     expect(seen.plain).toBe('n2');
     expect(seen.intercepted).toBe('n2');
     expect(seen.logged).toContain('/app.Greeter/Hello');
+    expect(seen.session).toBe('n2');
   }, 60_000);
 });

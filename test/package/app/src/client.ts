@@ -39,7 +39,8 @@ try {
   }
   const direct = await hello(plain, 'plain');
   const viaInterceptor = await hello(intercepted, 'intercepted');
-  console.log(JSON.stringify({ plain: direct.servedBy, intercepted: viaInterceptor.servedBy, logged }));
+  const session = await hello(plain.peerbroker.withSession(), 'session');
+  console.log(JSON.stringify({ plain: direct.servedBy, intercepted: viaInterceptor.servedBy, logged, session: session.servedBy }));
 } finally {
   plain.close();
   intercepted.close();
