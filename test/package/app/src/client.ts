@@ -23,6 +23,13 @@ const hello = (client: GreeterClient, name: string) =>
     client.Hello({ name }, (err, reply) => (err || !reply ? reject(err) : resolve(reply))),
   );
 
+const helloAll = (client: GreeterClient, names: string[]) =>
+  new Promise<HelloReply__Output>((resolve, reject) => {
+    const call = client.HelloAll((err, reply) => (err || !reply ? reject(err) : resolve(reply)));
+    for (const name of names) call.write({ name });
+    call.end();
+  });
+
 const plain = createClient(pkg.app.Greeter, { endpoints: [endpoint] });
 const intercepted = createClient(pkg.app.Greeter, { endpoints: [endpoint], interceptors: [logging] });
 try {
@@ -40,7 +47,18 @@ try {
   const direct = await hello(plain, 'plain');
   const viaInterceptor = await hello(intercepted, 'intercepted');
   const session = await hello(plain.peerbroker.withSession(), 'session');
-  console.log(JSON.stringify({ plain: direct.servedBy, intercepted: viaInterceptor.servedBy, logged, session: session.servedBy }));
+  const streamed = await helloAll(plain, ['a', 'b', 'c']);
+  const streamedIntercepted = await helloAll(intercepted, ['d', 'e']);
+  console.log(
+    JSON.stringify({
+      plain: direct.servedBy,
+      intercepted: viaInterceptor.servedBy,
+      logged,
+      session: session.servedBy,
+      streamed: [streamed.message, streamed.servedBy],
+      streamedIntercepted: [streamedIntercepted.message, streamedIntercepted.servedBy],
+    }),
+  );
 } finally {
   plain.close();
   intercepted.close();
