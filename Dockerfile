@@ -5,7 +5,7 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: "prepare" would build before the sources are copied; the build runs below.
+# --ignore-scripts: nothing here needs an install script; the build runs below, once the sources are in.
 RUN npm ci --ignore-scripts
 COPY . .
 RUN npm run build

@@ -21,12 +21,11 @@ import { ReportIntake } from './report-intake';
 import { TakeoverAddresses } from './takeover-addresses';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
 import { guardSessionHeaders } from './session-header-guard';
+import { ServerReflection } from './server-reflection';
 import { SessionTable } from './session-table';
 import { drainOnSignals } from './signals';
 import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
 import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
-
-type ServiceDefinition = grpc.ServiceDefinition<grpc.UntypedServiceImplementation>;
 
 /**
  * One node of a peerbroker cluster: hosts gRPC services, reports its load to its
@@ -59,6 +58,7 @@ export class Broker {
   private boundEndpoint?: string;
   private state: 'new' | 'started' | 'stopped' = 'new';
   private readonly health: NodeHealth;
+  private readonly reflection = new ServerReflection();
   private takeover?: IdentityTakeover;
   private readonly healthTimer: PeriodicTimer;
   private draining?: Promise<void>;
@@ -168,9 +168,11 @@ export class Broker {
 
   /**
    * Hosts a gRPC service: `definition` as proto-loader and grpc-js give it
-   * (`pkg.Service.service`), `implementation` an object of handlers.
+   * (`pkg.Service.service`), `implementation` an object of handlers. With the handlers type
+   * generated for it, `addService<BankingHandlers>(pkg.bank.Banking.service, {...})`, a missing
+   * or mistyped handler is a compile error and the handlers' parameters are typed.
    */
-  addService(definition: ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+  addService<Handlers extends grpc.UntypedServiceImplementation>(definition: grpc.ServiceDefinition<Handlers>, implementation: Handlers): void {
     if (this.state !== 'new') throw new Error(`broker '${this.nodeId}': addService after start`);
     const wrapped: grpc.UntypedServiceImplementation = {};
     let serviceName: string | undefined;
@@ -187,6 +189,7 @@ export class Broker {
     this.added.add(serviceName);
     if (!this.options.services || this.options.services.includes(serviceName)) this.services.add(serviceName);
     this.settings.protoSessionRules.push(...sessionRulesFromProto(serviceName, definition));
+    this.reflection.add(serviceName, definition);
     this.server.addService(definition, wrapped);
   }
 
@@ -204,6 +207,7 @@ export class Broker {
       Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.statusMessage()),
     });
     this.health.addToServer(this.server, [...this.services]);
+    if (o.reflection) this.log.info({ services: await this.reflection.addToServer(this.server) }, 'serving reflection');
     const creds = listenCredentials(o, this.tlsFiles, this.log);
     const { host, port: wanted } = parseHostPort(o.listen);
     const port = await this.bind(creds).catch((err: NodeJS.ErrnoException) => {

@@ -123,6 +123,9 @@ export const brokerOptionsSchema = z
     forwardLegacy: option(z.boolean().default(false), { description: 'forward calls of clients that do not follow redirects, instead of running them here', runtime: true }),
     sessions: option(z.array(sessionRuleSchema).default([]), { description: 'session rules (pinned calls), added to those of the .proto files', runtime: true }),
     dedicated: option(dedicatedSchema.default({}), { description: "preferred homes: { 'bank.Securities/*': ['n2'] }", runtime: true }),
+    reflection: option(z.boolean().default(false), {
+      description: 'serve gRPC server reflection (grpc.reflection.v1), so grpcurl can list and call the services without their .proto',
+    }),
     takeover: option(z.boolean().default(true), { description: 'adopt the endpoints of peers that go off-line (identity takeover)' }),
     takeoverOnLeave: option(z.boolean().default(false), { description: 'also adopt the own endpoint of peers that leave cleanly (adopted ones always move on)' }),
     takeoverAddresses: option(z.array(z.string().refine(isCidr, { message: 'must be IP addresses or CIDR ranges like 10.0.5.0/24' })).optional(), {

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors';
 import { runConfigGet, runConfigSet } from './config-command';
 import { CONNECTION_OPTIONS, connectionFrom } from './connection';
 import { addFlags, givenFlags } from './flags';
+import { runGenTypes } from './gen-types-command';
 import { runStart } from './start';
 import { START_OPTIONS } from './start-config';
 import { runStatus } from './status';
@@ -51,6 +52,15 @@ const set = config
 addFlags(set, CONNECTION_OPTIONS, ['nats']).action((pairs: string[]) => runConfigSet(connectionFrom(givenFlags(set)), pairs));
 const get = config.command('get').description('print the config kept in JetStream');
 addFlags(get, CONNECTION_OPTIONS, ['nats']).action(() => runConfigGet(connectionFrom(givenFlags(get))));
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const genTypes = program
+  .command('gen-types')
+  .description('write TypeScript types for your .proto files (proto-loader-gen-types with the flags PROTO_LOADER_OPTIONS needs)')
+  .argument('<proto...>', '.proto files, e.g. protos/bank.proto')
+  .requiredOption('--out <dir>', 'folder the types are written to, e.g. src/gen')
+  .option('-I, --include-dir <dir>', 'folder imports are resolved in (repeatable); each file\'s own folder and peerbroker\'s protos are searched too', collect);
+genTypes.action((protos: string[]) => runGenTypes(protos, genTypes.opts() as { out: string; includeDir?: string[] }));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // commander has printed its message (or the help, or the version) already.

@@ -40,13 +40,13 @@ export interface ClientOptions {
 }
 
 /** What `client.peerbroker` holds: the stub's parts and its session scope. */
-export interface StubHandle extends StubContext {
-  /** A client of the same service sharing this one's channels, with a session slot of its own. */
-  withSession(): BrokeredClient<grpc.Client>;
+export interface StubHandle<C extends grpc.Client = grpc.Client> extends StubContext {
+  /** A client of the same service and type sharing this one's channels, with a session slot of its own. */
+  withSession(): BrokeredClient<C>;
 }
 
 /** A grpc-js client that follows peerbroker redirects; `peerbroker` holds the stub's parts. */
-export type BrokeredClient<C extends grpc.Client> = C & { peerbroker: StubHandle };
+export type BrokeredClient<C extends grpc.Client> = C & { peerbroker: StubHandle<C> };
 
 type ClientConstructor<C extends grpc.Client> = (new (
   address: string,
@@ -121,9 +121,9 @@ function build<C extends grpc.Client>(
     interceptors: options.interceptors,
   }) as BrokeredClient<C>;
   if (!options.interceptors?.length) directUnaryMethods(client, Client.service ?? {}, ctx);
-  const handle: StubHandle = Object.assign(ctx, {
+  const handle: StubHandle<C> = Object.assign(ctx, {
     // The channels belong to the root client: closing a session's client closes nothing.
-    withSession: () => build(Client, options, shared, requestStreams, () => {}) as unknown as BrokeredClient<grpc.Client>,
+    withSession: () => build(Client, options, shared, requestStreams, () => {}),
   });
   client.peerbroker = handle;
   return client;

@@ -160,7 +160,8 @@ export class FollowingCall implements Call {
   }
 
   getAuthContext(): ReturnType<Call['getAuthContext']> {
-    return this.current?.call.getAuthContext() ?? null;
+    // grpc-js calls have getAuthContext from 1.13 on; the peer range starts at 1.12.
+    return this.current?.call.getAuthContext?.() ?? null;
   }
 
   private send(endpoint: string): void {
@@ -212,7 +213,11 @@ export class FollowingCall implements Call {
     }
     // grpc-js takes a half-close right behind a message not yet written (its own unary calls do
     // so): END_STREAM then leaves with the last message rather than in a frame of its own.
-    if (this.halfClosed && !attempt.halfClosed && this.handed === this.queue.length) {
+    // Streamed requests wait for the last write to finish: older grpc-js (1.12.0 to 1.14.0 at
+    // least; the peer range starts at 1.12) loses a message still being written when the
+    // half-close comes (test/integration/streaming.test.ts, run on those versions).
+    const lastWritten = !this.target.requestStream || !this.writing;
+    if (this.halfClosed && !attempt.halfClosed && this.handed === this.queue.length && lastWritten) {
       attempt.halfClosed = true;
       attempt.call.halfClose();
     }

@@ -57,6 +57,10 @@ export interface BrokerProcessOptions {
   extraArgs?: string[];
   /** How long to wait for the listening line. Default 20 s. */
   readyTimeoutMs?: number;
+  /** The CLI to run, e.g. an installed package's bin. Default this repository's dist/. */
+  cliPath?: string;
+  /** The module exporting register(broker). Default the bank example. */
+  modulePath?: string;
 }
 
 /** A broker process started by a test. */
@@ -76,21 +80,23 @@ export interface BrokerProcess {
 
 /** Starts `peerbroker start` from dist/ with the bank example and resolves once it listens. */
 export async function startBrokerProcess(opts: BrokerProcessOptions): Promise<BrokerProcess> {
-  if (!fs.existsSync(CLI_PATH) || !fs.existsSync(BANK_MODULE_PATH)) {
-    throw new Error(`broker processes run from dist/: '${CLI_PATH}' is missing; run 'npm run build' first`);
+  const cli = opts.cliPath ?? CLI_PATH;
+  const module = opts.modulePath ?? BANK_MODULE_PATH;
+  if (!fs.existsSync(cli) || !fs.existsSync(module)) {
+    throw new Error(`broker processes run from dist/: '${cli}' or '${module}' is missing; run 'npm run build' first`);
   }
   const host = opts.listenHost ?? '127.0.0.1';
   if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) {
     throw new Error(`test brokers listen on loopback only: host '${host}' is not 127.x.x.x`);
   }
   const args = [
-    CLI_PATH,
+    cli,
     'start',
     '--node-id', opts.nodeId,
     '--listen', `${host}:${opts.port ?? 0}`,
     '--nats', opts.nats.join(','),
     '--cluster', opts.cluster,
-    '--module', BANK_MODULE_PATH,
+    '--module', module,
   ];
   if (opts.capacity !== undefined) args.push('--capacity', String(opts.capacity));
   if (opts.threshold !== undefined) args.push('--threshold', String(opts.threshold));
