@@ -1,5 +1,5 @@
 /**
- * The wire contract of DESIGN.md: gRPC metadata keys shared by the broker and the stub.
+ * The wire contract (docs/design.md): gRPC metadata keys shared by the broker and the stub.
  * Keys are lowercase ASCII, as HTTP/2 requires.
  */
 

@@ -13,7 +13,7 @@ import { DEFAULT_MAX_SESSIONS } from './session-table';
 import { isCidr } from './takeover-addresses';
 import { loadTls, tlsFilesSchema } from './tls';
 
-/** Default reporting period (DESIGN.md). */
+/** Default reporting period (docs/design.md, The control plane). */
 export const DEFAULT_PERIOD_MS = 500;
 /** Default load below which a call always runs here. */
 export const DEFAULT_THRESHOLD = 0.5;

@@ -28,7 +28,7 @@ function workerScript(): string {
 }
 
 /**
- * Reports from a worker thread with its own NATS connection (DESIGN.md: busy is not dead),
+ * Reports from a worker thread with its own NATS connection (docs/design.md: busy is not dead),
  * supervised: a reporter thread that dies is restarted at once, since peers would
  * otherwise see a serving node fall silent and adopt its address. After
  * `MAX_REPORTER_RESTARTS` deaths within a minute the main thread reports instead; if

@@ -18,7 +18,7 @@ export function isEligible(peer: PeerEntry, service: string, now: number, cfg: P
 }
 
 /**
- * DESIGN.md's decision: session affinity, hop limit, content, dedicated homes,
+ * The decision of docs/design.md: session affinity, hop limit, content, dedicated homes,
  * load (threshold and margin), overload. Pure: a function of the call, this node,
  * the peers, the config and the time.
  */

@@ -1,6 +1,6 @@
 import { compilePattern, type MethodPattern } from './method-pattern';
 
-/** A session rule (DESIGN.md, Sessions): calls between `enter` and `exit` are pinned to one node. */
+/** A session rule (docs/design.md, Admission, slots and sessions): calls between `enter` and `exit` are pinned to one node. */
 export interface SessionRule {
   /** The call that starts a session; the node that runs it owns the session. */
   enter: MethodPattern;

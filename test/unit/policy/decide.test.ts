@@ -133,7 +133,7 @@ describe('decide', () => {
       expect(run(self(0.95), [])).toBe(LOCAL);
     });
 
-    // A peer exactly `margin` lower qualifies (DESIGN.md: "load ≤ own load − margin").
+    // A peer exactly `margin` lower qualifies.
     // Loads are fractions of the capacity, so exact decimal steps such as 7/10 vs 5/10 are common.
     it('redirects to a peer that is exactly the margin lower (7 of 10 busy here, 5 of 10 there)', () => {
       const d = run(self(7 / 10, { running: 7 }), [peer('n2', 5 / 10)]);
