@@ -7,6 +7,7 @@
  */
 import { PeerView } from '../../src/cluster/peer-view';
 import type { LoadReport } from '../../src/cluster/report-codec';
+import { RoutePlan } from '../../src/client/route-plan';
 import { adviseSpread } from '../../src/policy/advice';
 import { decide, peerChoiceByName, type CallInfo, type PolicyConfig, type SelfState } from '../../src/policy';
 
@@ -84,18 +85,14 @@ export interface SimOptions {
   redirectMs: number;
   /** How calls are sent: all to n1 following per call, round-robin, or join-shortest-queue. */
   mode: 'follower' | 'rr' | 'jsq' | 'stub';
-  /** Stub: ask for fresh advice when the one held is older than this, ms. */
-  adviceRefreshMs: number;
-  /** Stub: advice is dropped (all calls to the origin again) after this, ms. */
-  adviceTtlMs: number;
-  /** Stub: at most one advice applied per this long, ms. */
-  adviceSettleMs: number;
-  /** Stub: how far one advice moves the weights, 0..1. */
-  adviceStep: number;
   /** Stub: one client object per generator; several stubs split the rate. */
   stubs: number;
   /** Reports carry the time-average occupancy since the last report instead of the instant value. */
   reportAverage: boolean;
+  /** Print n1's view of its peers every 25 ms for 2 s after the warm-up. */
+  trace: boolean;
+  /** Which systems the command line runs, comma-separated. */
+  modes: string;
   seed: number;
   /** Report on threshold crossings (rate-limited to one per period/20). */
   crossingReports: boolean;
@@ -126,12 +123,10 @@ export const DEFAULTS: SimOptions = {
   crossingReports: true,
   changeSlots: 1,
   urgentGapMs: 0,
-  adviceRefreshMs: 1000,
-  adviceTtlMs: 10_000,
-  adviceSettleMs: 100,
-  adviceStep: 0.5,
   stubs: 1,
   reportAverage: false,
+  trace: false,
+  modes: 'rr,jsq,follower,stub',
 };
 
 interface Call {
@@ -140,14 +135,14 @@ interface Call {
   stub?: Stub;
   /** The stub asked for advice with this call. */
   ask?: boolean;
+  /** The stub spreads by advice (`peerbroker-follow: 2`). */
+  advised?: boolean;
 }
 
 /** The stub's learned spread: weights over nodes, from the nodes' advice. */
+/** A stub: the real routing plan (src/client/route-plan.ts), node ids as endpoints. */
 class Stub {
-  weights = new Map<string, number>();
-  current = new Map<string, number>();
-  adviceAt = -Infinity;
-  appliedAt = -Infinity;
+  readonly plan = new RoutePlan('n1');
 }
 
 class SimNode {
@@ -264,7 +259,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     heap.push(now + o.periodMs * (0.9 + 0.2 * random()), () => periodic(n));
   };
   for (const n of nodes) heap.push(o.periodMs * random(), () => periodic(n));
-  if (process.env.SIM_TRACE) {
+  if (o.trace) {
     const trace = () => {
       const n1 = nodes[0];
       const est = n1.view.peers.map((p) => `${p.nodeId} true ${byId.get(p.nodeId)!.running + byId.get(p.nodeId)!.queued} est ${((p.occupancy + p.extra) * o.capacity).toFixed(1)} (rep ${(p.occupancy * o.capacity).toFixed(1)} extra ${(p.extra * o.capacity).toFixed(1)})`);
@@ -306,7 +301,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
   const arrive = (n: SimNode, c: Call, follows: boolean) => {
     info.hops = c.hops;
     info.follows = follows;
-    info.advised = c.stub !== undefined && process.env.SIM_ADVISED !== '0';
+    info.advised = c.advised === true;
     const s = n.self;
     s.load = (n.running + n.queued) / o.capacity;
     s.running = n.running;
@@ -314,22 +309,13 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     const tau = n.meanCallMs > 0 ? n.meanCallMs : o.periodMs;
     n.view.fadeExtras(now, tau);
     const d = decide(info, s, n.view.peers, cfg, choice, now);
-    const advise = () => {
-      const st = c.stub!;
-      const a = adviseSpread(s, n.id, n.view.peers, 's.S', now, cfg, choice);
-      const at = now + o.netMs;
-      heap.push(at, () => {
-        st.adviceAt = now;
-        if (now - st.appliedAt < o.adviceSettleMs) return;
-        st.appliedAt = now;
-        const next = new Map<string, number>();
-        for (const x of a) next.set(x.nodeId, x.share);
-        const keys = new Set([...st.weights.keys(), ...next.keys()]);
-        const step = st.weights.size === 0 ? 1 : o.adviceStep;
-        for (const k of keys) st.weights.set(k, (1 - step) * (st.weights.get(k) ?? 0) + step * (next.get(k) ?? 0));
-      });
-    };
-    if (c.stub && (d.kind === 'redirect' || c.ask)) advise();
+    // A redirect carries advice; so does a local answer the stub asked for (src/broker/advice-cache.ts).
+    if (c.stub && (d.kind === 'redirect' || c.ask)) {
+      const plan = c.stub.plan;
+      const shares = adviseSpread(s, n.id, n.view.peers, 's.S', now, cfg, choice).map((x) => ({ endpoint: x.nodeId, share: x.share }));
+      const ttlMs = 20 * o.periodMs;
+      if (shares.length > 0) heap.push(now + o.netMs, () => plan.apply({ ttlMs, shares }, now, () => true));
+    }
     if (d.kind === 'local') return admit(n, c);
     if (d.kind === 'reject') {
       if (c.scheduled >= warm) rejected++;
@@ -338,7 +324,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     n.view.account(d.peer, now, tau);
     if (c.scheduled >= warm) redirects++;
     const target = byId.get(d.peer.nodeId)!;
-    heap.push(now + o.redirectMs + 2 * o.netMs, () => arrive(target, { scheduled: c.scheduled, hops: c.hops + 1, stub: c.stub }, follows));
+    heap.push(now + o.redirectMs + 2 * o.netMs, () => arrive(target, { scheduled: c.scheduled, hops: c.hops + 1, stub: c.stub, advised: c.advised }, follows));
   };
 
   const stubs = Array.from({ length: o.stubs }, () => new Stub());
@@ -355,33 +341,10 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
       if (o.mode === 'follower') return heap.push(now + o.netMs, () => arrive(nodes[0], c, true));
       if (o.mode === 'stub') {
         const st = stubs[Math.floor(random() * stubs.length)];
-        if (now - st.adviceAt > o.adviceTtlMs) st.weights.clear();
         c.stub = st;
-        c.ask = now - st.adviceAt > o.adviceRefreshMs;
-        let target = nodes[0];
-        if (st.weights.size > 0 && process.env.SIM_WRR === '1') {
-          let best = '';
-          let bestV = -Infinity;
-          for (const [id, w] of st.weights) {
-            const v = (st.current.get(id) ?? 0) + w;
-            st.current.set(id, v);
-            if (v > bestV) {
-              bestV = v;
-              best = id;
-            }
-          }
-          st.current.set(best, bestV - 1);
-          target = byId.get(best)!;
-        } else if (st.weights.size > 0) {
-          let u = random();
-          for (const [id, w] of st.weights) {
-            u -= w;
-            if (u <= 0) {
-              target = byId.get(id)!;
-              break;
-            }
-          }
-        }
+        c.ask = st.plan.wantsAdvice(now);
+        c.advised = st.plan.holds(now);
+        const target = byId.get(st.plan.next(now))!;
         return heap.push(now + o.netMs, () => arrive(target, c, true));
       }
       let n: SimNode;
@@ -431,7 +394,7 @@ if (require.main === module) {
     `redir/call ${(r.redirects / r.calls).toFixed(2)} spread ${r.spread.map((s) => (100 * s).toFixed(0)).join('/')}`;
   const seeds = [1, 2, 3];
   console.log(`utilization ${(100 * utils).toFixed(0)} %`);
-  for (const mode of (process.env.SIM_MODES ?? 'rr,jsq,follower,stub').split(',') as SimOptions['mode'][]) {
+  for (const mode of String(o.modes ?? DEFAULTS.modes).split(',') as SimOptions['mode'][]) {
     const rs = seeds.map((seed) => simulate({ ...o, mode, seed }));
     const med = (f: (r: SimResult) => number) => rs.map(f).sort((a, b) => a - b)[1];
     console.log(
