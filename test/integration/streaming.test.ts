@@ -141,16 +141,18 @@ describe('client-streaming and bidi calls through the stub', () => {
 
     it('ends a held bidi call with DEADLINE_EXCEEDED at its deadline, as a plain grpc-js call does', async () => {
       const runBefore = node.stats.run;
-      const run = async (call: Duplex) => {
+      // Elapsed from the moment the deadline was set, however long making the call took.
+      const run = async (make: (deadline: number) => Duplex) => {
         const started = Date.now();
+        const call = make(started + 300);
         const result = outcome(call);
         call.write(order(0));
         call.write(order(1));
         const r = await result;
         return { ...r, elapsed: Date.now() - started };
       };
-      const stub = await run(securitiesClient([node.endpoint]).Trade({ deadline: Date.now() + 300 }) as Duplex);
-      const plain = await run(plainSecuritiesClient(node.endpoint).Trade({ deadline: Date.now() + 300 }) as unknown as Duplex);
+      const stub = await run((deadline) => securitiesClient([node.endpoint]).Trade({ deadline }) as Duplex);
+      const plain = await run((deadline) => plainSecuritiesClient(node.endpoint).Trade({ deadline }) as unknown as Duplex);
       for (const r of [stub, plain]) {
         expect(r.error?.code).toBe(status.DEADLINE_EXCEEDED);
         expect(r.error?.message).toMatch(/^4 DEADLINE_EXCEEDED: Deadline exceeded after 0\.\d+s/);
