@@ -23,9 +23,11 @@ describe('the package manifest and what npm pack ships', () => {
   const files = packedFiles();
 
   it('ships the built code, its declarations and the protos, and nothing of the repository besides', () => {
-    expect(files.filter((f) => !/^(dist\/src\/|proto\/peerbroker\/v1\/|scripts\/gen-types\.js$|package\.json$|README\.md$)/.test(f))).toEqual([]);
+    expect(files.filter((f) => !/^(dist\/src\/|proto\/peerbroker\/v1\/|scripts\/gen-types\.js$|package\.json$|README\.md$|docs\/design\.md$)/.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map') || f.includes('generated/bank') || (f.startsWith('dist/src/generated/') && !f.endsWith('.d.ts')))).toEqual([]);
     expect(files).toContain('proto/peerbroker/v1/options.proto');
+    // README links to the design: it ships with it.
+    expect(files).toContain('docs/design.md');
   });
 
   it('ships every file main, types, bin and exports name', () => {
