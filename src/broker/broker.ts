@@ -4,6 +4,7 @@ import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
+import { HttpGateway } from '../http';
 import { AdviceCache } from './advice-cache';
 import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from '../transport';
@@ -17,6 +18,7 @@ import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
 import { reclaimAddress } from './reclaim';
+import { RedirectFlows } from './redirect-flows';
 import { ReportIntake } from './report-intake';
 import { TakeoverAddresses } from './takeover-addresses';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
@@ -64,6 +66,9 @@ export class Broker {
   private draining?: Promise<void>;
   /** The node's certificate and key (from `tls`); never logged. */
   private readonly tlsFiles?: LoadedTls;
+  /** The HTTP/JSON listener and cluster page (`httpListen`). */
+  private readonly http?: HttpGateway;
+  private readonly flows = new RedirectFlows();
 
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
@@ -118,6 +123,7 @@ export class Broker {
         ),
       // Under overload nearly every call is a redirect: build the log line only when it is written.
       onRedirect: (d) => {
+        this.flows.count(d.peer.nodeId, d.reason);
         if (this.log.isLevelEnabled('debug')) this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect');
       },
     });
@@ -132,12 +138,47 @@ export class Broker {
     this.sweep = new PeerSweep(this.peers, () => this.options.periodMs, () => {
       this.sessions.sweep(Date.now());
       this.takeover?.reconcile();
+      // Redirect counts reach the reporter thread at most twice a period, and only when they moved.
+      if (this.flows.takeChanged()) this.control?.update(this.nodeInfo());
     }, this.log);
     this.healthTimer = new PeriodicTimer(() => this.options.periodMs, () => this.checkHealth());
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server();
+    this.http = o.httpListen ? this.httpGateway(o.httpListen) : undefined;
     this.watchPeers();
+  }
+
+  // The HTTP side calls the same gate-wrapped handlers, so an HTTP call takes a slot like a gRPC one.
+  private httpGateway(listen: string): HttpGateway {
+    const o = this.options;
+    return new HttpGateway({
+      nodeId: o.nodeId,
+      cluster: o.cluster,
+      listen,
+      advertise: o.httpAdvertise,
+      maxBodyBytes: o.httpMaxBodyBytes,
+      allowOrigins: o.httpAllowOrigins,
+      tls: this.tlsFiles,
+      log: this.log.child({ part: 'http' }),
+      peers: this.peers,
+      threshold: () => this.policy.threshold,
+      forward: (method, call, endpoint, done) => this.forwarder.forward(method, call as never, endpoint, done),
+      self: () => ({
+        ...this.selfMember(),
+        id: this.nodeId,
+        running: this.admission.running,
+        queued: this.admission.queued,
+        run: this.gate.stats.run,
+        redirected: this.gate.stats.redirected,
+        redirects: this.flows.list(),
+      }),
+    });
+  }
+
+  /** Base URL of the HTTP listener (`http://host:port`), when `httpListen` is set (known after start). */
+  get httpUrl(): string | undefined {
+    return this.http?.url || undefined;
   }
 
   /** This node's id. */
@@ -183,6 +224,7 @@ export class Broker {
       const handler = implementation[name] ?? implementation[method.originalName ?? name];
       if (!handler) throw new Error(`service '${parts.service}': no handler for method '${name}'`);
       wrapped[name] = this.gate.wrap(method, parts.service, handler);
+      this.http?.addMethod(method, wrapped[name] as never);
     }
     if (!serviceName) throw new Error('service definition has no methods');
     if (this.added.has(serviceName)) throw new Error(`service '${serviceName}' is already added`);
@@ -219,6 +261,10 @@ export class Broker {
       return undefined;
     });
     this.boundEndpoint = o.advertise ?? `${host}:${port ?? wanted}`;
+    await this.http?.start().catch((err: Error) => {
+      this.server.forceShutdown();
+      throw err;
+    });
     if (port === undefined) this.setStatus('UNHEALTHY');
     this.takeover = new IdentityTakeover(
       o.nodeId,
@@ -289,6 +335,7 @@ export class Broker {
     if (this.urgentReport) clearTimeout(this.urgentReport);
     this.sampler.sample();
     await this.control?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'control plane stop failed'));
+    await this.http?.stop();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();
@@ -436,6 +483,7 @@ export class Broker {
       inFlight: this.admission.running + this.admission.queued,
       capacity: this.options.capacity,
       reportAgeMs: 0,
+      httpUrl: this.http?.url ?? '',
     };
   }
 
@@ -456,6 +504,8 @@ export class Broker {
       periodMs: this.options.periodMs,
       incarnation: this.incarnation,
       takeover: this.options.takeover,
+      httpUrl: this.http?.url,
+      redirects: this.flows.list(),
     };
   }
 
