@@ -106,7 +106,8 @@ export class HttpStreamCall extends Writable {
       if (this.failed) return;
       if (!sink.fail({ ...err, code: err.code ?? status.UNKNOWN, details: err.details ?? err.message })) return;
       this.failed = true;
-      if (!this.writableEnded) super.end();
+      // The call's own end(), as grpc-js does on an error: the gate frees the slot when the stream ends.
+      this.end();
     });
   }
 
@@ -132,11 +133,13 @@ export class HttpStreamCall extends Writable {
     return super.end();
   }
 
-  /** The client went away or the deadline passed: the handler sees `cancelled`, the gate frees the slot. */
+  /**
+   * The client went away or the deadline passed: the handler sees `cancelled` and what it
+   * writes is dropped; its slot is freed when it ends the stream (as on gRPC).
+   */
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
     this.emit('cancelled', 'cancelled');
-    if (!this.writableEnded) super.end();
   }
 }

@@ -247,9 +247,10 @@ function serveStream(res: ServerResponse, ctx: CallContext, request: unknown, ro
     if (!res.writableFinished) c.cancel();
   });
   if (ctx.deadline !== Infinity) {
+    // As on gRPC: the handler is told (cancelled) and keeps its slot until it ends; the client gets the status now.
     const timer = setTimeout(() => {
-      c.emit('error', { name: 'Deadline', message: '', code: status.DEADLINE_EXCEEDED, details: 'peerbroker: deadline exceeded (connect-timeout-ms)' });
       c.cancel();
+      sink.fail({ name: 'Deadline', message: '', code: status.DEADLINE_EXCEEDED, details: 'peerbroker: deadline exceeded (connect-timeout-ms)' });
     }, ctx.deadline - Date.now());
     res.once('close', () => clearTimeout(timer));
   }
