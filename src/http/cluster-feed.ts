@@ -77,6 +77,8 @@ interface Tracked {
   incarnation: number;
   lastReportAt: number;
   counts?: Map<string, number>;
+  /** When its first counts were seen: rates are over the time since, up to 10 s. */
+  countingSince?: number;
   last: NodeRow;
   goneAt?: number;
 }
@@ -230,7 +232,10 @@ export class ClusterFeed {
     const before = t.counts;
     t.counts = new Map(counts.map((c) => [`${from}\u0000${c.toNode}\u0000${c.reason}`, c.count]));
     // The first counts of a node are where it stood: only what changes after is recent.
-    if (!before) return;
+    if (!before) {
+      t.countingSince = at;
+      return;
+    }
     for (const [key, n] of t.counts) {
       const d = n - (before.get(key) ?? 0);
       if (d > 0) this.events.push({ t: at, key, n: d });
@@ -243,7 +248,9 @@ export class ClusterFeed {
       const [from, to, reason] = e.key.split('\u0000');
       const row = byKey.get(e.key) ?? { from, to, reason, perSec: 0, lastMinute: 0, agoMs: 0 };
       row.lastMinute += e.n;
-      if (now - e.t <= FLOW_RATE_MS) row.perSec += e.n / (FLOW_RATE_MS / 1000);
+      const since = this.nodes.get(from)?.countingSince ?? now - FLOW_RATE_MS;
+      const windowMs = Math.max(this.tickMs, Math.min(FLOW_RATE_MS, now - since));
+      if (now - e.t <= windowMs) row.perSec += e.n / (windowMs / 1000);
       row.agoMs = Math.max(0, Math.round(now - e.t));
       byKey.set(e.key, row);
     }

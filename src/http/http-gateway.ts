@@ -121,6 +121,7 @@ export class HttpGateway {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PAGE_CSP, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
       return void res.end(req.method === 'HEAD' ? undefined : PAGE_HTML);
     }
+    if (path === '/favicon.ico' && get) return void res.writeHead(204).end();
     if (path === '/peerbroker/events' && get) return this.openEvents(req, res);
     if (path === '/peerbroker/cluster' && get) {
       res.writeHead(200, { ...base, 'content-type': 'application/json', 'cache-control': 'no-store' });

@@ -43,6 +43,7 @@ svg.spark .thr { stroke: var(--warn); stroke-dasharray: 3 3; stroke-width: 1; }
 svg.spark text { font-size: 9px; fill: var(--soft); }
 .empty { color: var(--soft); padding: 12px; background: #fff; border: 1px solid var(--line); border-radius: 8px; }
 .arrow { color: var(--soft); padding: 0 4px; }
+.thr-key { color: var(--warn); text-transform: none; letter-spacing: 0; font-weight: 400; }
 footer { color: var(--soft); font-size: 12px; padding: 0 24px 24px; }
 `;
 
@@ -56,7 +57,6 @@ const $ = (tag, attrs, ...kids) => {
 };
 const fmt = (n) => n.toLocaleString('en-US');
 const ago = (ms) => ms < 1000 ? 'just now' : ms < 60000 ? (ms / 1000).toFixed(ms < 10000 ? 1 : 0) + ' s ago' : Math.round(ms / 60000) + ' min ago';
-const WHY = { OFFLINE: 'no report for ', UNKNOWN: 'last report ', LEFT: 'left the cluster' };
 
 function spark(loads, threshold, perMinute) {
   const W = 200, H = 38, step = W / (perMinute - 1);
@@ -89,9 +89,12 @@ function nodeRow(n, threshold, perMinute) {
   name.append(n.httpUrl && !n.self ? $('a', { href: n.httpUrl + '/' }, n.id) : n.id);
   if (n.self) name.append($('span', { class: 'me' }, '(this page)'));
   const status = $('td', {}, $('span', { class: 'pill ' + n.status }, n.status));
-  if (n.status === 'OFFLINE' || n.status === 'UNKNOWN') status.append($('span', { class: 'why' }, WHY[n.status] + ago(n.ageMs).replace(' ago', '')));
-  if (n.status === 'LEFT') status.append($('span', { class: 'why' }, WHY.LEFT));
-  const bar = $('span', { class: 'bar' }, $('i', { style: 'width:' + Math.round(100 * n.load) + '%', class: n.load >= 0.95 ? 'full' : n.load >= threshold ? 'high' : '' }));
+  if (n.status === 'OFFLINE') status.append($('span', { class: 'why' }, 'no report for ' + (n.ageMs / 1000).toFixed(1) + ' s'));
+  if (n.status === 'UNKNOWN') status.append($('span', { class: 'why' }, 'last report ' + ago(n.ageMs)));
+  if (n.status === 'LEFT') status.append($('span', { class: 'why' }, 'left the cluster'));
+  const fill = $('i', { class: n.load >= 0.95 ? 'full' : n.load >= threshold ? 'high' : '' });
+  fill.style.width = Math.round(100 * n.load) + '%';
+  const bar = $('span', { class: 'bar' }, fill);
   const load = $('td', { class: 'load' }, bar, down ? '–' : n.load.toFixed(2));
   return $('tr', { 'data-node': n.id, 'data-status': n.status, class: down ? 'down' : '' },
     name, status, load,
@@ -106,10 +109,11 @@ function render(s) {
   document.getElementById('cluster').textContent = s.cluster;
   document.getElementById('served').textContent = s.node;
   document.getElementById('updated').textContent = new Date(s.at).toLocaleTimeString('en-GB');
-  const online = s.nodes.filter((n) => n.status === 'ONLINE').length;
-  const off = s.nodes.length - online;
+  const byStatus = {};
+  for (const n of s.nodes) byStatus[n.status] = (byStatus[n.status] || 0) + 1;
+  const counts = Object.entries(byStatus).map(([st, k]) => k + ' ' + (st === 'OFFLINE' ? 'off-line' : st.toLowerCase()));
   const run = s.nodes.reduce((a, n) => a + n.runPerSec, 0), red = s.nodes.reduce((a, n) => a + n.redirectedPerSec, 0);
-  document.getElementById('summary').textContent = s.nodes.length + ' nodes, ' + online + ' online' + (off ? ', ' + off + ' not' : '') +
+  document.getElementById('summary').textContent = s.nodes.length + ' nodes: ' + counts.join(', ') +
     ' · ' + fmt(run) + ' calls/s run · ' + fmt(red) + ' redirected/s · threshold ' + s.threshold.toFixed(2);
   document.getElementById('nodes').replaceChildren(...s.nodes.map((n) => nodeRow(n, s.threshold, Math.round(60000 / s.tickMs))));
   const flows = document.getElementById('flows');
@@ -152,7 +156,7 @@ export const PAGE_HTML = `<!doctype html>
 <div class="banner">Lost the connection to this node; retrying. The figures below are the last ones received.</div>
 <div class="summary" id="summary">Waiting for the first snapshot…</div>
 <table>
-<thead><tr><th>Node</th><th>Status</th><th>Load</th><th class="num">Running + queued / slots</th><th class="num">Run/s</th><th class="num">Redirected/s</th><th>Load, last minute</th></tr></thead>
+<thead><tr><th>Node</th><th>Status</th><th>Load</th><th class="num">Running + queued / slots</th><th class="num">Run/s</th><th class="num">Redirected/s</th><th>Load, last minute <span class="thr-key">(- - - threshold)</span></th></tr></thead>
 <tbody id="nodes"></tbody>
 </table>
 <h2>Redirects, last minute</h2>
