@@ -214,8 +214,9 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
     callsRedirected: o.callsRedirected as number,
     maxQueue: o.maxQueue as number,
     takeover: o.takeover === true,
-    httpUrl,
-    redirects: redirects.map((c) => ({ toNode: c.toNode, reason: c.reason, count: c.count })),
+    // Left out when empty, as a report from a node without HTTP (or an older one) says nothing of them.
+    ...(httpUrl !== '' ? { httpUrl } : {}),
+    ...(redirects.length > 0 ? { redirects: redirects.map((c) => ({ toNode: c.toNode, reason: c.reason, count: c.count })) } : {}),
   };
 }
 
