@@ -1,7 +1,11 @@
+import fs from 'node:fs';
+import https from 'node:https';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
+import { MAX_EVENT_STREAMS } from '../../src/http/limits';
 import { envelope } from '../../src/http/stream-sink';
 import { holdSlots, members, startBroker, startBrokerGroup, waitFor, waitForLoad, type SlotHold } from '../helpers/brokers';
+import { makeTestPki } from '../helpers/certs';
 import { postJson, postNdjson } from '../helpers/http';
 import { natsForSuite } from '../helpers/suite';
 
@@ -205,3 +209,59 @@ describe('HTTP calls redirected to a node without an HTTP listener', () => {
     }
   });
 });
+
+describe('HTTP bounds and TLS', () => {
+  const nats = natsForSuite();
+
+  it('refuses a request head over 16 KiB with 431, and a 33rd open cluster page with 503', async () => {
+    const b = await startBroker({ nodeId: 'bounds', nats: [nats().url], cluster: 'http-bounds', httpListen: '127.0.0.1:0' });
+    const big = await fetch(b.httpUrl + BALANCE, { method: 'POST', headers: { 'content-type': 'application/json', 'x-big': 'x'.repeat(20_000) }, body: '{}' });
+    expect(big.status).toBe(431);
+    const pages = new AbortController();
+    const open = await Promise.all(Array.from({ length: MAX_EVENT_STREAMS }, () => fetch(`${b.httpUrl}/peerbroker/events`, { signal: pages.signal })));
+    expect(open.map((r) => r.status)).toEqual(Array(MAX_EVENT_STREAMS).fill(200));
+    const more = await fetch(`${b.httpUrl}/peerbroker/events`);
+    expect(more.status).toBe(503);
+    expect(more.headers.get('retry-after')).toBe('5');
+    expect(await more.json()).toMatchObject({ code: 'unavailable', message: expect.stringContaining(`${MAX_EVENT_STREAMS} cluster pages are open`) });
+    pages.abort();
+  });
+
+  it('serves HTTPS with the node certificate and requires a client certificate when a CA is set', async () => {
+    const pki = makeTestPki('http-tls');
+    try {
+      const cert = pki.issue('web', { ips: ['127.0.0.1'] });
+      const client = pki.issue('client');
+      const b = await startBroker({
+        nodeId: 'tls',
+        nats: [nats().url],
+        cluster: 'http-tls',
+        httpListen: '127.0.0.1:0',
+        tls: { certFile: cert.cert, keyFile: cert.key, caFile: pki.ca },
+      });
+      expect(b.httpUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const ca = fs.readFileSync(pki.ca);
+      const ok = await httpsPost(b.httpUrl! + BALANCE, { ca, cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) });
+      expect(ok.status).toBe(200);
+      expect(JSON.parse(ok.body)).toMatchObject({ servedBy: 'tls' });
+      await expect(httpsPost(b.httpUrl! + BALANCE, { ca })).rejects.toThrow();
+    } finally {
+      pki.cleanup();
+    }
+  });
+});
+
+/** POSTs `{}` over HTTPS with the given CA and client certificate. */
+function httpsPost(url: string, tls: https.RequestOptions): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, agent: false, ...tls }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end('{"accountId":"a"}');
+  });
+}
