@@ -7,6 +7,7 @@
  *
  *   node dist/bench/load/http-loadgen.js '<LoadConfig as JSON>'
  */
+import * as http from 'node:http';
 import { Histogram } from '../lib/histogram';
 import type { FromGenerator, LoadConfig, LoadResult, ToGenerator } from './protocol';
 
@@ -18,13 +19,38 @@ function send(msg: FromGenerator): Promise<void> {
   return new Promise((resolve) => (process.send ? process.send(msg, undefined, {}, () => resolve()) : resolve()));
 }
 
+const BODY = '{"symbol":"ACME"}';
+const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+
+type Answer = { servedBy: string; redirected: boolean };
+
+/** One call on the keep-alive agent: the least a Node client spends on an HTTP call. */
+function agentCall(url: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, timeout: cfg.deadlineMs, headers: { 'content-type': 'application/json', 'content-length': BODY.length } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        const body = JSON.parse(text) as { servedBy?: string; code?: string };
+        if (res.statusCode !== 200) reject(new Error(`http:${res.statusCode}:${body.code ?? ''}`));
+        else resolve({ servedBy: body.servedBy ?? '?', redirected: false });
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { name: 'TimeoutError' })));
+    req.on('error', reject);
+    req.end(BODY);
+  });
+}
+
 /** One call: resolves with the node that answered and whether fetch followed a redirect. */
-async function call(): Promise<{ servedBy: string; redirected: boolean }> {
+async function call(): Promise<Answer> {
   if (cfg.target.kind !== 'http') throw new Error(`http-loadgen: target '${cfg.target.kind}' is not http`);
+  if (cfg.target.client === 'agent') return agentCall(cfg.target.url);
   const res = await fetch(cfg.target.url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: '{"symbol":"ACME"}',
+    body: BODY,
     signal: AbortSignal.timeout(cfg.deadlineMs),
   });
   const body = (await res.json()) as { servedBy?: string; code?: string };
@@ -122,6 +148,7 @@ async function main(): Promise<void> {
   await send({ type: 'ready' });
   const at = await new Promise<number>((resolve) => process.on('message', (m: ToGenerator) => m.type === 'go' && resolve(m.atEpochMs)));
   await send({ type: 'result', result: await run(at) });
+  agent.destroy();
   process.exit(0);
 }
 

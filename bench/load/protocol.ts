@@ -27,8 +27,11 @@ export type Target =
    * goes to the node with the fewest calls in flight, counted by every thread of the generator.
    */
   | { kind: 'jsq'; endpoints: string[] }
-  /** HTTP/JSON POSTs of `Securities.GetQuote` to `url` with Node's fetch, which follows 307s (bench/load/http-loadgen.ts). */
-  | { kind: 'http'; url: string };
+  /**
+   * HTTP/JSON POSTs of `Securities.GetQuote` to `url` (bench/load/http-loadgen.ts): with Node's
+   * `fetch`, which follows 307s, or with `node:http` on a keep-alive agent (lighter; follows nothing).
+   */
+  | { kind: 'http'; url: string; client: 'fetch' | 'agent' };
 
 /** What each call carries. */
 export type CallKind =

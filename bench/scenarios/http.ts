@@ -19,8 +19,8 @@ const CAPACITY = 10_000;
 const CALL_PATH = '/bank.Securities/GetQuote';
 const RATIOS = ['p50Ratio', 'p99Ratio', 'serverCpuRatio', 'clientCpuRatio'] as const;
 
-/** Two systems measured one after the other, interleaved per repeat: [label, base URL, watched servers]. */
-type Side = { kind: string; url: string; watch: Child[] };
+/** One side of a pair: its label, base URL, the servers whose CPU counts, and the HTTP client. */
+type Side = { kind: string; url: string; watch: Child[]; client: 'fetch' | 'agent' };
 
 async function httpUrlOf(child: Child): Promise<string> {
   return /serves HTTP on (\S+)|listening on (http\S+)/.exec(await waitForLine(child, /serves HTTP on \S+|listening on http\S+/, 20_000))!.slice(1).find(Boolean)!;
@@ -28,9 +28,9 @@ async function httpUrlOf(child: Child): Promise<string> {
 
 /**
  * Scenario 8: what the HTTP side costs. Overhead: the broker's HTTP/JSON path (gate,
- * proto3 JSON mapping) against a plain node:http server running the same handler.
- * Redirect: a call sent to a node that always redirects, its 307 followed by fetch, against
- * the same call sent straight to the peer. Each pair is measured back to back (the order
+ * proto3 JSON mapping) against a plain node:http server running the same handler, both
+ * called on a keep-alive node:http agent. Redirect: a call sent with fetch to a node that
+ * always redirects, fetch following the 307, against the same call sent straight to the peer. Each pair is measured back to back (the order
  * alternating per repeat), its ratio taken within the pair; the table gives the median and
  * the range over the pairs. Latency counts from each call's scheduled send time.
  */
@@ -63,7 +63,7 @@ export const http: Scenario = {
         const cfg: LoadConfig = {
           id,
           generator: HTTP_LOADGEN,
-          target: { kind: 'http', url: side.url + CALL_PATH },
+          target: { kind: 'http', url: side.url + CALL_PATH, client: side.client },
           call: { kind: 'quote' },
           mode: { kind: 'open', ratePerSec: rate, maxInFlight: 400 },
           warmupMs,
@@ -99,11 +99,11 @@ export const http: Scenario = {
         }
         rows.push({ id: `${name}@${rate}`, labels: { comparison: name, rate: String(rate) }, metrics });
       };
-      const plainSide: Side = { kind: 'plain', url: await httpUrlOf(plain), watch: [plain] };
-      const brokerSide: Side = { kind: 'broker', url: await httpUrlOf(b1.child), watch: [b1.child] };
+      const plainSide: Side = { kind: 'plain', url: await httpUrlOf(plain), watch: [plain], client: 'agent' };
+      const brokerSide: Side = { kind: 'broker', url: await httpUrlOf(b1.child), watch: [b1.child], client: 'agent' };
       for (const rate of OVERHEAD_RATES) await compare('overhead', brokerSide, plainSide, rate);
-      const direct: Side = { kind: 'direct', url: await httpUrlOf(n2.child), watch: [n1.child, n2.child] };
-      const redirected: Side = { kind: 'redirected', url: await httpUrlOf(n1.child), watch: [n1.child, n2.child] };
+      const direct: Side = { kind: 'direct', url: await httpUrlOf(n2.child), watch: [n1.child, n2.child], client: 'fetch' };
+      const redirected: Side = { kind: 'redirected', url: await httpUrlOf(n1.child), watch: [n1.child, n2.child], client: 'fetch' };
       await compare('redirect', redirected, direct, REDIRECT_RATE);
       return { rows };
     } finally {
