@@ -21,6 +21,13 @@ export interface MethodCodec {
   responseToBinary(value: unknown): Buffer;
   /** False when the definition carries no descriptor (not loaded with proto-loader): binary only. */
   readonly json: boolean;
+  /** The method's path. */
+  readonly path: string;
+}
+
+/** The refusal of JSON for a method whose definition carries no descriptor (415). */
+export function jsonUnavailable(codec: MethodCodec): HttpCallError {
+  return new HttpCallError(status.UNIMPLEMENTED, `peerbroker: '${codec.path}' was not loaded with @grpc/proto-loader, so it has no JSON form here; send application/proto`, 415);
 }
 
 type Method = MethodDefinition<unknown, unknown>;
@@ -40,15 +47,23 @@ const roots = new WeakMap<FileProtos, protobuf.Root>();
 /** The codec of `method`: JSON needs the descriptors proto-loader puts in the definition. */
 export function methodCodec(method: Method): MethodCodec {
   const binary = {
+    path: method.path,
     requestFromBinary: (bytes: Buffer) => method.requestDeserialize(bytes),
     responseToBinary: (value: unknown) => method.responseSerialize(value),
   };
   const types = typesOf(method);
   if (!types) {
-    const noJson = (): never => {
-      throw new HttpCallError(status.UNIMPLEMENTED, `peerbroker: '${method.path}' was not loaded with @grpc/proto-loader, so it has no JSON form here; send application/proto`, 415);
+    const codec: MethodCodec = {
+      ...binary,
+      json: false,
+      requestFromJson: () => {
+        throw jsonUnavailable(codec);
+      },
+      responseToJson: () => {
+        throw jsonUnavailable(codec);
+      },
     };
-    return { ...binary, json: false, requestFromJson: noJson, responseToJson: noJson };
+    return codec;
   }
   const { req, res } = types;
   return {

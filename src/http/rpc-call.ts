@@ -1,9 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse } from '@grpc/grpc-js';
 import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_REASON } from '../wire';
-import { errorBody, HttpCallError, httpStatusOf } from './connect-errors';
+import { connectCode, errorBody, HttpCallError, httpStatusOf } from './connect-errors';
 import { HttpStreamCall, HttpUnaryCall, type CallContext } from './http-call';
-import type { MethodCodec } from './json-codec';
+import { jsonUnavailable, type MethodCodec } from './json-codec';
 import { MAX_TIMEOUT_MS } from './limits';
 import { readBody } from './request-body';
 import { envelope, metadataObject, STREAM_CONTENT_TYPES, streamSink, type StreamFormat } from './stream-sink';
@@ -72,7 +72,7 @@ function formatOf(req: IncomingMessage, streamed: boolean, codec: MethodCodec): 
       415,
     );
   }
-  if ((f === 'json' || f === 'ndjson' || f === 'connect-json') && !codec.json) codec.requestFromJson('');
+  if ((f === 'json' || f === 'ndjson' || f === 'connect-json') && !codec.json) throw jsonUnavailable(codec);
   return f;
 }
 
@@ -166,7 +166,8 @@ function failed(
       return false;
     }
     const reason = String(md!.get(MD_REASON)[0] ?? '');
-    const location = new URL(ctx.url, target);
+    // The target's URL, this method's path, the query as sent: nothing of the request can name another host.
+    const location = new URL(ctx.path + new URL(ctx.url, 'http://localhost').search, target);
     const hops = Number(ctx.metadata.get(MD_HOPS)[0] ?? 0);
     location.searchParams.set(MD_HOPS, String((Number.isInteger(hops) && hops >= 0 ? hops : 0) + 1));
     res.writeHead(307, { ...base, location: location.href, [MD_REASON]: reason, [MD_LOCATION_NODE]: node, 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -177,7 +178,7 @@ function failed(
   if (stream && stream !== 'ndjson') {
     // Connect streaming answers every status in its end-of-stream message, under HTTP 200.
     res.writeHead(200, { ...base, ...(headers?.toHttp2Headers() ?? {}), 'content-type': STREAM_CONTENT_TYPES[stream], 'cache-control': 'no-store' });
-    const end = { error: { code: JSON.parse(errorBody(code, message)).code, message }, metadata: metadataObject(md) };
+    const end = { error: { code: connectCode(code), message }, metadata: metadataObject(md) };
     res.end(envelope(0x02, Buffer.from(JSON.stringify(end))));
     return true;
   }

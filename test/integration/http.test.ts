@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
 import { MAX_EVENT_STREAMS } from '../../src/http/limits';
@@ -71,6 +72,22 @@ describe('HTTP/JSON calls (in-process brokers, real nats-server)', () => {
     expect(r.headers.get('peerbroker-reason')).toBe('load');
     expect(r.headers.get('peerbroker-location-node')).toBe('n2');
     expect(r.json).toMatchObject({ redirect: { node: 'n2', reason: 'load' } });
+  });
+
+  it('never names another host in Location, whatever the request line says', async () => {
+    await busyN1();
+    const { port } = new URL(url(n1));
+    const head = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(Number(port), '127.0.0.1', () =>
+        s.end(`POST http://evil.example${BALANCE}?x=1 HTTP/1.1\r\nhost: evil.example\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`),
+      );
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString()));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+    });
+    expect(head).toMatch(/^HTTP\/1\.1 307 /);
+    expect(head).toContain(`location: ${url(n2)}${BALANCE}?x=1&peerbroker-hops=1\r\n`);
   });
 
   it('is followed by fetch without any client code: the idle peer runs the call', async () => {
