@@ -86,8 +86,9 @@ export function methodCodec(method: Method): MethodCodec {
       return method.requestDeserialize(Buffer.from(req.encode(req.fromObject(obj)).finish()));
     },
     responseToJson(value) {
-      const msg = res.decode(method.responseSerialize(value)) as Decoded;
-      return JSON.stringify(writeMessage(res, msg));
+      // fromObject is what the method's own serializer starts with: the same reading of the
+      // handler's object, without encoding and decoding it again.
+      return JSON.stringify(writeMessage(res, res.fromObject(value as Obj) as Decoded));
     },
   };
 }
@@ -263,35 +264,66 @@ function readScalarField(f: protobuf.Field, v: unknown, path: string): unknown {
   return INT64.has(type) || UINT64.has(type) ? text : Number(text);
 }
 
-function writeMessage(type: protobuf.Type, msg: Decoded): unknown {
-  const special = wkt.get(type.fullName.slice(1));
-  if (special) return special.write(msg, type);
-  const out: Obj = {};
+/** How one field of a type is written: worked out once per type, not per call. */
+interface FieldPlan {
+  name: string;
+  json: string;
+  /** Left out when unset: oneof members (and proto3 `optional`) and message fields. */
+  omitUnset: boolean;
+  shape: 'map' | 'list' | 'one';
+  write: (v: unknown) => unknown;
+}
+interface TypePlan {
+  special?: WellKnown;
+  type: protobuf.Type;
+  fields: FieldPlan[];
+}
+const plans = new WeakMap<protobuf.Type, TypePlan>();
+
+function planOf(type: protobuf.Type): TypePlan {
+  let plan = plans.get(type);
+  if (plan) return plan;
+  plan = { special: wkt.get(type.fullName.slice(1)), type, fields: [] };
+  // Set before the fields, so a type that contains itself finds its plan.
+  plans.set(type, plan);
   for (const f of type.fieldsArray) {
+    const t = f.resolvedType;
+    const write =
+      t instanceof protobuf.Type
+        ? (v: unknown) => writeMessage(t, v as Decoded)
+        : t instanceof protobuf.Enum
+          ? (v: unknown) => t.valuesById[v as number] ?? v
+          : (v: unknown) => writeScalar(f, v);
+    plan.fields.push({
+      name: f.name,
+      json: jsonName(f.name),
+      omitUnset: f.partOf !== null || (t instanceof protobuf.Type && !f.repeated && !(f instanceof protobuf.MapField)),
+      shape: f instanceof protobuf.MapField ? 'map' : f.repeated ? 'list' : 'one',
+      write,
+    });
+  }
+  return plan;
+}
+
+function writeMessage(type: protobuf.Type, msg: Decoded): unknown {
+  const plan = planOf(type);
+  if (plan.special) return plan.special.write(msg, type);
+  const out: Obj = {};
+  const fields = plan.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
     const v = msg[f.name];
-    const set = Object.prototype.hasOwnProperty.call(msg, f.name) && v !== null && v !== undefined;
     // Every scalar, list and map field is written, defaults too; unset messages and oneof members are left out.
-    if (f.partOf && !set) continue;
-    if (f instanceof protobuf.MapField) {
+    if (f.omitUnset && (v === null || v === undefined || !Object.prototype.hasOwnProperty.call(msg, f.name))) continue;
+    if (f.shape === 'one') out[f.json] = f.write(v);
+    else if (f.shape === 'list') out[f.json] = ((v as unknown[] | undefined) ?? []).map(f.write);
+    else {
       const m: Obj = {};
-      for (const [k, item] of Object.entries((v as Obj | undefined) ?? {})) m[k] = writeOne(f, item);
-      out[jsonName(f.name)] = m;
-    } else if (f.repeated) {
-      out[jsonName(f.name)] = ((v as unknown[] | undefined) ?? []).map((item) => writeOne(f, item));
-    } else if (f.resolvedType instanceof protobuf.Type) {
-      if (set) out[jsonName(f.name)] = writeOne(f, v);
-    } else {
-      out[jsonName(f.name)] = writeOne(f, v);
+      for (const k of Object.keys((v as Obj | undefined) ?? {})) m[k] = f.write((v as Obj)[k]);
+      out[f.json] = m;
     }
   }
   return out;
-}
-
-function writeOne(f: protobuf.Field, v: unknown): unknown {
-  const t = f.resolvedType;
-  if (t instanceof protobuf.Type) return writeMessage(t, v as Decoded);
-  if (t instanceof protobuf.Enum) return t.valuesById[v as number] ?? v;
-  return writeScalar(f, v);
 }
 
 /** A decoded scalar as proto3 JSON: 64-bit integers as decimal strings, bytes as base64, NaN and infinities as strings. */
