@@ -5,14 +5,18 @@ import { Metadata, status, type ServerErrorResponse } from '@grpc/grpc-js';
 /** What an HTTP call shares with its server-call object: known before the handler runs. */
 export interface CallContext {
   path: string;
-  /** The request's path and query, as sent (the Location of a redirect keeps them). */
-  url: string;
+  /** The request's query as sent, with its `?`, or '' (the Location of a redirect keeps it). */
+  search: string;
   metadata: Metadata;
   /** Absolute deadline, ms since the epoch, or Infinity. */
   deadline: number;
-  /** `ip:port` of the client. */
-  peer: string;
+  /** The client's connection (`getPeer()` reads its address). */
+  socket: { remoteAddress?: string; remotePort?: number };
   host: string;
+}
+
+function peerOf(ctx: CallContext): string {
+  return `${ctx.socket.remoteAddress ?? ''}:${ctx.socket.remotePort ?? 0}`;
 }
 
 /**
@@ -29,16 +33,6 @@ export interface StreamSink {
   fail(err: ServerErrorResponse): boolean;
 }
 
-// The parts of grpc-js's server call that do not depend on the call kind.
-function surface(ctx: CallContext) {
-  return {
-    getPeer: () => ctx.peer,
-    getDeadline: () => ctx.deadline,
-    getPath: () => ctx.path,
-    getHost: () => ctx.host,
-    getAuthContext: () => ({}),
-  };
-}
 
 /**
  * A unary call that came over HTTP, shaped as grpc-js's ServerUnaryCall: the gate,
@@ -47,27 +41,41 @@ function surface(ctx: CallContext) {
 export class HttpUnaryCall extends EventEmitter {
   cancelled = false;
   readonly metadata: Metadata;
-  /** Response headers sent by the gate or the handler (`sendMetadata`), merged. */
+  /** Response headers sent by the gate or the handler (`sendMetadata`); never written into. */
   headers?: Metadata;
-  readonly getPeer: () => string;
-  readonly getDeadline: () => number;
-  readonly getPath: () => string;
-  readonly getHost: () => string;
-  readonly getAuthContext: () => object;
 
   constructor(
-    ctx: CallContext,
+    private readonly ctx: CallContext,
     readonly request: unknown,
   ) {
     super();
     this.metadata = ctx.metadata;
-    ({ getPeer: this.getPeer, getDeadline: this.getDeadline, getPath: this.getPath, getHost: this.getHost, getAuthContext: this.getAuthContext } = surface(ctx));
+  }
+
+  getPeer(): string {
+    return peerOf(this.ctx);
+  }
+  getDeadline(): number {
+    return this.ctx.deadline;
+  }
+  getPath(): string {
+    return this.ctx.path;
+  }
+  getHost(): string {
+    return this.ctx.host;
+  }
+  getAuthContext(): object {
+    return {};
   }
 
   /** Keeps the headers for the answer (a unary answer sends them with its body). */
   sendMetadata(md: Metadata): void {
-    if (this.headers) this.headers.merge(md);
-    else this.headers = md.clone();
+    // The gate sends one shared object: kept as is, copied only when a second must be merged in.
+    if (!this.headers) this.headers = md;
+    else {
+      this.headers = this.headers.clone();
+      this.headers.merge(md);
+    }
   }
 
   /** The client went away or the deadline passed: handlers see `cancelled`, the gate frees the slot. */
@@ -86,22 +94,16 @@ export class HttpUnaryCall extends EventEmitter {
 export class HttpStreamCall extends Writable {
   cancelled = false;
   readonly metadata: Metadata;
-  readonly getPeer: () => string;
-  readonly getDeadline: () => number;
-  readonly getPath: () => string;
-  readonly getHost: () => string;
-  readonly getAuthContext: () => object;
   private trailers?: Metadata;
   private failed = false;
 
   constructor(
-    ctx: CallContext,
+    private readonly ctx: CallContext,
     readonly request: unknown,
     private readonly sink: StreamSink,
   ) {
     super({ objectMode: true });
     this.metadata = ctx.metadata;
-    ({ getPeer: this.getPeer, getDeadline: this.getDeadline, getPath: this.getPath, getHost: this.getHost, getAuthContext: this.getAuthContext } = surface(ctx));
     this.on('error', (err: ServerErrorResponse) => {
       if (this.failed) return;
       if (!sink.fail({ ...err, code: err.code ?? status.UNKNOWN, details: err.details ?? err.message })) return;
@@ -109,6 +111,22 @@ export class HttpStreamCall extends Writable {
       // The call's own end(), as grpc-js does on an error: the gate frees the slot when the stream ends.
       this.end();
     });
+  }
+
+  getPeer(): string {
+    return peerOf(this.ctx);
+  }
+  getDeadline(): number {
+    return this.ctx.deadline;
+  }
+  getPath(): string {
+    return this.ctx.path;
+  }
+  getHost(): string {
+    return this.ctx.host;
+  }
+  getAuthContext(): object {
+    return {};
   }
 
   /** Response headers go out at once: a streamed answer needs them before its first message. */

@@ -113,9 +113,11 @@ export class HttpGateway {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // The path as sent (no URL object per call): routes are exact paths.
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
     const base = this.baseHeaders(req);
-    const path = url.pathname;
     const get = req.method === 'GET' || req.method === 'HEAD';
     if ((path === '/' || path === '/index.html') && get) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PAGE_CSP, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
@@ -136,7 +138,7 @@ export class HttpGateway {
     if (req.method !== 'POST') {
       return answerError(res, base, 405, status.UNIMPLEMENTED, `peerbroker: '${path}' takes POST, not ${req.method}`, { allow: 'POST, OPTIONS' });
     }
-    serveRpc(req, res, url, route, { maxBodyBytes: this.o.maxBodyBytes, httpUrlOf: (id) => this.httpUrlOf(id), forward: this.o.forward }, base).catch((err: Error) => {
+    serveRpc(req, res, q < 0 ? '' : raw.slice(q), route, { maxBodyBytes: this.o.maxBodyBytes, httpUrlOf: (id) => this.httpUrlOf(id), forward: this.o.forward }, base).catch((err: Error) => {
       this.o.log.warn({ err: err.message, path }, 'HTTP call failed inside the node');
       if (!res.headersSent) answerError(res, base, 500, status.INTERNAL, `peerbroker: ${err.message}`);
       else res.destroy();

@@ -32,7 +32,7 @@ const NOT_METADATA = new Set(['host', 'connection', 'keep-alive', 'transfer-enco
 const NOT_METADATA_PREFIXES = ['connect-', 'sec-', 'access-control-', 'proxy-'];
 
 /** Serves one POST to a hosted method; every outcome is a complete HTTP answer. */
-export async function serveRpc(req: IncomingMessage, res: ServerResponse, url: URL, route: RpcRoute, deps: RpcDeps, base: OutgoingHttpHeaders): Promise<void> {
+export async function serveRpc(req: IncomingMessage, res: ServerResponse, search: string, route: RpcRoute, deps: RpcDeps, base: OutgoingHttpHeaders): Promise<void> {
   const m = route.method;
   let format: Format = 'json';
   try {
@@ -42,7 +42,7 @@ export async function serveRpc(req: IncomingMessage, res: ServerResponse, url: U
     format = formatOf(req, m.responseStream, route.codec);
     const body = await readBody(req, deps.maxBodyBytes);
     const request = decode(format, body, route.codec);
-    const ctx = contextOf(req, url, m.path);
+    const ctx = contextOf(req, search, m.path);
     if (m.responseStream) serveStream(res, ctx, request, route, deps, base, format as StreamFormat);
     else serveUnary(res, ctx, request, route, deps, base, format === 'proto');
   } catch (err) {
@@ -97,7 +97,7 @@ function decodeBinary(codec: MethodCodec, bytes: Buffer): unknown {
 }
 
 /** The call's metadata from the request headers; HTTP clients follow redirects unless they say `peerbroker-follow: 0`. */
-function contextOf(req: IncomingMessage, url: URL, path: string): CallContext {
+function contextOf(req: IncomingMessage, search: string, path: string): CallContext {
   const md = new Metadata();
   for (const [key, value] of Object.entries(req.headers)) {
     if (value === undefined || NOT_METADATA.has(key) || NOT_METADATA_PREFIXES.some((p) => key.startsWith(p))) continue;
@@ -115,7 +115,7 @@ function contextOf(req: IncomingMessage, url: URL, path: string): CallContext {
   if (follow !== undefined && follow !== '0' && follow !== '1') throw new HttpCallError(status.INVALID_ARGUMENT, `peerbroker: '${MD_FOLLOW}' must be 0 or 1`);
   // A browser follows a 307 by itself: following is the default over HTTP.
   if (follow === undefined) md.set(MD_FOLLOW, '1');
-  const hops = url.searchParams.get(MD_HOPS);
+  const hops = search === '' ? null : new URLSearchParams(search).get(MD_HOPS);
   if (hops !== null) md.set(MD_HOPS, hops);
   let deadline = Infinity;
   const timeout = String(req.headers['connect-timeout-ms'] ?? '');
@@ -123,7 +123,7 @@ function contextOf(req: IncomingMessage, url: URL, path: string): CallContext {
     if (!/^\d{1,10}$/.test(timeout)) throw new HttpCallError(status.INVALID_ARGUMENT, `peerbroker: connect-timeout-ms '${timeout}' is not a number of milliseconds`);
     deadline = Date.now() + Math.min(Number(timeout), MAX_TIMEOUT_MS);
   }
-  return { path, url: req.url ?? path, metadata: md, deadline, peer: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? 0}`, host: req.headers.host ?? '' };
+  return { path, search, metadata: md, deadline, socket: req.socket, host: req.headers.host ?? '' };
 }
 
 /** Writes a complete error answer in Connect's unary form. */
@@ -133,10 +133,13 @@ export function answerError(res: ServerResponse, base: OutgoingHttpHeaders, http
   res.end(errorBody(code, message));
 }
 
+const NO_HEADERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeaders;
+
 // Connect's unary form carries trailers as headers prefixed with `trailer-`.
 function trailerHeaders(md: Metadata | undefined): OutgoingHttpHeaders {
+  if (!md) return NO_HEADERS;
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(md?.toHttp2Headers() ?? {})) out[`trailer-${k}`] = v;
+  for (const [k, v] of Object.entries(md.toHttp2Headers())) out[`trailer-${k}`] = v;
   return out;
 }
 
@@ -167,7 +170,7 @@ function failed(
     }
     const reason = String(md!.get(MD_REASON)[0] ?? '');
     // The target's URL, this method's path, the query as sent: nothing of the request can name another host.
-    const location = new URL(ctx.path + new URL(ctx.url, 'http://localhost').search, target);
+    const location = new URL(ctx.path + ctx.search, target);
     const hops = Number(ctx.metadata.get(MD_HOPS)[0] ?? 0);
     location.searchParams.set(MD_HOPS, String((Number.isInteger(hops) && hops >= 0 ? hops : 0) + 1));
     res.writeHead(307, { ...base, location: location.href, [MD_REASON]: reason, [MD_LOCATION_NODE]: node, 'content-type': 'application/json', 'cache-control': 'no-store' });
