@@ -113,8 +113,13 @@ export class HttpGateway {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    // The path as sent (no URL object per call): routes are exact paths.
-    const raw = req.url ?? '/';
+    // The path as sent (no URL object per call): routes are exact paths. An absolute-form
+    // request line (`POST http://host/path`) is cut to its path and query.
+    let raw = req.url ?? '/';
+    if (raw.charCodeAt(0) !== 47) {
+      const u = URL.canParse(raw) ? new URL(raw) : undefined;
+      raw = u ? u.pathname + u.search : '/';
+    }
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
     const base = this.baseHeaders(req);
