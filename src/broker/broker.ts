@@ -4,7 +4,7 @@ import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
-import { HttpGateway } from '../http';
+import type { HttpGateway } from '../http';
 import { AdviceCache } from './advice-cache';
 import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from '../transport';
@@ -13,6 +13,7 @@ import { CallGate } from './call-gate';
 import { createControlPlane } from './control-plane-factory';
 import { PeerSweep, PeriodicTimer } from './control-timers';
 import { Forwarder } from './forwarder';
+import { createHttpGateway } from './http-factory';
 import { bindPort, IdentityTakeover } from './identity-takeover';
 import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
@@ -145,35 +146,15 @@ export class Broker {
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server();
-    this.http = o.httpListen ? this.httpGateway(o.httpListen) : undefined;
-    this.watchPeers();
-  }
-
-  // The HTTP side calls the same gate-wrapped handlers, so an HTTP call takes a slot like a gRPC one.
-  private httpGateway(listen: string): HttpGateway {
-    const o = this.options;
-    return new HttpGateway({
-      nodeId: o.nodeId,
-      cluster: o.cluster,
-      listen,
-      advertise: o.httpAdvertise,
-      maxBodyBytes: o.httpMaxBodyBytes,
-      allowOrigins: o.httpAllowOrigins,
-      tls: this.tlsFiles,
-      log: this.log.child({ part: 'http' }),
+    this.http = createHttpGateway(o, {
+      log: this.log,
       peers: this.peers,
+      tls: this.tlsFiles,
+      forwarder: this.forwarder,
       threshold: () => this.policy.threshold,
-      forward: (method, call, endpoint, done) => this.forwarder.forward(method, call as never, endpoint, done),
-      self: () => ({
-        ...this.selfMember(),
-        id: this.nodeId,
-        running: this.admission.running,
-        queued: this.admission.queued,
-        run: this.gate.stats.run,
-        redirected: this.gate.stats.redirected,
-        redirects: this.flows.list(),
-      }),
+      self: () => ({ ...this.selfMember(), id: o.nodeId, running: this.admission.running, queued: this.admission.queued, ...this.gate.stats, redirects: this.flows.list() }),
     });
+    this.watchPeers();
   }
 
   /** Base URL of the HTTP listener (`http://host:port`), when `httpListen` is set (known after start). */

@@ -121,6 +121,7 @@ export class ClusterFeed {
     this.timer.unref();
   }
 
+  /** Stops sampling and forgets the subscribers. */
   stop(): void {
     clearInterval(this.timer);
     this.listeners.clear();
