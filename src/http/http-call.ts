@@ -15,9 +15,33 @@ export interface CallContext {
   host: string;
 }
 
-function peerOf(ctx: CallContext): string {
-  return `${ctx.socket.remoteAddress ?? ''}:${ctx.socket.remotePort ?? 0}`;
+/** The parts of grpc-js's server call that do not depend on the call kind. */
+interface CallSurface {
+  getPeer(): string;
+  getDeadline(): number;
+  getPath(): string;
+  getHost(): string;
+  getAuthContext(): object;
 }
+
+// Shared by both call kinds' prototypes: nothing is made per call.
+const SURFACE: CallSurface & ThisType<{ ctx: CallContext }> = {
+  getPeer() {
+    return `${this.ctx.socket.remoteAddress ?? ''}:${this.ctx.socket.remotePort ?? 0}`;
+  },
+  getDeadline() {
+    return this.ctx.deadline;
+  },
+  getPath() {
+    return this.ctx.path;
+  },
+  getHost() {
+    return this.ctx.host;
+  },
+  getAuthContext() {
+    return {};
+  },
+};
 
 /**
  * Where a server-streaming call's messages go: the answer format (NDJSON or Connect
@@ -45,27 +69,11 @@ export class HttpUnaryCall extends EventEmitter {
   headers?: Metadata;
 
   constructor(
-    private readonly ctx: CallContext,
+    readonly ctx: CallContext,
     readonly request: unknown,
   ) {
     super();
     this.metadata = ctx.metadata;
-  }
-
-  getPeer(): string {
-    return peerOf(this.ctx);
-  }
-  getDeadline(): number {
-    return this.ctx.deadline;
-  }
-  getPath(): string {
-    return this.ctx.path;
-  }
-  getHost(): string {
-    return this.ctx.host;
-  }
-  getAuthContext(): object {
-    return {};
   }
 
   /** Keeps the headers for the answer (a unary answer sends them with its body). */
@@ -98,7 +106,7 @@ export class HttpStreamCall extends Writable {
   private failed = false;
 
   constructor(
-    private readonly ctx: CallContext,
+    readonly ctx: CallContext,
     readonly request: unknown,
     private readonly sink: StreamSink,
   ) {
@@ -111,22 +119,6 @@ export class HttpStreamCall extends Writable {
       // The call's own end(), as grpc-js does on an error: the gate frees the slot when the stream ends.
       this.end();
     });
-  }
-
-  getPeer(): string {
-    return peerOf(this.ctx);
-  }
-  getDeadline(): number {
-    return this.ctx.deadline;
-  }
-  getPath(): string {
-    return this.ctx.path;
-  }
-  getHost(): string {
-    return this.ctx.host;
-  }
-  getAuthContext(): object {
-    return {};
   }
 
   /** Response headers go out at once: a streamed answer needs them before its first message. */
@@ -161,3 +153,10 @@ export class HttpStreamCall extends Writable {
     this.emit('cancelled', 'cancelled');
   }
 }
+
+/** getPeer(), getDeadline(), getPath(), getHost(), getAuthContext(), from SURFACE. */
+export interface HttpUnaryCall extends CallSurface {}
+/** getPeer(), getDeadline(), getPath(), getHost(), getAuthContext(), from SURFACE. */
+export interface HttpStreamCall extends CallSurface {}
+Object.assign(HttpUnaryCall.prototype, SURFACE);
+Object.assign(HttpStreamCall.prototype, SURFACE);
