@@ -108,6 +108,25 @@ describe('HTTP/JSON calls (in-process brokers, real nats-server)', () => {
     expect(r.json).toMatchObject({ servedBy: 'n1' });
   });
 
+  it('relays the call of a client that does not follow when the node forwards plain clients (forwardLegacy)', async () => {
+    await busyN1();
+    n1.configure({ forwardLegacy: true });
+    try {
+      const r = await postJson(url(n1), BALANCE, { accountId: 'acct-1' }, { headers: { 'peerbroker-follow': '0' }, redirect: 'manual' });
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ servedBy: 'n2' });
+    } finally {
+      n1.configure({ forwardLegacy: false });
+    }
+  });
+
+  it('redirects a server-streaming call too, and fetch reads the stream from the peer', async () => {
+    await busyN1();
+    const r = await postNdjson(url(n1), '/bank.Banking/StreamStatements', { accountId: 'acct-1', count: 2 });
+    expect(r.status).toBe(200);
+    expect(r.lines.map((l) => (l.result as { servedBy: string }).servedBy)).toEqual(['n2', 'n2']);
+  });
+
   it('keeps a session on its owner over HTTP: token in a header, redirected back to the owner, ended by the exit call', async () => {
     const begin = await postJson<{ transactionId: string }>(url(n1), '/bank.Banking/BeginTransaction', { accountId: 'acct-s' });
     expect(begin.status).toBe(200);
