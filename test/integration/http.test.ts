@@ -225,6 +225,24 @@ describe('HTTP/JSON calls (in-process brokers, real nats-server)', () => {
   });
 });
 
+describe('HTTP calls routed by service', () => {
+  const nats = natsForSuite();
+
+  it('sends a call for a service the node does not host to a node that does, with reason service', async () => {
+    const common = { nats: [nats().url], cluster: 'http-service', periodMs: PERIOD_MS, httpListen: '127.0.0.1:0' };
+    const [banking, securities] = await startBrokerGroup(['banking', 'securities'], common, {
+      banking: { services: ['bank.Banking'] },
+      securities: { services: ['bank.Securities'] },
+    });
+    await waitFor(() => banking.peers.get('securities')?.httpUrl, 10_000, 20, 'the HTTP URL of securities');
+    const r = await postJson(banking.httpUrl!, '/bank.Securities/GetQuote', { symbol: 'ACME' }, { redirect: 'manual' });
+    expect(r.status).toBe(307);
+    expect(r.headers.get('peerbroker-reason')).toBe('service');
+    expect(r.headers.get('location')).toBe(`${securities.httpUrl}/bank.Securities/GetQuote?peerbroker-hops=1`);
+    expect((await postJson(banking.httpUrl!, '/bank.Securities/GetQuote', { symbol: 'ACME' })).json).toMatchObject({ servedBy: 'securities' });
+  });
+});
+
 describe('HTTP calls redirected to a node without an HTTP listener', () => {
   const nats = natsForSuite();
 
