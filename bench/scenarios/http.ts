@@ -27,7 +27,7 @@ async function httpUrlOf(child: Child): Promise<string> {
 }
 
 /**
- * Scenario 8: what the HTTP side costs. Overhead: the broker's HTTP/JSON path (gate,
+ * Scenario 9: what the HTTP side costs. Overhead: the broker's HTTP/JSON path (gate,
  * proto3 JSON mapping) against a plain node:http server running the same handler, both
  * called on a keep-alive node:http agent. Redirect: a call sent with fetch to a node that
  * always redirects, fetch following the 307, against the same call sent straight to the peer. Each pair is measured back to back (the order
@@ -36,7 +36,7 @@ async function httpUrlOf(child: Child): Promise<string> {
  */
 export const http: Scenario = {
   name: 'http',
-  title: '8. HTTP/JSON: overhead over plain node:http, and a 307 followed by fetch',
+  title: '9. HTTP/JSON: overhead over plain node:http, and a 307 followed by fetch',
   async run(ctx: Ctx) {
     const warmupMs = ctx.quick ? 300 : 1000;
     const durationMs = ctx.quick ? 1000 : 3000;

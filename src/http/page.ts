@@ -61,7 +61,9 @@ const ago = (ms) => ms < 1000 ? 'just now' : ms < 60000 ? (ms / 1000).toFixed(ms
 function spark(loads, threshold, perMinute) {
   const W = 200, H = 38, step = W / (perMinute - 1);
   const x0 = W - (loads.length - 1) * step;
-  const y = (v) => (H - 2 - v * (H - 4)).toFixed(1);
+  // Load passes 1 when calls queue: the scale grows to show it.
+  const top = Math.max(1, ...loads.filter((v) => v !== null));
+  const y = (v) => (H - 2 - (v / top) * (H - 4)).toFixed(1);
   let line = '', area = '', open = false, startX = 0, lastX = 0;
   loads.forEach((v, i) => {
     const x = (x0 + i * step).toFixed(1);
@@ -72,11 +74,11 @@ function spark(loads, threshold, perMinute) {
   });
   if (open) area += 'L' + lastX + ' ' + (H - 2) + 'L' + startX + ' ' + (H - 2) + 'Z';
   const s = $('svg', { svg: 1, class: 'spark', width: W + 28, height: H + 10, viewBox: '0 0 ' + (W + 28) + ' ' + (H + 10), role: 'img' });
-  s.append($('title', { svg: 1 }, 'load over the last minute, 0 to 1; dashed line: threshold ' + threshold));
+  s.append($('title', { svg: 1 }, 'load over the last minute, 0 to ' + top.toFixed(1) + '; dashed line: threshold ' + threshold));
   s.append($('line', { svg: 1, x1: 0, x2: W, y1: y(threshold), y2: y(threshold), class: 'thr' }));
   s.append($('path', { svg: 1, d: area || 'M0 0', class: 'area' }));
   s.append($('path', { svg: 1, d: line || 'M0 0', class: 'line' }));
-  s.append($('text', { svg: 1, x: W + 3, y: 9 }, '1.0'));
+  s.append($('text', { svg: 1, x: W + 3, y: 9 }, top.toFixed(1)));
   s.append($('text', { svg: 1, x: W + 3, y: H }, '0'));
   s.append($('text', { svg: 1, x: 0, y: H + 9 }, '60 s ago'));
   s.append($('text', { svg: 1, x: W - 16, y: H + 9 }, 'now'));
@@ -93,7 +95,7 @@ function nodeRow(n, threshold, perMinute) {
   if (n.status === 'UNKNOWN') status.append($('span', { class: 'why' }, 'last report ' + ago(n.ageMs)));
   if (n.status === 'LEFT') status.append($('span', { class: 'why' }, 'left the cluster'));
   const fill = $('i', { class: n.load >= 0.95 ? 'full' : n.load >= threshold ? 'high' : '' });
-  fill.style.width = Math.round(100 * n.load) + '%';
+  fill.style.width = Math.round(100 * Math.min(1, n.load)) + '%';
   const bar = $('span', { class: 'bar' }, fill);
   const load = $('td', { class: 'load' }, bar, down ? '–' : n.load.toFixed(2));
   return $('tr', { 'data-node': n.id, 'data-status': n.status, class: down ? 'down' : '' },

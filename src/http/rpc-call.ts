@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse } from '@grpc/grpc-js';
-import { MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_REASON } from '../wire';
+import { MD_ADVICE, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_REASON } from '../wire';
 import { connectCode, errorBody, HttpCallError, httpStatusOf } from './connect-errors';
 import { HttpStreamCall, HttpUnaryCall, type CallContext } from './http-call';
 import { jsonUnavailable, type MethodCodec } from './json-codec';
@@ -112,7 +112,7 @@ function contextOf(req: IncomingMessage, search: string, path: string): CallCont
     }
   }
   const follow = md.get(MD_FOLLOW)[0];
-  if (follow !== undefined && follow !== '0' && follow !== '1') throw new HttpCallError(status.INVALID_ARGUMENT, `peerbroker: '${MD_FOLLOW}' must be 0 or 1`);
+  if (follow !== undefined && follow !== '0' && follow !== '1' && follow !== '2') throw new HttpCallError(status.INVALID_ARGUMENT, `peerbroker: '${MD_FOLLOW}' must be 0, 1 or 2`);
   // A browser follows a 307 by itself: following is the default over HTTP.
   if (follow === undefined) md.set(MD_FOLLOW, '1');
   const hops = search === '' ? null : new URLSearchParams(search).get(MD_HOPS);
@@ -173,7 +173,10 @@ function failed(
     const location = new URL(ctx.path + ctx.search, target);
     const hops = Number(ctx.metadata.get(MD_HOPS)[0] ?? 0);
     location.searchParams.set(MD_HOPS, String((Number.isInteger(hops) && hops >= 0 ? hops : 0) + 1));
-    res.writeHead(307, { ...base, location: location.href, [MD_REASON]: reason, [MD_LOCATION_NODE]: node, 'content-type': 'application/json', 'cache-control': 'no-store' });
+    // Routing advice, when the node gives it, goes along for clients that learn from it.
+    const advice = md!.get(MD_ADVICE)[0];
+    const extra = typeof advice === 'string' ? { [MD_ADVICE]: advice } : NO_HEADERS;
+    res.writeHead(307, { ...base, ...extra, location: location.href, [MD_REASON]: reason, [MD_LOCATION_NODE]: node, 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify({ redirect: { node, url: location.href, reason }, message: err.details ?? '' }));
     return true;
   }

@@ -4,7 +4,7 @@ import { decodeReport, encodeReport, isRejected, MAX_REPORT_REDIRECTS, type Load
 function report(over: Partial<LoadReport> = {}): LoadReport {
   return {
     cluster: 'c', nodeId: 'n2', endpoint: '127.0.0.2:7002', incarnation: 1, seq: 1, sentAtMs: 1, load: 0.5, inFlight: 1, capacity: 4,
-    status: 'ONLINE', services: [], endpoints: [], periodMs: 500, queued: 0, loopDelayMs: 0, callsRun: 0, callsRedirected: 0, takeover: false, ...over,
+    status: 'ONLINE', services: [], endpoints: [], periodMs: 500, queued: 0, loopDelayMs: 0, callsRun: 0, callsRedirected: 0, takeover: false, maxQueue: 16, ...over,
   };
 }
 

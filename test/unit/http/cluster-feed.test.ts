@@ -8,7 +8,7 @@ function report(nodeId: string, seq: number, over: Partial<LoadReport> = {}): Lo
   return {
     cluster: 'c', nodeId, endpoint: '127.0.0.2:7002', incarnation: 1, seq, sentAtMs: WALL, load: 0.25, inFlight: 1, capacity: 4,
     status: 'ONLINE', services: ['bank.Banking'], endpoints: ['127.0.0.2:7002'], periodMs: 500, queued: 0, loopDelayMs: 0,
-    callsRun: 0, callsRedirected: 0, httpUrl: 'http://127.0.0.2:8002', ...over,
+    callsRun: 0, callsRedirected: 0, maxQueue: 16, httpUrl: 'http://127.0.0.2:8002', ...over,
   };
 }
 
