@@ -38,7 +38,14 @@ export interface TestBrowser {
  */
 export async function startBrowser(): Promise<TestBrowser> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-chromium-'));
-  const removeProfile = () => fs.rmSync(profile, { recursive: true, force: true });
+  // Chromium's helper processes may still be writing as the browser exits: retry, never throw.
+  const removeProfile = () => {
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch {
+      // Left in the temporary folder; nothing depends on it.
+    }
+  };
   onProcessCleanup(removeProfile);
   const child = spawnTracked(chromiumPath(), [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank']);
   let browser: Browser;
