@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdSlots, sleep, startBrokerProcesses, waitFor, type BrokerProcess, type SlotHold } from '../helpers/brokers';
+import type { Broker } from '../../src';
+import { holdSlots, sleep, startBrokerGroup, startBrokerProcess, waitFor, type BrokerProcess, type SlotHold } from '../helpers/brokers';
 import { startBrowser, testFolder, type TestBrowser } from '../helpers/browser';
 import { waitForLine } from '../helpers/processes';
 import { natsForSuite } from '../helpers/suite';
@@ -29,7 +30,9 @@ async function rows(page: Page): Promise<Record<string, { status: string; load: 
 
 describe('the live cluster page, in headless Chromium', () => {
   const nats = natsForSuite();
-  let nodes: BrokerProcess[] = [];
+  // n1 and n2 in this process (cheaper on a shared machine), n3 a process: it is killed -9.
+  let n1: Broker;
+  let n3: BrokerProcess;
   const urls: Record<string, string> = {};
   let browser: TestBrowser | undefined;
   let stopLoad = false;
@@ -37,18 +40,16 @@ describe('the live cluster page, in headless Chromium', () => {
   let hold: SlotHold | undefined;
 
   beforeAll(async () => {
-    [nodes, browser] = await Promise.all([
-      startBrokerProcesses(['n1', 'n2', 'n3'], {
-        nats: [nats().url],
-        cluster: 'browser',
-        capacity: CAPACITY,
-        periodMs: PERIOD_MS,
-        env: { BANK_WORK_MS: '20' },
-        extraArgs: ['--http-listen', '127.0.0.1:0'],
-      }),
+    const common = { nats: [nats().url], cluster: 'browser', capacity: CAPACITY, periodMs: PERIOD_MS };
+    let inProcess: Broker[];
+    [inProcess, n3, browser] = await Promise.all([
+      startBrokerGroup(['n1', 'n2'], { ...common, workMs: 20, httpListen: '127.0.0.1:0' }),
+      startBrokerProcess({ ...common, nodeId: 'n3', env: { BANK_WORK_MS: '20' }, extraArgs: ['--http-listen', '127.0.0.1:0'] }),
       startBrowser(),
     ]);
-    for (const b of nodes) urls[b.nodeId] = /serves HTTP on (\S+)/.exec(await waitForLine(b.child, /serves HTTP on \S+/))![1];
+    n1 = inProcess[0];
+    for (const b of inProcess) urls[b.nodeId] = b.httpUrl!;
+    urls.n3 = /serves HTTP on (\S+)/.exec(await waitForLine(n3.child, /serves HTTP on \S+/))![1];
     // Every node knows every other's HTTP URL before load starts.
     await waitFor(async () => {
       const s = (await (await fetch(`${urls.n1}/peerbroker/cluster`)).json()) as { nodes: Array<{ httpUrl: string }> };
@@ -99,7 +100,7 @@ describe('the live cluster page, in headless Chromium', () => {
     const screenshot = path.join(testFolder('cluster-page'), 'cluster-page.png');
     await page.screenshot({ path: screenshot, fullPage: true });
 
-    await nodes[2].kill9();
+    await n3.kill9();
     await page.waitForSelector('#nodes tr[data-node="n3"][data-status="OFFLINE"]', { timeout: 10_000 });
     expect((await rows(page)).n3.status).toBe('OFFLINE');
     expect(await page.textContent('#summary')).toMatch(/^3 nodes: 2 online, 1 off-line · /);
@@ -113,7 +114,7 @@ describe('the live cluster page, in headless Chromium', () => {
   it("follows a 307 in the browser's own fetch: a busy node's call runs on a peer", async () => {
     stopLoad = true;
     await load;
-    hold = holdSlots(nodes[0].endpoint, CAPACITY);
+    hold = holdSlots(n1.endpoint, CAPACITY);
     await waitFor(async () => {
       const s = (await (await fetch(`${urls.n1}/peerbroker/cluster`)).json()) as { nodes: Array<{ id: string; status: string; load: number }> };
       const n = Object.fromEntries(s.nodes.map((x) => [x.id, x]));
