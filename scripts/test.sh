@@ -14,6 +14,7 @@ npm run build
 
 PEERBROKER_NATS_SERVER="$(bash scripts/ensure-nats.sh)"
 export PEERBROKER_NATS_SERVER
+PEERBROKER_CHROMIUM="$(bash scripts/ensure-chromium.sh)"; export PEERBROKER_CHROMIUM  # the browser tests
 
 # The TLS tests make their certificates with openssl.
 if ! command -v openssl >/dev/null 2>&1; then

@@ -135,6 +135,7 @@ export async function makeCaller(c: LoadConfig, inFlight?: Int32Array): Promise<
     };
     return { call, warmTargets: 1, close: () => nc.close() };
   }
+  if (t.kind === 'http') throw new Error('HTTP targets are driven by http-loadgen.js (LoadConfig.generator)');
   // Moleculer over NATS: its own serializer (JSON) and envelope, every byte through the NATS server.
   const { ServiceBroker } = require('moleculer') as typeof import('moleculer');
   const broker = new ServiceBroker({

@@ -26,7 +26,12 @@ export type Target =
    * Join-shortest-queue: plain grpc-js clients to every endpoint (never redirected); each call
    * goes to the node with the fewest calls in flight, counted by every thread of the generator.
    */
-  | { kind: 'jsq'; endpoints: string[] };
+  | { kind: 'jsq'; endpoints: string[] }
+  /**
+   * HTTP/JSON POSTs of `Securities.GetQuote` to `url` (bench/load/http-loadgen.ts): with Node's
+   * `fetch`, which follows 307s, or with `node:http` on a keep-alive agent (lighter; follows nothing).
+   */
+  | { kind: 'http'; url: string; client: 'fetch' | 'agent' };
 
 /** What each call carries. */
 export type CallKind =
@@ -54,6 +59,8 @@ export type Mode =
 /** A load generator's whole brief, passed as JSON in argv[2]. */
 export interface LoadConfig {
   id: string;
+  /** The generator module to fork, when not loadgen.js (the HTTP target has its own). */
+  generator?: string;
   target: Target;
   call: CallKind;
   mode: Mode;

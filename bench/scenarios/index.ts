@@ -1,4 +1,5 @@
 import { controlPlane } from './control-plane';
+import { http } from './http';
 import { outage } from './outage';
 import { overhead } from './overhead';
 import { payload } from './payload';
@@ -9,4 +10,4 @@ import { stale } from './stale';
 import type { Scenario } from './types';
 
 /** Every scenario, in the order they run and are reported. */
-export const SCENARIOS: Scenario[] = [overhead, redirect, skew, stale, controlPlane, payload, outage, saturation];
+export const SCENARIOS: Scenario[] = [overhead, redirect, skew, stale, controlPlane, payload, outage, saturation, http];

@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   const broker = new Broker({ ...cfg.broker, meters, logger: createLogger({ level: 'warn' }) });
   addBank(broker, broker.nodeId, cfg.work);
   await broker.start();
+  if (broker.httpUrl) process.stdout.write(`peerbroker: node ${broker.nodeId} serves HTTP on ${broker.httpUrl}\n`);
   process.stdout.write(`peerbroker: node ${broker.nodeId} listening on ${broker.endpoint}\n`);
   const stop = () => void broker.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);

@@ -32,6 +32,7 @@ export function peerMembers(peers: PeerView, now: number, maxBytes = MAX_MEMBERS
         inFlight: p.inFlight,
         capacity: p.capacity,
         reportAgeMs: Math.round(now - p.receivedAt),
+        httpUrl: p.httpUrl,
       });
     }
   }
@@ -40,7 +41,7 @@ export function peerMembers(peers: PeerView, now: number, maxBytes = MAX_MEMBERS
 
 // An upper bound of a member's encoded size: its strings, a few bytes of framing each, and the numbers.
 function sizeOf(p: PeerRecord): number {
-  let n = 64 + p.nodeId.length + p.endpoint.length;
+  let n = 64 + p.nodeId.length + p.endpoint.length + p.httpUrl.length;
   for (const s of p.services) n += s.length + 3;
   for (const e of p.endpoints) n += e.length + 3;
   return n;

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { splitMethodPath, parseHostPort } from '../wire';
+import type { HttpGateway } from '../http';
 import { AdviceCache } from './advice-cache';
 import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from '../transport';
@@ -12,11 +13,13 @@ import { CallGate } from './call-gate';
 import { createControlPlane } from './control-plane-factory';
 import { PeerSweep, PeriodicTimer } from './control-timers';
 import { Forwarder } from './forwarder';
+import { createHttpGateway } from './http-factory';
 import { bindPort, IdentityTakeover } from './identity-takeover';
 import { NodeHealth } from './node-health';
 import { MainLoopSampler } from './main-loop-sampler';
 import { sessionRulesFromProto } from './proto-rules';
 import { reclaimAddress } from './reclaim';
+import { RedirectFlows } from './redirect-flows';
 import { ReportIntake } from './report-intake';
 import { TakeoverAddresses } from './takeover-addresses';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
@@ -64,6 +67,9 @@ export class Broker {
   private draining?: Promise<void>;
   /** The node's certificate and key (from `tls`); never logged. */
   private readonly tlsFiles?: LoadedTls;
+  /** The HTTP/JSON listener and cluster page (`httpListen`). */
+  private readonly http?: HttpGateway;
+  private readonly flows = new RedirectFlows();
 
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
@@ -118,6 +124,7 @@ export class Broker {
         ),
       // Under overload nearly every call is a redirect: build the log line only when it is written.
       onRedirect: (d) => {
+        this.flows.count(d.peer.nodeId, d.reason);
         if (this.log.isLevelEnabled('debug')) this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect');
       },
     });
@@ -132,12 +139,27 @@ export class Broker {
     this.sweep = new PeerSweep(this.peers, () => this.options.periodMs, () => {
       this.sessions.sweep(Date.now());
       this.takeover?.reconcile();
+      // Redirect counts reach the reporter thread at most twice a period, and only when they moved.
+      if (this.flows.takeChanged()) this.control?.update(this.nodeInfo());
     }, this.log);
     this.healthTimer = new PeriodicTimer(() => this.options.periodMs, () => this.checkHealth());
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server();
+    this.http = createHttpGateway(o, {
+      log: this.log,
+      peers: this.peers,
+      tls: this.tlsFiles,
+      forwarder: this.forwarder,
+      threshold: () => this.policy.threshold,
+      self: () => ({ ...this.selfMember(), id: o.nodeId, running: this.admission.running, queued: this.admission.queued, ...this.gate.stats, redirects: this.flows.list() }),
+    });
     this.watchPeers();
+  }
+
+  /** Base URL of the HTTP listener (`http://host:port`), when `httpListen` is set (known after start). */
+  get httpUrl(): string | undefined {
+    return this.http?.url || undefined;
   }
 
   /** This node's id. */
@@ -183,6 +205,7 @@ export class Broker {
       const handler = implementation[name] ?? implementation[method.originalName ?? name];
       if (!handler) throw new Error(`service '${parts.service}': no handler for method '${name}'`);
       wrapped[name] = this.gate.wrap(method, parts.service, handler);
+      this.http?.addMethod(method, wrapped[name] as never);
     }
     if (!serviceName) throw new Error('service definition has no methods');
     if (this.added.has(serviceName)) throw new Error(`service '${serviceName}' is already added`);
@@ -219,6 +242,10 @@ export class Broker {
       return undefined;
     });
     this.boundEndpoint = o.advertise ?? `${host}:${port ?? wanted}`;
+    await this.http?.start().catch((err: Error) => {
+      this.server.forceShutdown();
+      throw err;
+    });
     if (port === undefined) this.setStatus('UNHEALTHY');
     this.takeover = new IdentityTakeover(
       o.nodeId,
@@ -289,6 +316,7 @@ export class Broker {
     if (this.urgentReport) clearTimeout(this.urgentReport);
     this.sampler.sample();
     await this.control?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'control plane stop failed'));
+    await this.http?.stop();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();
@@ -436,6 +464,7 @@ export class Broker {
       inFlight: this.admission.running + this.admission.queued,
       capacity: this.options.capacity,
       reportAgeMs: 0,
+      httpUrl: this.http?.url ?? '',
     };
   }
 
@@ -456,6 +485,8 @@ export class Broker {
       periodMs: this.options.periodMs,
       incarnation: this.incarnation,
       takeover: this.options.takeover,
+      httpUrl: this.http?.url,
+      redirects: this.flows.list(),
     };
   }
 

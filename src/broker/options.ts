@@ -6,6 +6,7 @@ import { ConfigError } from '../errors';
 import { LOG_FORMATS, LOG_LEVELS, type Logger } from '../log';
 import { isMethodPattern, peerChoiceNames } from '../policy';
 import { parseHostPort } from '../wire';
+import { DEFAULT_HTTP_MAX_BODY_BYTES, MAX_HTTP_BODY_BYTES } from '../http';
 import { DEFAULT_CANCEL_GRACE_MS } from './local-call';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
 import { option, optionInfo, withoutDefault, type RuntimeOption } from './option-info';
@@ -74,6 +75,21 @@ export const brokerOptionsSchema = z
     }),
     listen: option(hostPort.default('127.0.0.1:0'), { description: 'host:port the gRPC server listens on; port 0 picks a free one', arg: 'host:port' }),
     advertise: option(hostPort.optional(), { description: 'host:port peers and clients are told', arg: 'host:port', defaultText: 'the listen address' }),
+    httpListen: option(hostPort.optional(), {
+      description: 'host:port of the HTTP/JSON listener: calls as POST /pkg.Service/Method, 307 redirects, the cluster page at /',
+      arg: 'host:port',
+      defaultText: 'off',
+    }),
+    httpAdvertise: option(hostPort.optional(), { description: 'host:port peers and browsers are told for HTTP (the Location of redirects)', arg: 'host:port', defaultText: 'the HTTP listen address' }),
+    httpMaxBodyBytes: option(z.number().int().min(1024).max(MAX_HTTP_BODY_BYTES).default(DEFAULT_HTTP_MAX_BODY_BYTES), {
+      description: 'largest HTTP request body, bytes; a larger one is refused with 413 before it is read',
+      arg: 'bytes',
+    }),
+    httpAllowOrigins: option(z.array(z.string().regex(/^(\*|https?:\/\/[^\s/,]+)$/, "must be origins like 'https://app.example' or '*'")).default([]), {
+      description: "web origins (besides the cluster's own HTTP origins) whose pages may call this node from a browser (CORS), comma-separated; '*' allows any",
+      arg: 'origins',
+      defaultText: 'none',
+    }),
     cluster: option(
       z
         .string()

@@ -37,6 +37,7 @@ export async function runStart(configFile: string | undefined, flags: StartConfi
   } catch (err) {
     throw flagNamed(err, spelled);
   }
-  // One line on stdout that scripts and tests can wait for.
+  // Lines on stdout that scripts and tests can wait for; the HTTP one first, so it is there when the other is.
+  if (broker.httpUrl) process.stdout.write(`peerbroker: node ${broker.nodeId} serves HTTP on ${broker.httpUrl}\n`);
   process.stdout.write(`peerbroker: node ${broker.nodeId} listening on ${broker.endpoint}\n`);
 }

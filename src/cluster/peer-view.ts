@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { PeerEntry, PeerStatus } from '../policy';
-import { checkReportFields, DROP_REASONS, type DropReason, type LoadReport } from './report-codec';
+import { checkReportFields, DROP_REASONS, type DropReason, type LoadReport, type RedirectCount } from './report-codec';
 
 /** Default most peers a node keeps (on-line and off-line together); see `PeerViewOptions.maxPeers`. */
 export const DEFAULT_MAX_PEERS = 1024;
@@ -19,6 +19,10 @@ export interface PeerRecord extends PeerEntry {
   callsRedirected: number;
   /** The peer may adopt endpoints of peers that go off-line. */
   takeover: boolean;
+  /** Base URL of its HTTP listener, or ''. */
+  httpUrl: string;
+  /** Calls it redirected since its start, by target and reason. */
+  redirects: RedirectCount[];
   /** Local time (ms, monotonic) the peer went off-line; 0 while it reports. */
   offlineSince: number;
   /** Local time its current on-line run began (first report, back from off-line, or a new incarnation). */
@@ -295,6 +299,8 @@ function reportedFields(r: LoadReport, now: number) {
     callsRun: r.callsRun,
     callsRedirected: r.callsRedirected,
     takeover: r.takeover === true,
+    httpUrl: r.httpUrl ?? '',
+    redirects: r.redirects ?? [],
     offlineSince: 0,
   };
 }

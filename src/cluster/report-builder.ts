@@ -1,5 +1,5 @@
 import type { LoadCounters } from './load-counters';
-import type { LoadReport } from './report-codec';
+import type { LoadReport, RedirectCount } from './report-codec';
 
 /** What a node says of itself that changes rarely (posted to the reporter on change). */
 export interface NodeInfo {
@@ -15,6 +15,10 @@ export interface NodeInfo {
   incarnation: number;
   /** May adopt the endpoints of peers that go off-line. */
   takeover: boolean;
+  /** Base URL of the node's HTTP listener, if it has one. */
+  httpUrl?: string;
+  /** Calls redirected since start, by target and reason (posted again when they change). */
+  redirects?: RedirectCount[];
 }
 
 /** How often the main loop stamps its heartbeat, ms. */
@@ -67,5 +71,7 @@ export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNo
     callsRedirected: c.callsRedirected,
     maxQueue: info.maxQueue,
     takeover: info.takeover,
+    httpUrl: info.httpUrl ?? '',
+    redirects: info.redirects ?? [],
   };
 }

@@ -27,7 +27,23 @@ export interface LoadReport {
   maxQueue: number;
   /** The node may adopt the endpoint of a peer that went off-line (false when absent). */
   takeover?: boolean;
+  /** Base URL of the node's HTTP listener, or '' (absent: none). */
+  httpUrl?: string;
+  /** Calls the node redirected since its start, by target and reason. */
+  redirects?: RedirectCount[];
 }
+
+/** Calls one node sent to `toNode` for `reason`, since its start. */
+export interface RedirectCount {
+  toNode: string;
+  reason: string;
+  count: number;
+}
+
+/** Most redirect counts one report may carry (targets × reasons). */
+export const MAX_REPORT_REDIRECTS = 64;
+const HTTP_URL = /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+const REASON = /^[a-z-]{1,32}$/;
 
 export type ReportStatus = 'ONLINE' | 'DRAINING' | 'UNHEALTHY' | 'LEAVING';
 
@@ -112,6 +128,8 @@ export function encodeReport(r: LoadReport): Uint8Array {
       callsRedirected: r.callsRedirected,
       maxQueue: r.maxQueue,
       takeover: r.takeover,
+      httpUrl: r.httpUrl,
+      redirects: r.redirects,
     }))
     .finish();
 }
@@ -169,6 +187,13 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
   }
   const loopDelayMs = o.loopDelayMs as number;
   if (!Number.isFinite(loopDelayMs) || loopDelayMs < 0) return bad('loop delay is not a duration');
+  const httpUrl = o.httpUrl as string;
+  if (httpUrl !== '' && !HTTP_URL.test(httpUrl)) return bad(`http url '${String(httpUrl).slice(0, 64)}' is not http(s)://host:port`);
+  const redirects = o.redirects as RedirectCount[];
+  if (redirects.length > MAX_REPORT_REDIRECTS) return bad('too many redirect counts');
+  for (const c of redirects) {
+    if (!NODE_ID.test(c.toNode) || !REASON.test(c.reason) || !Number.isSafeInteger(c.count) || c.count < 0) return bad('redirect counts are not valid');
+  }
   return {
     cluster: o.cluster,
     nodeId,
@@ -189,6 +214,9 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
     callsRedirected: o.callsRedirected as number,
     maxQueue: o.maxQueue as number,
     takeover: o.takeover === true,
+    // Left out when empty, as a report from a node without HTTP (or an older one) says nothing of them.
+    ...(httpUrl !== '' ? { httpUrl } : {}),
+    ...(redirects.length > 0 ? { redirects: redirects.map((c) => ({ toNode: c.toNode, reason: c.reason, count: c.count })) } : {}),
   };
 }
 

@@ -121,7 +121,7 @@ describe('the options schema as the command line sees it', () => {
 
   it('gives every option that can be written down a kebab-case flag and YAML key', () => {
     expect(flags.map((o) => o.flag)).toEqual([
-      'node-id', 'listen', 'advertise', 'cluster', 'nats', 'capacity', 'max-queue', 'max-sessions', 'cancel-grace-ms', 'threshold', 'margin', 'period-ms',
+      'node-id', 'listen', 'advertise', 'http-listen', 'http-advertise', 'http-max-body-bytes', 'http-allow-origins', 'cluster', 'nats', 'capacity', 'max-queue', 'max-sessions', 'cancel-grace-ms', 'threshold', 'margin', 'period-ms',
       'offline-after', 'max-hops', 'peer-choice', 'meters', 'services', 'forward-legacy', 'sessions', 'dedicated', 'reflection',
       'takeover', 'takeover-on-leave', 'takeover-addresses', 'on-adopt', 'on-release', 'reclaim-timeout-ms', 'max-loop-delay-ms', 'drain-grace-ms',
       'tls-cert', 'tls-key', 'tls-ca', 'nats-user', 'nats-pass', 'nats-pass-file', 'nats-token', 'nats-token-file',

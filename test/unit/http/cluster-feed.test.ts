@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { PeerView, type LoadReport } from '../../../src/cluster';
+import { ClusterFeed, type SelfSample } from '../../../src/http';
+
+const WALL = 1_800_000_000_000;
+
+function report(nodeId: string, seq: number, over: Partial<LoadReport> = {}): LoadReport {
+  return {
+    cluster: 'c', nodeId, endpoint: '127.0.0.2:7002', incarnation: 1, seq, sentAtMs: WALL, load: 0.25, inFlight: 1, capacity: 4,
+    status: 'ONLINE', services: ['bank.Banking'], endpoints: ['127.0.0.2:7002'], periodMs: 500, queued: 0, loopDelayMs: 0,
+    callsRun: 0, callsRedirected: 0, maxQueue: 16, httpUrl: 'http://127.0.0.2:8002', ...over,
+  };
+}
+
+function setup() {
+  const peers = new PeerView({ cluster: 'c', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const self: SelfSample = {
+    id: 'n1', status: 'ONLINE', load: 0.75, running: 3, queued: 0, capacity: 4, run: 0, redirected: 0,
+    httpUrl: 'http://127.0.0.1:8001', endpoint: '127.0.0.1:7001', services: ['bank.Banking'], redirects: [],
+  };
+  const feed = new ClusterFeed('c', peers, () => self, () => 0.5, 500);
+  return { peers, self, feed };
+}
+
+describe('the cluster feed behind the page', () => {
+  it('lists this node and every peer, with calls per second from the counts in their reports', () => {
+    const { peers, self, feed } = setup();
+    peers.apply(report('n2', 1, { callsRun: 100 }), 'n2', 0, WALL);
+    feed.tick(0);
+    peers.apply(report('n2', 2, { callsRun: 400 }), 'n2', 500, WALL);
+    self.run = 50;
+    const s = feed.tick(500);
+    expect(s.nodes.map((n) => [n.id, n.status, n.self, n.runPerSec])).toEqual([
+      ['n1', 'ONLINE', true, 100],
+      ['n2', 'ONLINE', false, 600],
+    ]);
+    expect(s.nodes[1]).toMatchObject({ httpUrl: 'http://127.0.0.2:8002', load: 0.25, running: 1, capacity: 4 });
+    expect(s.nodes[0].loads).toEqual([0.75, 0.75]);
+  });
+
+  it('shows recent redirects per source, target and reason, from the change of their counts (not what came before)', () => {
+    const { peers, self, feed } = setup();
+    peers.apply(report('n2', 1, { redirects: [{ toNode: 'n1', reason: 'load', count: 1000 }] }), 'n2', 0, WALL);
+    self.redirects = [{ toNode: 'n2', reason: 'session', count: 7 }];
+    feed.tick(0);
+    peers.apply(report('n2', 2, { redirects: [{ toNode: 'n1', reason: 'load', count: 1010 }] }), 'n2', 1000, WALL);
+    self.redirects = [{ toNode: 'n2', reason: 'session', count: 9 }];
+    const s = feed.tick(1000);
+    expect(s.flows).toEqual([
+      { from: 'n2', to: 'n1', reason: 'load', perSec: 10, lastMinute: 10, agoMs: 0 },
+      { from: 'n1', to: 'n2', reason: 'session', perSec: 2, lastMinute: 2, agoMs: 0 },
+    ]);
+    // A minute later they are gone.
+    expect(feed.tick(62_000).flows).toEqual([]);
+  });
+
+  it('marks a silent peer off-line with no load, and keeps a peer that left for a minute as LEFT', () => {
+    const { peers, feed } = setup();
+    peers.apply(report('n2', 1), 'n2', 0, WALL);
+    peers.apply(report('n3', 1), 'n3', 0, WALL);
+    feed.tick(0);
+    peers.apply(report('n3', 2, { status: 'LEAVING' }), 'n3', 100, WALL);
+    peers.sweep(2000);
+    const s = feed.tick(2000);
+    expect(Object.fromEntries(s.nodes.map((n) => [n.id, n.status]))).toEqual({ n1: 'ONLINE', n2: 'OFFLINE', n3: 'LEFT' });
+    expect(s.nodes[1]).toMatchObject({ load: 0, runPerSec: 0, ageMs: 2000 });
+    expect(s.nodes[1].loads.at(-1)).toBeNull();
+    expect(feed.tick(70_000).nodes.map((n) => n.id)).toEqual(['n1', 'n2']);
+  });
+
+  it('hands each snapshot to its subscribers until they leave', () => {
+    const { feed } = setup();
+    const seen: number[] = [];
+    const leave = feed.subscribe((s) => seen.push(s.nodes.length));
+    feed.tick(0);
+    leave();
+    feed.tick(500);
+    expect(seen).toEqual([1]);
+  });
+});
