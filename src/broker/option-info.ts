@@ -81,7 +81,9 @@ export function kindOf(schema: z.ZodType): OptionKind {
   if (d.type === 'number' || d.type === 'int') return 'number';
   if (d.type === 'boolean') return 'boolean';
   if (d.type === 'string' || d.type === 'enum') return 'string';
-  const isStringList = (t: z.ZodType) => defOf(t).type === 'array' && kindOf(defOf(t).element!) === 'string';
+  // A list of strings, or of names-or-objects (`meters`): the command line gives the names.
+  const named = (t: z.ZodType) => kindOf(t) === 'string' || (defOf(t).type === 'union' && defOf(t).options!.some((o) => kindOf(o) === 'string'));
+  const isStringList = (t: z.ZodType) => defOf(t).type === 'array' && named(defOf(t).element!);
   if (isStringList(s)) return 'list';
   // `a,b` or [a, b]
   if (d.type === 'union' && d.options!.some(isStringList) && d.options!.every((o) => isStringList(o) || kindOf(o) === 'string')) return 'list';

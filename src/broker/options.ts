@@ -1,7 +1,7 @@
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
 import type { ConnectionOptions } from 'nats';
 import { z } from 'zod';
-import { ClusterKey, isValidNodeId, natsAuthSchema, natsConnectionOptions, type Exchange, type LoadMeter, type NatsAuthOptions } from '../cluster';
+import { ClusterKey, isValidNodeId, loadMeterNames, natsAuthSchema, natsConnectionOptions, type Exchange, type LoadMeter, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
 import { LOG_FORMATS, LOG_LEVELS, type Logger } from '../log';
 import { isMethodPattern, peerChoiceNames } from '../policy';
@@ -128,8 +128,12 @@ export const brokerOptionsSchema = z
       z.string().refine((n) => peerChoiceNames().includes(n), { message: `must be one of ${peerChoiceNames().join(', ')}` }).default(DEFAULT_PEER_CHOICE),
       { description: `peer-choice rule: ${peerChoiceNames().join(' | ')}`, arg: 'name', runtime: true },
     ),
-    meters: option(z.array(z.union([z.string(), z.custom<LoadMeter>((v) => typeof v === 'object' && v !== null, 'must be a meter name or object')])).optional(), {
-      description: 'extra load meters (names or objects), sampled every period; load is the highest',
+    meters: option(z.array(z.union([
+      z.string().refine((n) => loadMeterNames().includes(n), { message: `must be one of ${loadMeterNames().join(', ')} (or a meter object)` }),
+      z.custom<LoadMeter>((v) => typeof v === 'object' && v !== null, 'must be a meter name or object'),
+    ])).optional(), {
+      description: 'extra load meters (names, comma-separated; objects in the library), sampled every period; load is the highest',
+      arg: 'names',
     }),
     services: option(z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'must be full service names like pkg.Service')).optional(), {
       description: 'services this node hosts, comma-separated; calls for the others are redirected',

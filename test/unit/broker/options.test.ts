@@ -131,6 +131,8 @@ describe('the options schema as the command line sees it', () => {
 
   it('tells numbers, switches, lists and YAML-only rules apart from the schema', () => {
     const kind = (flag: string) => flags.find((o) => o.flag === flag)?.kind;
+    // Meters are names or objects: the command line gives names.
+    expect(kind('meters')).toBe('list');
     expect([kind('max-hops'), kind('forward-legacy'), kind('nats'), kind('services'), kind('sessions'), kind('listen')]).toEqual([
       'number', 'boolean', 'list', 'list', 'structured', 'string',
     ]);
