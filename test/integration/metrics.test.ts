@@ -13,6 +13,7 @@ import {
   waitFor,
   type BrokerProcess,
 } from '../helpers/brokers';
+import { postJson } from '../helpers/http';
 import { freePort } from '../helpers/ports';
 import { natsForSuite } from '../helpers/suite';
 
@@ -132,13 +133,17 @@ describe('Prometheus metrics', () => {
     it('registers each broker under its node label, and the process metrics once', async () => {
       const registry = new Registry();
       const [a, b] = await Promise.all(
-        ['m1', 'm2'].map((nodeId) => startBroker({ nodeId, nats: [nats().url], cluster: 'metrics-lib', periodMs: 200, metrics: { registry } })),
+        ['m1', 'm2'].map((nodeId) =>
+          startBroker({ nodeId, nats: [nats().url], cluster: 'metrics-lib', periodMs: 200, metrics: { registry }, httpListen: '127.0.0.1:0' }),
+        ),
       );
       expect(a.metrics).toBe(registry);
       await unary(plainSecuritiesClient(b.endpoint), 'GetQuote', { symbol: 'ACME' });
+      // A call over HTTP goes through the same gate, and is counted with the others.
+      expect((await postJson(b.httpUrl!, '/bank.Securities/GetQuote', { symbol: 'ACME' })).status).toBe(200);
       const text = await registry.metrics();
       const s = parse(text);
-      expect(valueOf(s, 'peerbroker_calls_total', { node: 'm2', method: 'GetQuote', decision: 'local' })).toBe(1);
+      expect(valueOf(s, 'peerbroker_calls_total', { node: 'm2', method: 'GetQuote', decision: 'local' })).toBe(2);
       expect(valueOf(s, 'peerbroker_calls_total', { node: 'm1', method: 'GetQuote', decision: 'local' })).toBe(0);
       expect(text.match(/^# TYPE peerbroker_process_cpu_user_seconds_total/gm)).toHaveLength(1);
       // A stopped broker's series go.
