@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
 import { FORGET_AFTER_MS, InProcessBus, LoadCounters, MAX_CLOCK_SKEW_MS, MAX_REPORT_ENDPOINTS, PeerView, loadMeterByName, type ConfigDropReason, type ConfigMessage, type ControlPlane, type ExchangeStatus, type LoadMeter, type NodeInfo, type NodeStatusName } from '../cluster';
 import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
@@ -9,9 +10,11 @@ import { AdviceCache } from './advice-cache';
 import { Admission } from './admission';
 import { brokerProto, type MemberInfo } from '../transport';
 import { peerMembers, statusMessage } from './broker-service';
+import { BrokerMetrics } from './broker-metrics';
 import { CallGate } from './call-gate';
+import { ConnectionLimits } from './connection-limits';
 import { createControlPlane } from './control-plane-factory';
-import { PeerSweep, PeriodicTimer } from './control-timers';
+import { PeerSweep, PeriodicTimer, UrgentReport } from './control-timers';
 import { Forwarder } from './forwarder';
 import { createHttpGateway } from './http-factory';
 import { bindPort, IdentityTakeover } from './identity-takeover';
@@ -22,10 +25,11 @@ import { reclaimAddress } from './reclaim';
 import { RedirectFlows } from './redirect-flows';
 import { ReportIntake } from './report-intake';
 import { TakeoverAddresses } from './takeover-addresses';
+import { OpenFiles, ResourcePressure } from './resource-pressure';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
-import { guardSessionHeaders } from './session-header-guard';
 import { ServerReflection } from './server-reflection';
-import { SessionTable } from './session-table';
+import { grpcServerOptions } from './server-options';
+import { SessionTable, type SessionEndReason, type SessionInfo } from './session-table';
 import { drainOnSignals } from './signals';
 import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
 import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
@@ -57,7 +61,10 @@ export class Broker {
   private readonly settings: RuntimeSettings;
   private readonly intake: ReportIntake;
   private readonly sweep: PeerSweep;
-  private urgentReport?: NodeJS.Timeout;
+  private readonly urgent = new UrgentReport(
+    () => Math.max(10, this.options.periodMs / 20, this.peers.peers.length),
+    () => this.control?.reportNow(),
+  );
   private boundEndpoint?: string;
   private state: 'new' | 'started' | 'stopped' = 'new';
   private readonly health: NodeHealth;
@@ -70,6 +77,10 @@ export class Broker {
   /** The HTTP/JSON listener and cluster page (`httpListen`). */
   private readonly http?: HttpGateway;
   private readonly flows = new RedirectFlows();
+  private readonly limits: ConnectionLimits;
+  private readonly openFiles = new OpenFiles();
+  private readonly pressure: ResourcePressure;
+  private readonly observed: BrokerMetrics;
 
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
@@ -83,7 +94,7 @@ export class Broker {
       maxClockSkewMs: MAX_CLOCK_SKEW_MS,
     });
     const meters: LoadMeter[] = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
-    this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.reportSoon(), this.counters);
+    this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.state === 'started' && this.urgent.request(), this.counters);
     const services = this.services;
     this.self = {
       nodeId: o.nodeId,
@@ -96,6 +107,7 @@ export class Broker {
     };
     this.self.hasSession = (token) => this.sessions.touch(token, Date.now());
     this.sessions = new SessionTable(o.nodeId, o.maxSessions);
+    this.sessions.onListenerError = (err, why) => this.log.error({ err: (err as Error).message, why }, 'an onSessionEnd listener threw');
     this.tlsFiles = o.tls ? loadTls(o.tls) : undefined;
     this.forwarder = new Forwarder(o.peerCredentials ?? (this.tlsFiles ? peerCredentials(this.tlsFiles) : undefined));
     this.policy = {
@@ -118,6 +130,8 @@ export class Broker {
       advice: new AdviceCache(this.self, () => this.boundEndpoint ?? '', this.peers, this.policy, () => this.gate.choice, () => this.options.periodMs),
       periodMs: () => this.options.periodMs,
       cancelGraceMs: o.cancelGraceMs,
+      onOverload: (d) =>
+        this.dropLog.maybe('overload', performance.now(), (suppressed) => this.log.warn({ reason: d.reason, suppressed }, d.message)),
       onOverrun: (path) =>
         this.dropLog.maybe(`overrun ${path}`, performance.now(), (suppressed) =>
           this.log.warn({ path, graceMs: o.cancelGraceMs, suppressed }, 'handler of a cancelled call still runs after the grace time; its slot is taken back'),
@@ -145,7 +159,9 @@ export class Broker {
     this.healthTimer = new PeriodicTimer(() => this.options.periodMs, () => this.checkHealth());
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
-    this.server = new grpc.Server();
+    this.server = new grpc.Server(grpcServerOptions(o));
+    this.limits = new ConnectionLimits(o.nodeId, o.maxConnections, o.maxStreams, this.log, this.dropLog);
+    this.pressure = new ResourcePressure([...this.limits.resources(), this.openFiles]);
     this.http = createHttpGateway(o, {
       log: this.log,
       peers: this.peers,
@@ -155,6 +171,45 @@ export class Broker {
       self: () => ({ ...this.selfMember(), id: o.nodeId, running: this.admission.running, queued: this.admission.queued, ...this.gate.stats, redirects: this.flows.list() }),
     });
     this.watchPeers();
+    this.observed = new BrokerMetrics(
+      {
+        nodeId: o.nodeId,
+        gate: this.gate,
+        admission: this.admission,
+        counters: this.counters,
+        sampler: this.sampler,
+        peers: this.peers,
+        sessions: this.sessions,
+        limits: this.limits,
+        takeover: () => this.takeover,
+        configDropped: () => this.configDropped as Record<string, number>,
+      },
+      o.metrics,
+    );
+    if (o.metrics !== undefined || o.metricsListen !== undefined) void this.observed.registry;
+  }
+
+  /**
+   * The prom-client registry holding this node's metrics (`peerbroker_*`): `options.metrics.registry`,
+   * else one of its own. They are registered when first asked for, or at construction with
+   * `metrics` or `metricsListen`.
+   */
+  get metrics(): Registry {
+    return this.observed.registry;
+  }
+
+  /** `host:port` of the Prometheus endpoint (`metricsListen`), once started. */
+  get metricsEndpoint(): string | undefined {
+    return this.observed.endpoint;
+  }
+
+  /**
+   * Calls `listener` for every session this node owned that ends: its exit call succeeded
+   * (`exit`), it was idle past its idle time (`expired`, noticed within half a period), or the
+   * node stopped (`stopped`). Returns a function that removes the listener.
+   */
+  onSessionEnd(listener: (session: SessionInfo, why: SessionEndReason) => void): () => void {
+    return this.sessions.onEnd(listener);
   }
 
   /** Base URL of the HTTP listener (`http://host:port`), when `httpListen` is set (known after start). */
@@ -297,9 +352,23 @@ export class Broker {
     this.sweep.start();
     this.healthTimer.start();
     if (port === undefined) await this.reclaim(creds);
+    if (o.metricsListen !== undefined) {
+      try {
+        await this.observed.serve(o.metricsListen);
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+    }
     if (o.handleSignals) this.removeSignalHandlers = drainOnSignals(this);
     this.log.info(
-      { endpoint: this.boundEndpoint, services: [...this.services], control: this.control?.describe() ?? 'none', security: securitySummary(o) },
+      {
+        endpoint: this.boundEndpoint,
+        services: [...this.services],
+        control: this.control?.describe() ?? 'none',
+        security: securitySummary(o),
+        ...(this.observed.endpoint ? { metrics: `http://${this.observed.endpoint}/metrics` } : {}),
+      },
       'broker started',
     );
   }
@@ -313,7 +382,7 @@ export class Broker {
     this.sweep.stop();
     this.healthTimer.stop();
     await this.takeover?.stop();
-    if (this.urgentReport) clearTimeout(this.urgentReport);
+    this.urgent.stop();
     this.sampler.sample();
     await this.control?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'control plane stop failed'));
     await this.http?.stop();
@@ -330,6 +399,8 @@ export class Broker {
     });
     this.forwarder.close();
     this.sampler.stop();
+    this.sessions.endAll();
+    await this.observed.stop();
     this.log.info('broker stopped');
   }
 
@@ -381,7 +452,8 @@ export class Broker {
   }
 
   private checkHealth(): void {
-    this.health.check(this.sampler.lastDelayMs, (healthy, reason) => {
+    this.openFiles.refresh();
+    this.health.check(this.sampler.lastDelayMs, this.pressure.check(), (healthy, reason) => {
       if (this.reclaiming) return;
       if (!healthy && this.counters.status === 'ONLINE') this.log.warn({ reason }, 'self-check failed');
       this.setStatus(healthy ? 'ONLINE' : 'UNHEALTHY');
@@ -398,11 +470,12 @@ export class Broker {
     return port;
   }
 
-  // After every bind (adopted addresses too): grpc-js would drop a non-ASCII session token unseen.
+  // After every bind (adopted addresses too): the caps on connections and calls, and the
+  // check of raw session tokens (grpc-js would drop a non-ASCII one unseen).
   private guardHeaders(): void {
-    if (!guardSessionHeaders(this.server) && !this.headerGuardWarned) {
+    if (!this.limits.attach(this.server) && !this.headerGuardWarned) {
       this.headerGuardWarned = true;
-      this.log.warn('this grpc-js version hides raw headers: a session token that is not printable ASCII is dropped, not refused');
+      this.log.warn('this grpc-js version hides its HTTP/2 servers: no cap on connections and calls, and a session token that is not printable ASCII is dropped, not refused');
     }
   }
 
@@ -518,25 +591,6 @@ export class Broker {
     else if (s === 'closed') this.log.info({ detail }, 'control plane closed');
     else this.log.warn({ detail }, `control plane ${s}: serving locally, no redirects to peers with stale reports`);
   }
-
-  // A threshold crossing, or a load that moved a step, is reported at once, coalesced within
-  // one turn of the loop. At most one every twentieth of a period (10 ms at least), and at
-  // least 1 ms per peer apart: every peer decodes every report, so each node receives at
-  // most about a thousand urgent reports a second whatever the cluster's size. A change
-  // inside the gap is reported when the gap ends.
-  private reportSoon(): void {
-    if (this.urgentReport || this.state !== 'started') return;
-    const gap = Math.max(10, this.options.periodMs / 20, this.peers.peers.length);
-    const wait = Math.max(0, this.lastUrgentAt + gap - performance.now());
-    this.urgentReport = setTimeout(() => {
-      this.urgentReport = undefined;
-      this.lastUrgentAt = performance.now();
-      this.control?.reportNow();
-    }, wait);
-    this.urgentReport.unref();
-  }
-
-  private lastUrgentAt = -Infinity;
 }
 
 /** A shared bus for brokers that live in one process (no NATS). */

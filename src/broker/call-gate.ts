@@ -2,10 +2,14 @@ import { Metadata, status, type MethodDefinition, type sendUnaryData, type Serve
 import type { PeerView } from '../cluster';
 import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { HOPS_FORWARDED, MD_ADVICE, MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
+import type { Context } from '@opentelemetry/api';
+import { tracingOn } from '../tracing';
 import type { AdviceCache } from './advice-cache';
 import type { Admission } from './admission';
+import { CallCounters, type MethodCounts } from './call-counters';
+import { startCallSpan, traceDecision } from './call-tracing';
 import type { Forwarder } from './forwarder';
-import { ADVISE, AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, LocalCall, OPENS, type Call, type GateStats, type Handler, type LocalCallHost } from './local-call';
+import { ADVISE, AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, IN_SESSION, LocalCall, OPENS, type Call, type GateStats, type Handler, type LocalCallHost } from './local-call';
 import { NOT_PRINTABLE } from './session-header-guard';
 import { MAX_TOKEN_LENGTH, tokenOwner, type SessionTable } from './session-table';
 
@@ -28,9 +32,15 @@ export interface GateDeps {
   /** How long the handler of a cancelled call keeps its slot at most, ms. Default 30 000. */
   cancelGraceMs?: number;
   onRedirect?: (d: Extract<Decision, { kind: 'redirect' }>) => void;
+  /** A call was refused because this node (or a session's owner, or the session table) is full. */
+  onOverload?: (d: Extract<Decision, { kind: 'reject' }>) => void;
   /** A cancelled call's handler still ran `cancelGraceMs` after the cancel; its slot was taken back. */
   onOverrun?: (path: string) => void;
 }
+
+type Reject = Extract<Decision, { kind: 'reject' }>;
+/** Refusals that mean "full": logged (rate-limited) at warn. */
+const OVERLOAD = new Set<Reject['reason']>(['overloaded', 'session-overloaded', 'max-sessions']);
 
 type Redirect = Extract<Decision, { kind: 'redirect' }>;
 
@@ -38,6 +48,7 @@ type Redirect = Extract<Decision, { kind: 'redirect' }>;
 const MALFORMED_TOKEN: Decision = Object.freeze({
   kind: 'reject',
   code: status.INVALID_ARGUMENT,
+  reason: 'malformed-token',
   message: `peerbroker: malformed '${MD_SESSION}' token (expected <nodeId>.<random>, at most ${MAX_TOKEN_LENGTH} characters)`,
 });
 
@@ -45,6 +56,7 @@ const MALFORMED_TOKEN: Decision = Object.freeze({
 const NOT_PRINTABLE_TOKEN: Decision = Object.freeze({
   kind: 'reject',
   code: status.INVALID_ARGUMENT,
+  reason: 'malformed-token',
   message: `peerbroker: malformed '${MD_SESSION}' token: it holds characters outside printable ASCII`,
 });
 
@@ -54,6 +66,8 @@ const NOT_PRINTABLE_TOKEN: Decision = Object.freeze({
  */
 export class CallGate implements LocalCallHost {
   readonly stats: GateStats = { run: 0, redirected: 0, forwarded: 0, rejected: 0 };
+  /** What the gate did, per method and target, for the metrics. */
+  readonly counters = new CallCounters();
   readonly acceptedHeaders = new Metadata();
   readonly admission: Admission;
   readonly sessions: SessionTable;
@@ -73,22 +87,26 @@ export class CallGate implements LocalCallHost {
   wrap(method: MethodDefinition<unknown, unknown>, service: string, handler: UntypedHandleCall): UntypedHandleCall {
     const h = handler as Handler;
     const path = method.path;
+    const counts = this.counters.method(service, path.slice(service.length + 2));
     // Unary and client-streaming calls end with a callback; the others end their stream.
     const withCallback = !method.responseStream;
     const atAnswer = withCallback && !method.requestStream ? AT_ANSWER : 0;
     return ((call: Call, callback?: sendUnaryData<unknown>) => {
       const d = this.decideFor(path, service, call.metadata);
+      const traced = tracingOn() ? startCallSpan(this.d.nodeId, path, service, call.metadata, this.call.hops, this.d.self.load) : undefined;
       if (d !== LOCAL) {
         if (d.kind === 'redirect' && !this.call.follows) {
           this.stats.forwarded++;
-          this.countRedirect(d);
-          this.d.forwarder.forward(method, call as never, d.peer.endpoint, callback);
+          this.countRedirect(d, counts, 'forward');
+          if (traced !== undefined) traceDecision(traced, d, true);
+          this.d.forwarder.forward(method, call as never, d.peer.endpoint, callback, traced);
           return;
         }
-        refuse(call, callback, this.notLocal(d));
+        refuse(call, callback, this.notLocal(d, counts, traced));
         return;
       }
-      this.runLocal(path, call, withCallback ? callback! : undefined, h, atAnswer);
+      if (traced !== undefined) traceDecision(traced, d, false);
+      this.runLocal(path, call, withCallback ? callback! : undefined, h, atAnswer, counts, traced);
     }) as UntypedHandleCall;
   }
 
@@ -127,7 +145,15 @@ export class CallGate implements LocalCallHost {
     return decide(call, self, this.d.peers.peers, this.d.config, this.choice, now);
   }
 
-  private runLocal(path: string, call: Call, callback: sendUnaryData<unknown> | undefined, handler: Handler, atAnswer: number): void {
+  private runLocal(
+    path: string,
+    call: Call,
+    callback: sendUnaryData<unknown> | undefined,
+    handler: Handler,
+    atAnswer: number,
+    counts: MethodCounts,
+    traced: Context | undefined,
+  ): void {
     const c = this.call;
     const role = this.d.config.rules?.sessionRole(path) ?? null;
     let mode = (c.follows ? FOLLOWS : 0) | atAnswer;
@@ -137,16 +163,16 @@ export class CallGate implements LocalCallHost {
     if (role !== null) {
       if (role.enter) {
         // The place is taken before the handler runs: past the cap nothing runs, nothing is lost.
-        if (!this.sessions.reserve()) return refuse(call, callback, this.notLocal(this.sessionsFull()));
+        if (!this.sessions.reserve()) return refuse(call, callback, this.notLocal(this.sessionsFull(), counts, traced));
         mode |= OPENS;
         idleMs = role.idleMs;
-      } else if (role.exit && c.session !== '' && c.sessionOwner === this.d.nodeId) mode |= CLOSES;
+      } else if (c.session !== '' && c.sessionOwner === this.d.nodeId) mode |= role.exit ? CLOSES | IN_SESSION : IN_SESSION;
     }
-    const run = new LocalCall(this, call, callback, handler, path, mode, c.session, idleMs);
+    const run = new LocalCall(this, call, callback, handler, path, mode, c.session, idleMs, traced);
     if (this.admission.admit(run) === 'full') {
       run.refuse();
-      refuse(call, callback, this.notLocal(this.queueFull()));
-    }
+      refuse(call, callback, this.notLocal(this.queueFull(), counts, traced));
+    } else counts.local++;
   }
 
   /** @internal */
@@ -169,6 +195,7 @@ export class CallGate implements LocalCallHost {
     return {
       kind: 'reject',
       code: status.RESOURCE_EXHAUSTED,
+      reason: 'overloaded',
       message: `peerbroker: node '${this.d.nodeId}' is at capacity (${a.running} running, ${a.queued} queued, the most it queues); the call did not run`,
     };
   }
@@ -177,6 +204,7 @@ export class CallGate implements LocalCallHost {
     return {
       kind: 'reject',
       code: status.RESOURCE_EXHAUSTED,
+      reason: 'max-sessions',
       message:
         `peerbroker: node '${this.d.nodeId}' holds its limit of ${this.sessions.maxSessions} live sessions (maxSessions); ` +
         'no session was started and the call did not run',
@@ -188,16 +216,20 @@ export class CallGate implements LocalCallHost {
     return this.meanCallMs > 0 ? this.meanCallMs : this.d.periodMs();
   }
 
-  private countRedirect(d: Redirect): void {
+  // A forward counts as a redirect too in `stats` (what reports and Status say), as it always has.
+  private countRedirect(d: Redirect, counts: MethodCounts | undefined, kind: 'redirect' | 'forward'): void {
     this.stats.redirected++;
+    counts?.count(kind, d.reason);
+    this.counters.sentTo(kind, d.peer.nodeId);
     this.d.peers.account(d.peer, performance.now(), this.tauMs());
     this.d.onRedirect?.(d);
   }
 
-  /** The status a redirect or reject is sent as; counts it. */
-  notLocal(d: Decision): ServerErrorResponse {
+  /** The status a redirect or reject is sent as; counts it (per method with `counts`), and ends the call's span. */
+  notLocal(d: Decision, counts?: MethodCounts, traced?: Context): ServerErrorResponse {
+    if (traced !== undefined) traceDecision(traced, d, false);
     if (d.kind === 'redirect') {
-      this.countRedirect(d);
+      this.countRedirect(d, counts, 'redirect');
       const trailers = new Metadata();
       trailers.set(MD_LOCATION, d.peer.endpoint);
       trailers.set(MD_LOCATION_NODE, d.peer.nodeId);
@@ -215,8 +247,14 @@ export class CallGate implements LocalCallHost {
       };
     }
     this.stats.rejected++;
-    const message = d.kind === 'reject' ? d.message : 'peerbroker: internal decision error';
-    return { name: 'Rejected', message, code: d.kind === 'reject' ? d.code : status.INTERNAL, details: message };
+    if (d.kind !== 'reject') {
+      counts?.count('reject', 'internal');
+      const message = 'peerbroker: internal decision error';
+      return { name: 'Rejected', message, code: status.INTERNAL, details: message };
+    }
+    counts?.count('reject', d.reason);
+    if (OVERLOAD.has(d.reason)) this.d.onOverload?.(d);
+    return { name: 'Rejected', message: d.message, code: d.code, details: d.message };
   }
 }
 

@@ -105,3 +105,38 @@ export class PeerSweep {
     this.after();
   }
 }
+
+/**
+ * A report sent at once: on a threshold crossing, or a load that moved a step, coalesced
+ * within one turn of the loop. At most one every `gapMs()` (the broker: a twentieth of a
+ * period, 10 ms at least, and 1 ms per peer: every peer decodes every report, so each node
+ * receives at most about a thousand urgent reports a second whatever the cluster's size).
+ * A change inside the gap is reported when the gap ends.
+ */
+export class UrgentReport {
+  private timer?: NodeJS.Timeout;
+  private lastAt = -Infinity;
+
+  constructor(
+    private readonly gapMs: () => number,
+    private readonly send: () => void,
+  ) {}
+
+  /** A report is due: sent at once, or when the gap since the last one ends. */
+  request(): void {
+    if (this.timer) return;
+    const wait = Math.max(0, this.lastAt + this.gapMs() - performance.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.lastAt = performance.now();
+      this.send();
+    }, wait);
+    this.timer.unref();
+  }
+
+  /** Drops a report still waiting. */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type MethodDefinition, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
+import type { Context } from '@opentelemetry/api';
 import { ChannelPool } from '../transport';
 import { HOPS_FORWARDED, MD_FOLLOW, MD_HOPS } from '../wire';
+import { injectTrace, traceEnd, traceStatus } from './call-tracing';
 
 type AnyServerCall =
   | grpc.ServerUnaryCall<unknown, unknown>
@@ -25,15 +27,21 @@ export class Forwarder {
     this.pool = new ChannelPool(credentials ?? grpc.credentials.createInsecure());
   }
 
-  /** Forwards `call` of `method` to `endpoint`; `done` gets the unary/client-streaming answer. */
+  /**
+   * Forwards `call` of `method` to `endpoint`; `done` gets the unary/client-streaming answer.
+   * The caller's trace context goes along (the metadata is copied); with `traced`, the
+   * context of this node's span for the call instead, so the peer's span is its child.
+   */
   forward(
     method: MethodDefinition<unknown, unknown>,
     call: AnyServerCall,
     endpoint: string,
     done?: grpc.sendUnaryData<unknown>,
+    traced?: Context,
   ): void {
     const client = this.pool.client(endpoint);
     const md = this.outgoing(call.metadata);
+    if (traced !== undefined) injectTrace(traced, md);
     const deadline = call.getDeadline();
     const opts: grpc.CallOptions = { deadline: deadline === Infinity ? undefined : deadline };
     const { path, requestSerialize: ser, responseDeserialize: de } = method;
@@ -64,6 +72,12 @@ export class Forwarder {
       upstream = up;
     }
     upstream.on('metadata', relayHeaders);
+    if (traced !== undefined) {
+      upstream.on('status', (st: StatusObject) => {
+        traceStatus(traced, st.code, st.details);
+        traceEnd(traced);
+      });
+    }
     (call as NodeJS.EventEmitter).on('cancelled', () => upstream.cancel());
   }
 

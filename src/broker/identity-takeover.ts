@@ -78,6 +78,8 @@ interface Adoption {
  */
 export class IdentityTakeover {
   private readonly adoptions = new Map<string, Adoption>();
+  /** Endpoints adopted (bound) since start. */
+  adopted = 0;
   private stopped = false;
   /** Pending fallback claims by endpoint (at most MAX_ADOPTED with the adoptions). */
   private readonly claims = new Map<string, NodeJS.Timeout>();
@@ -214,6 +216,7 @@ export class IdentityTakeover {
       if (a.hookRan && this.opts.onRelease) await runHook(this.opts.onRelease, endpoint, owner, this.log).catch(() => {});
       return;
     }
+    this.adopted++;
     this.log.info({ endpoint, owner }, 'adopted endpoint of off-line peer');
     this.hooks.changed();
   }

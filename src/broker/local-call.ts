@@ -1,7 +1,9 @@
 import { status, type Metadata, type sendUnaryData } from '@grpc/grpc-js';
+import type { Context } from '@opentelemetry/api';
 import { MD_ADVICE, MD_SESSION } from '../wire';
 import { Ticket, type Admission } from './admission';
-import type { SessionTable } from './session-table';
+import { runTraced, traceEnd, traceEvent, traceStatus } from './call-tracing';
+import type { SessionInfo, SessionTable } from './session-table';
 
 /** The server call as the gate uses it (every grpc-js server call kind has these). */
 export type Call = NodeJS.EventEmitter & { metadata: Metadata; sendMetadata(md: Metadata): void; cancelled?: boolean };
@@ -44,6 +46,8 @@ export const OPENS = 4;
 export const CLOSES = 8;
 /** The client asked for the current advice in the response headers. */
 export const ADVISE = 16;
+/** A within or exit call of a session this node owns. */
+export const IN_SESSION = 32;
 
 const WAITING = 0;
 const RUNNING = 1;
@@ -80,8 +84,11 @@ export class LocalCall extends Ticket {
     private readonly handler: Handler,
     private readonly path: string,
     private readonly mode: number,
-    private readonly token: string,
+    /** The call's session token; for an enter call, the token it issues (made when it starts). */
+    private token: string,
     private readonly idleMs: number,
+    /** The context of the call's span, when tracing is on. */
+    private readonly traced: Context | undefined,
   ) {
     super();
     this.holdsPlace = (mode & OPENS) !== 0;
@@ -89,10 +96,20 @@ export class LocalCall extends Ticket {
     call.on('cancelled', onCancelled);
   }
 
-  /** Never got a slot (the queue was full): gives back what it held. */
+  /** Never got a slot (the queue was full, or it was cancelled while waiting): gives back what it held. */
   refuse(): void {
     this.phase = DONE;
     this.dropPlace();
+  }
+
+  /** The session of this call (see `sessionOf`). */
+  session(): SessionInfo | undefined {
+    const sessions = this.host.sessions;
+    if ((this.mode & OPENS) !== 0) {
+      if (this.phase === WAITING) return undefined;
+      return this.holdsPlace ? sessions.pending(this.token, Date.now(), this.idleMs, this.path) : sessions.info(this.token);
+    }
+    return (this.mode & IN_SESSION) !== 0 ? sessions.info(this.token) : undefined;
   }
 
   /** Runs the handler; called by the admission when the call has its slot. */
@@ -100,6 +117,16 @@ export class LocalCall extends Ticket {
     this.phase = RUNNING;
     this.startedAt = performance.now();
     this.host.stats.run++;
+    // Issued before the handler runs, so the handler can learn it (sessionOf).
+    if ((this.mode & OPENS) !== 0) this.token = this.host.sessions.newToken();
+    if (this.traced !== undefined) {
+      traceEvent(this.traced, 'peerbroker.started');
+      return runTraced(this.traced, () => this.run());
+    }
+    this.run();
+  }
+
+  private run(): void {
     // Unary answers carry their headers in the same write as the message (no extra frame).
     // Any other call sends them first: a streamed answer needs them before its first
     // message, and the stub holds streamed requests until they arrive.
@@ -130,6 +157,7 @@ export class LocalCall extends Ticket {
   private answer(err: Parameters<sendUnaryData<unknown>>[0], value: unknown, trailer?: Metadata, flags?: number): void {
     if (this.answered) return;
     this.answered = true;
+    if (this.traced !== undefined) traceStatus(this.traced, err ? (err.code ?? status.UNKNOWN) : status.OK, err?.details);
     if ((this.mode & AT_ANSWER) !== 0 && !err && !this.cancelled) this.sendSessionHeaders();
     else this.sendHeaders(undefined);
     // The answer is handed to grpc-js before the slot goes to the next call.
@@ -140,11 +168,17 @@ export class LocalCall extends Ticket {
   /** The client cancelled, or the deadline passed (grpc-js also says so after a normal end). */
   onCancel(): void {
     if (this.phase === WAITING) {
-      if (this.host.admission.cancel(this)) this.refuse();
+      if (!this.host.admission.cancel(this)) return;
+      this.refuse();
+      if (this.traced !== undefined) {
+        traceEvent(this.traced, 'peerbroker.cancelled');
+        traceEnd(this.traced);
+      }
       return;
     }
     if (this.phase !== RUNNING || this.cancelled) return;
     this.cancelled = true;
+    if (this.traced !== undefined) traceEvent(this.traced, 'peerbroker.cancelled');
     this.grace = setTimeout(graceOver, this.host.cancelGraceMs(), this);
     this.grace.unref();
   }
@@ -157,6 +191,7 @@ export class LocalCall extends Ticket {
     this.dropPlace();
     this.host.admission.release();
     this.host.ended(performance.now() - this.startedAt, overran, this.path);
+    if (this.traced !== undefined) traceEnd(this.traced);
   }
 
   /** @internal the cancel grace passed and the handler still runs: it is no longer counted. */
@@ -175,7 +210,8 @@ export class LocalCall extends Ticket {
   private sendSessionHeaders(): void {
     if ((this.mode & OPENS) !== 0) {
       this.holdsPlace = false;
-      this.sendHeaders(this.host.sessions.open(Date.now(), this.idleMs));
+      this.host.sessions.open(this.token, Date.now(), this.idleMs, this.path);
+      this.sendHeaders(this.token);
     } else if ((this.mode & CLOSES) !== 0) {
       this.host.sessions.close(this.token);
       this.sendHeaders('');
@@ -195,6 +231,15 @@ export class LocalCall extends Ticket {
     if (advice !== '') md.set(MD_ADVICE, advice);
     this.call.sendMetadata(md);
   }
+}
+
+/**
+ * The session of a call, for its handler: the session an enter call opens (its token, known
+ * before the handler answers), or the one a within or exit call belongs to; undefined for any
+ * other call. `call` is the call object the handler was given.
+ */
+export function sessionOf(call: object): SessionInfo | undefined {
+  return (call as Partial<Tagged>)[RUN]?.session();
 }
 
 // Shared listeners: `this` is the call, which carries its LocalCall.

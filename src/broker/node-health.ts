@@ -11,7 +11,8 @@ export type HealthProbe = () => boolean | Promise<boolean>;
 export const DEFAULT_MAX_LOOP_DELAY_MS = 1_000;
 
 /**
- * Self-diagnostics, run every period: main-loop delay and an optional user probe.
+ * Self-diagnostics, run every period: main-loop delay, resources near their limits
+ * (connections, open calls, open files: resource-pressure.ts) and an optional user probe.
  * The verdict goes into the reports (UNHEALTHY) and into the standard
  * `grpc.health.v1.Health` service, so ordinary health probes see it too.
  */
@@ -46,11 +47,15 @@ export class NodeHealth {
     this.impl.setStatus(CONTROL_PLANE_HEALTH, connected ? 'SERVING' : 'NOT_SERVING');
   }
 
-  /** Runs the checks; `onVerdict` is called with the result (the probe may answer later). */
-  check(loopDelayMs: number, onVerdict: (healthy: boolean, reason: string) => void): void {
+  /**
+   * Runs the checks; `pressure` says why the node cannot take work ('' when it can).
+   * `onVerdict` is called with the result (the probe may answer later).
+   */
+  check(loopDelayMs: number, pressure: string, onVerdict: (healthy: boolean, reason: string) => void): void {
     if (loopDelayMs > this.maxLoopDelayMs) {
       return onVerdict(false, `main loop delay ${Math.round(loopDelayMs)} ms > ${this.maxLoopDelayMs} ms`);
     }
+    if (pressure !== '') return onVerdict(false, pressure);
     if (!this.probe) return onVerdict(true, '');
     if (this.probing) return; // the previous probe is still out: wait for it
     this.probing = true;

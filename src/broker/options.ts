@@ -10,6 +10,9 @@ import { DEFAULT_HTTP_MAX_BODY_BYTES, MAX_HTTP_BODY_BYTES } from '../http';
 import { DEFAULT_CANCEL_GRACE_MS } from './local-call';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
 import { option, optionInfo, withoutDefault, type RuntimeOption } from './option-info';
+import type { MetricsOptions } from './metrics';
+import { openFileLimit } from './resource-pressure';
+import { DEFAULT_MAX_CONNECTIONS, MIN_DEFAULT_MAX_STREAMS, serverOptionsShape } from './server-options';
 import { DEFAULT_MAX_SESSIONS } from './session-table';
 import { isCidr } from './takeover-addresses';
 import { loadTls, tlsFilesSchema } from './tls';
@@ -115,6 +118,7 @@ export const brokerOptionsSchema = z
     maxQueue: option(z.number().int().min(0).max(10_000_000).optional(), { description: 'calls that may wait for a slot; past that a call that cannot move fails with RESOURCE_EXHAUSTED', arg: 'n', defaultText: '4 x capacity' }),
     maxSessions: option(z.number().int().min(1).max(100_000_000).default(DEFAULT_MAX_SESSIONS), { description: 'live sessions this node may own; an enter call past that fails with RESOURCE_EXHAUSTED before it runs', arg: 'n' }),
     cancelGraceMs: option(z.number().int().min(0).max(3_600_000).default(DEFAULT_CANCEL_GRACE_MS), { description: 'after a cancel or deadline, how long a handler still running keeps its slot at most, ms', arg: 'ms' }),
+    ...serverOptionsShape,
     threshold: option(z.number().min(0).max(1).default(DEFAULT_THRESHOLD), { description: 'below this load (0..1) a call always runs here', arg: 'x', runtime: true }),
     margin: option(z.number().min(0).max(1).default(DEFAULT_MARGIN), { description: 'a peer must be this much less loaded to be sent a call', arg: 'x', runtime: true }),
     periodMs: option(z.number().int().min(10).max(60_000).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),
@@ -205,6 +209,11 @@ export const brokerOptionsSchema = z
       description: 'the cluster key itself (the text of a key file), instead of clusterKeyFile',
       flag: false,
     }),
+    metricsListen: option(hostPort.optional(), { description: 'host:port of the Prometheus endpoint (GET /metrics); port 0 picks a free one', arg: 'host:port', defaultText: 'none' }),
+    metrics: option(z.custom<MetricsOptions>((v) => typeof v === 'object' && v !== null, 'must be { registry?, processMetrics? }').optional(), {
+      description: 'Prometheus metrics in the library: the prom-client registry to register in, and whether to add the process metrics',
+      flag: false,
+    }),
     logLevel: option(oneOf(LOG_LEVELS).optional(), { description: `level of the default logger: ${LOG_LEVELS.join(' | ')}`, arg: 'level', defaultText: 'info, or $PEERBROKER_LOG_LEVEL' }),
     logFormat: option(oneOf(LOG_FORMATS).optional(), {
       description: 'format of the default logger on stderr: pretty (for people) or json (one object a line)',
@@ -219,8 +228,10 @@ export const brokerOptionsSchema = z
 export type BrokerOptions = z.input<typeof brokerOptionsSchema>;
 
 /** Options with every default applied and the cluster key read. */
-export type ResolvedBrokerOptions = Omit<z.output<typeof brokerOptionsSchema>, 'maxQueue' | 'clusterKey' | 'clusterKeyFile'> & {
+export type ResolvedBrokerOptions = Omit<z.output<typeof brokerOptionsSchema>, 'maxQueue' | 'maxConnections' | 'maxStreams' | 'clusterKey' | 'clusterKeyFile'> & {
   maxQueue: number;
+  maxConnections: number;
+  maxStreams: number;
   clusterKey?: ClusterKey;
 };
 
@@ -240,7 +251,16 @@ export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions 
       : typeof clusterKey === 'string'
         ? ClusterKey.parse(clusterKey, 'clusterKey')
         : clusterKey;
-  return { ...rest, clusterKey: key, maxQueue: o.maxQueue ?? 4 * o.capacity };
+  const maxQueue = o.maxQueue ?? 4 * o.capacity;
+  const files = openFileLimit();
+  return {
+    ...rest,
+    clusterKey: key,
+    maxQueue,
+    // Connections past the open-file limit could not be accepted anyway: a quarter is left to NATS, peers and files.
+    maxConnections: o.maxConnections ?? Math.max(1, Math.min(DEFAULT_MAX_CONNECTIONS, files === undefined ? Infinity : Math.floor(files * 0.75))),
+    maxStreams: o.maxStreams ?? Math.max(MIN_DEFAULT_MAX_STREAMS, 2 * (o.capacity + maxQueue)),
+  };
 }
 
 /** Turns the first zod issue into a ConfigError with the field's path, renamed by `rename` (e.g. to a flag). */

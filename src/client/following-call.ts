@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
+import type { Span } from '@opentelemetry/api';
+import { traceOutgoing, tracingOn } from '../tracing';
 import type { PooledChannel } from '../transport';
-import { MD_LOCATION } from '../wire';
+import { MD_LOCATION, MD_REASON } from '../wire';
 import { followingMetadata, takeSession, withHops, type MetadataLike } from './call-metadata';
 import { deadlineWhile, failoverTarget, nextStep, refusedRedirect } from './outcome';
 import type { StubContext } from './stub-context';
@@ -85,6 +87,8 @@ export class FollowingCall implements Call {
   private waitTimer?: NodeJS.Timeout;
   private endStatus?: StatusObject;
   private endDelivered = false;
+  /** The caller's span (tracing on): redirects and failovers are events on it. */
+  private span?: Span;
 
   constructor(
     private readonly ctx: StubContext,
@@ -97,6 +101,7 @@ export class FollowingCall implements Call {
     // Cancelled before it started (an interceptor may hold `start` back): nothing is sent.
     if (this.finished) return void process.nextTick(() => this.deliverEnd());
     this.metadata = followingMetadata(metadata, this.ctx.session.token);
+    if (tracingOn()) this.span = traceOutgoing(this.metadata);
     const now = performance.now();
     this.ctx.routing.outgoing(this.target.path, this.metadata, now);
     // A call of a session goes straight to the node that owns it; any other where routing says.
@@ -274,11 +279,21 @@ export class FollowingCall implements Call {
       endpoint: attempt.endpoint,
     });
     if (step.kind === 'finish') return this.finish(step.status);
-    if (step.kind === 'redirect') return this.follow(step.location, step.node, attempt.endpoint);
+    if (step.kind === 'redirect') {
+      this.span?.addEvent('peerbroker.redirect', {
+        'peerbroker.from': attempt.endpoint,
+        'peerbroker.to': step.location,
+        'peerbroker.to.node': step.node,
+        'peerbroker.reason': String(st.metadata.get(MD_REASON)[0] ?? ''),
+        'peerbroker.hop': this.hops + 1,
+      });
+      return this.follow(step.location, step.node, attempt.endpoint);
+    }
     (this.tried ??= new Set()).add(attempt.endpoint);
     const next = failoverTarget(this.ctx.members.all(), this.tried, this.ctx.maxFailovers);
     if (!next) return this.finish(step.otherwise);
     this.ctx.stats.failovers++;
+    this.span?.addEvent('peerbroker.failover', { 'peerbroker.from': attempt.endpoint, 'peerbroker.to': next, 'rpc.grpc.status_code': st.code });
     this.send(next);
   }
 
@@ -293,6 +308,7 @@ export class FollowingCall implements Call {
       this.stopWaiting();
       if (this.ctx.members.has(location)) return this.redirectTo(location);
       this.ctx.stats.redirectsRefused++;
+      this.span?.addEvent('peerbroker.redirect_refused', { 'peerbroker.to': location, 'peerbroker.to.node': node });
       this.finish(refusedRedirect(location, node));
     });
   }

@@ -55,6 +55,7 @@ export function decide(
       return {
         kind: 'reject',
         code: status.UNIMPLEMENTED,
+        reason: 'not-hosted',
         message: `peerbroker: no online node hosts service '${call.service}'`,
       };
     }
@@ -149,6 +150,7 @@ function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEn
     return {
       kind: 'reject',
       code: status.FAILED_PRECONDITION,
+      reason: 'session-unknown',
       message: `peerbroker: session '${call.session}' is unknown or expired on node '${self.nodeId}'`,
     };
   }
@@ -158,6 +160,7 @@ function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEn
     return {
       kind: 'reject',
       code: status.FAILED_PRECONDITION,
+      reason: 'session-owner-offline',
       message:
         `peerbroker: session owner '${call.sessionOwner}' is off-line: the session's state was on that node ` +
         'and is lost; start a new session',
@@ -167,6 +170,7 @@ function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEn
     return {
       kind: 'reject',
       code: status.FAILED_PRECONDITION,
+      reason: 'session-elsewhere',
       message: `peerbroker: session belongs to node '${owner.nodeId}' and this client does not follow redirects`,
     };
   }
@@ -177,6 +181,7 @@ function notHosted(call: CallInfo, self: SelfState, why: string): Decision {
   return {
     kind: 'reject',
     code: status.UNIMPLEMENTED,
+    reason: 'not-hosted',
     message: `peerbroker: service '${call.service}' is not hosted on node '${self.nodeId}'; ${why}`,
   };
 }
@@ -186,6 +191,7 @@ function pinnedOverloaded(call: CallInfo, self: SelfState): Decision {
   return {
     kind: 'reject',
     code: status.RESOURCE_EXHAUSTED,
+    reason: 'session-overloaded',
     message:
       `peerbroker: node '${self.nodeId}' is at capacity (${self.running} running, ${self.queued} queued) ` +
       `and the call belongs to session '${call.session}', which only this node can serve; it did not run`,
@@ -197,6 +203,7 @@ function overloaded(self: SelfState): Decision {
   return {
     kind: 'reject',
     code: status.RESOURCE_EXHAUSTED,
+    reason: 'overloaded',
     message:
       `peerbroker: node '${self.nodeId}' is at capacity (${self.running} running, ` +
       `${self.queued} queued) and no peer can take the call`,

@@ -3,4 +3,4 @@ export { adviseSpread, type AdviceShare } from './advice';
 export { leastLoaded, leastLoadedAccounted, twoChoices, peerChoiceByName, peerChoiceNames, registerPeerChoice } from './peer-choice';
 export { compilePattern, isMethodPattern, type MethodPattern } from './method-pattern';
 export { CompiledRules, DEFAULT_SESSION_IDLE_MS, type DedicatedRules, type SessionRole, type SessionRule } from './rules';
-export type { CallInfo, Decision, PeerChoice, PeerEntry, PeerStatus, PolicyConfig, SelfState } from './types';
+export type { CallInfo, Decision, PeerChoice, PeerEntry, PeerStatus, PolicyConfig, RejectReason, SelfState } from './types';

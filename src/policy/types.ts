@@ -76,11 +76,28 @@ export interface PolicyConfig {
   rules?: CompiledRules;
 }
 
+/**
+ * Why a call was refused (metrics count by it): this node and no peer could take it, a
+ * session's owner is full, the session is unknown or its owner off-line, the session is
+ * another node's and the client cannot follow, no node hosts the service, the token is
+ * malformed, the node holds its limit of sessions, or the decision failed.
+ */
+export type RejectReason =
+  | 'overloaded'
+  | 'session-overloaded'
+  | 'session-unknown'
+  | 'session-owner-offline'
+  | 'session-elsewhere'
+  | 'not-hosted'
+  | 'malformed-token'
+  | 'max-sessions'
+  | 'internal';
+
 /** The outcome of the decision: a tagged union, as grpc-js's PickResult. */
 export type Decision =
   | { readonly kind: 'local' }
   | { readonly kind: 'redirect'; readonly peer: PeerEntry; readonly reason: RedirectReason; readonly detail: string }
-  | { readonly kind: 'reject'; readonly code: status; readonly message: string };
+  | { readonly kind: 'reject'; readonly code: status; readonly reason: RejectReason; readonly message: string };
 
 /** Picks one peer among eligible candidates (all online, fresh, hosting the service). */
 export interface PeerChoice {

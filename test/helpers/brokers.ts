@@ -61,6 +61,8 @@ export interface BrokerProcessOptions {
   cliPath?: string;
   /** The module exporting register(broker). Default the bank example. */
   modulePath?: string;
+  /** Runs it with this limit on open files (`ulimit -n`, through /bin/sh, which execs node: the PID is the broker's). */
+  openFileLimit?: number;
 }
 
 /** A broker process started by a test. */
@@ -104,10 +106,11 @@ export async function startBrokerProcess(opts: BrokerProcessOptions): Promise<Br
   if (opts.periodMs !== undefined) args.push('--period-ms', String(opts.periodMs));
   if (opts.extraArgs) args.push(...opts.extraArgs);
 
-  const child = spawnTracked(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-  });
+  const env = { ...process.env, ...opts.env };
+  const child =
+    opts.openFileLimit === undefined
+      ? spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawnTracked('/bin/sh', ['-c', `ulimit -n ${Math.floor(opts.openFileLimit)} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let line: string;
   try {
     line = await waitForLine(child, LISTENING, opts.readyTimeoutMs ?? DEFAULT_BROKER_READY_TIMEOUT_MS);

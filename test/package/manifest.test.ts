@@ -38,10 +38,12 @@ describe('the package manifest and what npm pack ships', () => {
     for (const t of targets) expect(files, t).toContain(strip(t));
   });
 
-  it('builds before packing, not on install, and takes grpc-js and proto-loader from the application', () => {
+  it('builds before packing, not on install, and takes grpc-js, proto-loader and the OpenTelemetry API from the application', () => {
     expect(manifest.scripts.prepack).toBe('npm run build');
     for (const hook of ['prepare', 'preinstall', 'install', 'postinstall']) expect(manifest.scripts[hook], hook).toBeUndefined();
-    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@grpc/grpc-js', '@grpc/proto-loader']);
+    // @opentelemetry/api too: its globals (the tracer provider) are read only by a copy of a compatible
+    // version, so peerbroker's spans go where the application's SDK sends its own only with one copy.
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@grpc/grpc-js', '@grpc/proto-loader', '@opentelemetry/api']);
     expect(manifest.dependencies['@grpc/grpc-js']).toBeUndefined();
     expect(manifest.dependencies['@grpc/proto-loader']).toBeUndefined();
   });

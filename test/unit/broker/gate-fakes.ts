@@ -102,6 +102,7 @@ export function gateFor(o: GateSetup = {}) {
   const peers = new PeerView({ cluster: 'c', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
   const config: PolicyConfig = { threshold: 0.5, margin: 0.2, maxHops: 2, staleAfterPeriods: 2, rules: new CompiledRules(o.sessions ?? []) };
   const onOverrun = vi.fn();
+  const onOverload = vi.fn();
   const gate = new CallGate({
     nodeId: 'n1',
     self,
@@ -114,8 +115,9 @@ export function gateFor(o: GateSetup = {}) {
     periodMs: () => 500,
     cancelGraceMs: o.cancelGraceMs,
     onOverrun,
+    onOverload,
   });
-  return { gate, admission, sessions, onOverrun };
+  return { gate, admission, sessions, onOverrun, onOverload };
 }
 
 /** A unary handler that keeps its callbacks, to answer when the test says. */

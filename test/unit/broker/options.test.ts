@@ -121,11 +121,14 @@ describe('the options schema as the command line sees it', () => {
 
   it('gives every option that can be written down a kebab-case flag and YAML key', () => {
     expect(flags.map((o) => o.flag)).toEqual([
-      'node-id', 'listen', 'advertise', 'http-listen', 'http-advertise', 'http-max-body-bytes', 'http-allow-origins', 'cluster', 'nats', 'capacity', 'max-queue', 'max-sessions', 'cancel-grace-ms', 'threshold', 'margin', 'period-ms',
+      'node-id', 'listen', 'advertise', 'http-listen', 'http-advertise', 'http-max-body-bytes', 'http-allow-origins', 'cluster', 'nats', 'capacity', 'max-queue', 'max-sessions', 'cancel-grace-ms',
+      'max-connections', 'max-streams', 'max-concurrent-streams', 'max-connection-idle-ms', 'max-connection-age-ms', 'max-connection-age-grace-ms',
+      'keepalive-time-ms', 'keepalive-timeout-ms', 'max-receive-message-bytes', 'max-send-message-bytes', 'max-session-memory-mb', 'server-options',
+      'threshold', 'margin', 'period-ms',
       'offline-after', 'max-hops', 'peer-choice', 'meters', 'services', 'forward-legacy', 'sessions', 'dedicated', 'reflection',
       'takeover', 'takeover-on-leave', 'takeover-addresses', 'on-adopt', 'on-release', 'reclaim-timeout-ms', 'max-loop-delay-ms', 'drain-grace-ms',
       'tls-cert', 'tls-key', 'tls-ca', 'nats-user', 'nats-pass', 'nats-pass-file', 'nats-token', 'nats-token-file',
-      'nats-nkey-seed-file', 'nats-creds', 'nats-tls-ca', 'nats-tls-cert', 'nats-tls-key', 'cluster-key-file', 'log-level', 'log-format',
+      'nats-nkey-seed-file', 'nats-creds', 'nats-tls-ca', 'nats-tls-cert', 'nats-tls-key', 'cluster-key-file', 'metrics-listen', 'log-level', 'log-format',
     ]);
   });
 

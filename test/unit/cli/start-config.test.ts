@@ -22,6 +22,15 @@ describe('start settings from flags and YAML', () => {
     expect(errorOf(() => toBrokerOptions({ 'max-hops': 1 }, (f) => `--${f}`)).message).toBe("invalid config: '--node-id': is required");
   });
 
+  it('takes the server limits as flags and any grpc-js server option under server-options in YAML', () => {
+    const file = path.join(dir, 'server.yaml');
+    fs.writeFileSync(file, 'node-id: n1\nmax-connections: 500\nkeepalive-time-ms: 30000\nserver-options:\n  grpc.max_metadata_size: 16384\n');
+    expect(toBrokerOptions(readConfigFile(file))).toMatchObject({ maxConnections: 500, keepaliveTimeMs: 30_000, serverOptions: { 'grpc.max_metadata_size': 16384 } });
+    fs.writeFileSync(file, 'node-id: n1\nserver-options:\n  max_metadata_size: 16384\n');
+    expect(errorOf(() => toBrokerOptions(readConfigFile(file))).field).toBe('server-options');
+    expect(errorOf(() => toBrokerOptions({ 'node-id': 'n1', 'max-streams': 0 }, (f) => `--${f}`)).field).toBe('--max-streams');
+  });
+
   it('refuses an unknown YAML key, and a wrong type, naming the key', () => {
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, 'node-id: n1\nthresold: 0.7\n');
