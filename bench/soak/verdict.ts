@@ -1,0 +1,132 @@
+/**
+ * The soak's judgement: a least-squares slope of RSS and of open descriptors over the second
+ * half of the load, each broker's figures, the reasons to fail, and the summary as text.
+ */
+import { int, n3 } from '../lib/format';
+import type { Counts } from './protocol';
+import type { Sample } from './sampler';
+
+/** What makes the soak fail (see bench/README.md, "Soak", for how these were chosen). */
+export interface Thresholds {
+  /** Most RSS growth of a broker over the second half of the load, MB per minute. */
+  rssSlopeMbPerMin: number;
+  /** Most growth of a broker's open descriptors over the second half of the load, per minute. */
+  fdSlopePerMin: number;
+  /** Longest time after the load for every broker to say 0 running and 0 queued, ms. */
+  settleMs: number;
+}
+
+/** One process's figures over the run. */
+export interface ProcessFigures {
+  name: string;
+  /** Brokers are judged; the others (nats-server, generators) are shown only. */
+  judged: boolean;
+  rssMb: { start: number; end: number; after: number; slopePerMin: number };
+  fds: { start: number; end: number; after: number; slopePerMin: number };
+  threads: { start: number; end: number };
+  /** Brokers: most calls queued (reports) and in flight (`Status`) during the load. */
+  maxQueued?: number;
+  maxInFlight?: number;
+}
+
+/** Slope of `y` over time (per minute) by least squares, on the samples from `fromMs` to `toMs`. */
+export function slopePerMin(samples: Sample[], y: (s: Sample) => number, fromMs: number, toMs: number): number {
+  const pts = samples.filter((s) => s.t >= fromMs && s.t <= toMs && Number.isFinite(y(s))).map((s) => [s.t / 60_000, y(s)] as const);
+  if (pts.length < 3) return NaN;
+  const mx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
+  const my = pts.reduce((a, p) => a + p[1], 0) / pts.length;
+  let num = 0;
+  let den = 0;
+  for (const [x, v] of pts) {
+    num += (x - mx) * (v - my);
+    den += (x - mx) ** 2;
+  }
+  return den > 0 ? num / den : NaN;
+}
+
+/** The figures of one process from its samples; the load ran from `loadStartMs` to `loadEndMs`. */
+export function figuresOf(name: string, samples: Sample[], loadStartMs: number, loadEndMs: number, judged: boolean, maxQueued?: number): ProcessFigures {
+  const at = (t: number) => samples.find((s) => s.t >= t) ?? samples[samples.length - 1];
+  const before = (t: number) => [...samples].reverse().find((s) => s.t <= t) ?? samples[0];
+  const start = at(loadStartMs);
+  const end = before(loadEndMs);
+  const after = samples[samples.length - 1];
+  const mid = (loadStartMs + loadEndMs) / 2;
+  const during = samples.filter((s) => s.t >= loadStartMs && s.t <= loadEndMs);
+  const inFlight = during.map((s) => s.inFlight ?? NaN).filter(Number.isFinite);
+  return {
+    name,
+    judged,
+    rssMb: { start: start.rssMb, end: end.rssMb, after: after.rssMb, slopePerMin: slopePerMin(samples, (s) => s.rssMb, mid, loadEndMs) },
+    fds: { start: start.fds, end: end.fds, after: after.fds, slopePerMin: slopePerMin(samples, (s) => s.fds, mid, loadEndMs) },
+    threads: { start: start.threads, end: end.threads },
+    maxQueued,
+    maxInFlight: inFlight.length ? Math.max(...inFlight) : undefined,
+  };
+}
+
+/** What settling after the load found: how long it took, or what was left when it gave up. */
+export interface Settle {
+  ok: boolean;
+  afterMs: number;
+  /** Per broker, at the last look: running + queued (`Status`) and queued (a report sent after the load). */
+  last: Record<string, { inFlight: number; queued: number }>;
+}
+
+/** Every reason to fail; empty when the soak passes. */
+export function failures(figs: ProcessFigures[], settle: Settle, t: Thresholds, unfinished: number, generatorErrors: string[]): string[] {
+  const out: string[] = [...generatorErrors];
+  for (const f of figs.filter((x) => x.judged)) {
+    const rss = f.rssMb.slopePerMin;
+    const fds = f.fds.slopePerMin;
+    if (!Number.isFinite(rss)) out.push(`${f.name}: too few RSS samples over the second half of the load for a slope`);
+    else if (rss > t.rssSlopeMbPerMin) out.push(`${f.name}: RSS grew ${n3(rss)} MB/min over the second half of the load (limit ${t.rssSlopeMbPerMin})`);
+    if (Number.isFinite(fds) && fds > t.fdSlopePerMin) out.push(`${f.name}: open descriptors grew ${n3(fds)}/min over the second half of the load (limit ${t.fdSlopePerMin})`);
+  }
+  if (!settle.ok) {
+    const left = Object.entries(settle.last)
+      .filter(([, v]) => v.inFlight !== 0 || v.queued !== 0)
+      .map(([k, v]) => `${k} ${v.inFlight} in flight, ${v.queued} queued`);
+    out.push(`running/queued not back to 0 within ${t.settleMs} ms after the load: ${left.join('; ')}`);
+  }
+  if (unfinished > 0) out.push(`${unfinished} calls had not ended when the generators' drain ran out`);
+  return out;
+}
+
+/** Calls ended by target, kind and outcome, and their total. */
+export function callTable(counts: Record<string, Counts>): { lines: string[]; total: number } {
+  const lines: string[] = [];
+  let total = 0;
+  for (const [target, byKind] of Object.entries(counts)) {
+    for (const [kind, byOutcome] of Object.entries(byKind).sort()) {
+      const n = Object.values(byOutcome).reduce((a, b) => a + b, 0);
+      total += n;
+      const outcomes = Object.entries(byOutcome)
+        .sort((a, b) => b[1] - a[1])
+        .map(([o, k]) => `${o} ${int(k)}`)
+        .join(', ');
+      lines.push(`  ${target.padEnd(8)} ${kind.padEnd(17)} ${int(n).padStart(10)}   ${outcomes}`);
+    }
+  }
+  return { lines, total };
+}
+
+const signed = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)}` : '–');
+
+/** The process table of the summary. */
+export function processTable(figs: ProcessFigures[], t: Thresholds): string[] {
+  const mark = (f: ProcessFigures, v: number, limit: number) => (f.judged ? (Number.isFinite(v) && v <= limit ? ' ✓' : ' ✗') : '');
+  const head = ['process', 'RSS MB start→end (after)', 'MB/min', 'fds start→end (after)', 'fds/min', 'threads', 'max queued', 'max in flight'];
+  const rows = figs.map((f) => [
+    f.judged ? f.name : `${f.name} (shown only)`,
+    `${n3(f.rssMb.start)} → ${n3(f.rssMb.end)} (${n3(f.rssMb.after)})`,
+    signed(f.rssMb.slopePerMin) + mark(f, f.rssMb.slopePerMin, t.rssSlopeMbPerMin),
+    `${f.fds.start} → ${f.fds.end} (${f.fds.after})`,
+    signed(f.fds.slopePerMin) + mark(f, f.fds.slopePerMin, t.fdSlopePerMin),
+    `${f.threads.start} → ${f.threads.end}`,
+    f.maxQueued === undefined ? '' : String(f.maxQueued),
+    f.maxInFlight === undefined ? '' : String(f.maxInFlight),
+  ]);
+  const widths = head.map((_, i) => Math.max(head[i].length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows].map((r) => '  ' + r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+}
