@@ -13,10 +13,14 @@ import type { Counts, FromSoakGenerator, GeneratorBrief, ToSoakGenerator } from 
 const PROGRESS_EVERY_MS = 1_000;
 /** Bulk calls before `ready`, so every channel is connected. */
 const WARM_CALLS = 20;
+/** Distinct status details kept per kind and outcome. */
+const KEPT_DETAILS = 3;
 
 /** The lanes of one generator and what their calls did. */
 class Lanes {
   readonly counts: Counts = {};
+  /** Status details of failed calls: the first few distinct ones of each kind and outcome. */
+  readonly details: Record<string, string[]> = {};
   started = 0;
   ended = 0;
   stopping = false;
@@ -28,12 +32,15 @@ class Lanes {
   readonly start = (kind: string) => {
     this.started++;
     let open = true;
-    return (outcome: string) => {
+    return (outcome: string, details?: string) => {
       if (!open) return;
       open = false;
       this.ended++;
       const byOutcome = (this.counts[kind] ??= {});
       byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1;
+      if (details === undefined || outcome === 'OK') return;
+      const kept = (this.details[`${kind} ${outcome}`] ??= []);
+      if (kept.length < KEPT_DETAILS && !kept.includes(details)) kept.push(details);
     };
   };
 
@@ -97,7 +104,7 @@ async function main(): Promise<void> {
   lanes.run(streamStep(clients, 'server'), m.streamServer);
   lanes.run(streamStep(clients, 'client'), m.streamClient);
   lanes.run(streamStep(clients, 'bidi'), m.streamBidi);
-  lanes.run(cancelStep(clients), m.cancel);
+  lanes.run(cancelStep(clients), m.cancel, m.cancelEveryMs);
   lanes.run(sessionStep(clients, 'commit'), m.sessionCommit);
   lanes.run(sessionStep(clients, 'abandon'), m.sessionAbandon);
   lanes.run(episodeStep(clients, m.episodeQueued), m.episodeQueued > 0 ? 1 : 0, m.episodeEveryMs);
@@ -109,7 +116,7 @@ async function main(): Promise<void> {
   clearTimeout(timer);
   await lanes.stop(brief.drainMs);
   clearInterval(progress);
-  await send({ type: 'result', counts: lanes.counts, unfinished: lanes.started - lanes.ended, stoppedBy });
+  await send({ type: 'result', counts: lanes.counts, details: lanes.details, unfinished: lanes.started - lanes.ended, stoppedBy });
   await Promise.race([clients.close(), new Promise((r) => setTimeout(r, 1_000))]);
   process.exit(0);
 }

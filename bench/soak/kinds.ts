@@ -3,6 +3,12 @@
  * calls; an episode: a node's worth of held slots and the calls that wait behind them),
  * records how each ended, then says it is done. The bulk kinds (plain and following unary
  * calls) come from the bench's callers (`bench/load/callers.ts`).
+ *
+ * Every call a client cancels, or whose deadline passes, sends an RST_STREAM, and a Node HTTP/2
+ * server (nghttp2's rapid-reset guard, CVE-2023-44487) allows a connection 1,000 of them plus
+ * 33 a second: past that it closes the connection with GOAWAY(INTERNAL_ERROR) and every call
+ * on it fails INTERNAL. grpc-js clients of one target share one connection, so the cancelling
+ * kinds are paced to stay well under that (see `MIX` in run.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { bankProto } from '../../examples/bank';
@@ -13,8 +19,10 @@ import { makeCaller, type Caller } from '../load/callers';
 import type { LoadConfig } from '../load/protocol';
 import type { SoakTarget } from './protocol';
 
+/** Records how a call ended: `OK` or a gRPC status name, and the status details. */
+export type End = (outcome: string, details?: string) => void;
 /** Starts counting one call of `kind`; the function it returns records its outcome, once. */
-export type StartCall = (kind: string) => (outcome: string) => void;
+export type StartCall = (kind: string) => End;
 /** One turn of a lane: its calls, each started with `start`, then `done()`. */
 export type Step = (start: StartCall, done: () => void) => void;
 
@@ -27,22 +35,27 @@ const CANCEL_QUEUED_AFTER_MS = 100;
 /** How long an episode waits for every hold to be accepted, ms; past it, it goes on with those it has. */
 const HOLD_ACCEPT_MS = 3_000;
 
-const outcomeOf = (err: grpc.ServiceError | null | undefined): string => (err ? (grpc.status[err.code] ?? `code ${err.code}`) : 'OK');
 const noop = () => {};
 
+/** Records a call's end from its error or status (none: OK). */
+function report(end: End, s: { code: number; details?: string } | null | undefined): void {
+  if (!s || s.code === grpc.status.OK) end('OK');
+  else end(grpc.status[s.code] ?? `code ${s.code}`, s.details);
+}
+
 /** The outcome of a streaming call: its final status, once it comes. */
-function onStatus(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>, end: (o: string) => void): void {
+function onStatus(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>, end: End): void {
   call.on('error', noop); // the status below says the same
-  call.on('status', (s: grpc.StatusObject) => end(s.code === grpc.status.OK ? 'OK' : (grpc.status[s.code] ?? `code ${s.code}`)));
+  call.on('status', (s: grpc.StatusObject) => report(end, s));
 }
 
 /** Every client a generator uses, made once, so no step opens a connection of its own. */
 export class SoakClients {
   readonly stubSecurities: BrokeredClient<SecuritiesClient>;
   readonly stubBanking: BrokeredClient<BankingClient>;
-  /** Plain clients per node, for the episodes' calls pinned to that node. */
-  readonly pinnedSecurities: SecuritiesClient[];
-  readonly pinnedBanking: BankingClient[];
+  /** Plain clients per node: for calls pinned to that node (episodes), and plain calls cancelled there. */
+  readonly nodeSecurities: SecuritiesClient[];
+  readonly nodeBanking: BankingClient[];
   private callers: Caller[] = [];
   plain!: Caller;
   follow!: Caller;
@@ -55,8 +68,8 @@ export class SoakClients {
     this.stubSecurities = createClient(bank.Securities, { endpoints: target.endpoints });
     this.stubBanking = createClient(bank.Banking, { endpoints: target.endpoints });
     const creds = grpc.credentials.createInsecure();
-    this.pinnedSecurities = target.endpoints.map((ep) => new bank.Securities(ep, creds));
-    this.pinnedBanking = target.endpoints.map((ep) => new bank.Banking(ep, creds));
+    this.nodeSecurities = target.endpoints.map((ep) => new bank.Securities(ep, creds));
+    this.nodeBanking = target.endpoints.map((ep) => new bank.Banking(ep, creds));
   }
 
   /** Makes the bulk callers: plain grpc-js round-robin over the nodes, and the stub. */
@@ -84,7 +97,7 @@ export class SoakClients {
   /** Closes every channel (the calls are over by then). */
   async close(): Promise<void> {
     await Promise.all(this.callers.map((c) => c.close()));
-    for (const c of [this.stubSecurities, this.stubBanking, ...this.pinnedSecurities, ...this.pinnedBanking]) c.close();
+    for (const c of [this.stubSecurities, this.stubBanking, ...this.nodeSecurities, ...this.nodeBanking]) c.close();
   }
 }
 
@@ -100,8 +113,8 @@ function pinned(): grpc.Metadata {
 export function bulkStep(kind: string, caller: () => Caller): Step {
   return (start, done) => {
     const end = start(kind);
-    caller().call((err) => {
-      end(err ?? 'OK');
+    caller().call((err, _node, details) => {
+      end(err ?? 'OK', details);
       done();
     });
   };
@@ -111,8 +124,8 @@ export function bulkStep(kind: string, caller: () => Caller): Step {
 export function streamStep(c: SoakClients, which: 'server' | 'client' | 'bidi'): Step {
   return (start, done) => {
     const end = start(`stream-${which}`);
-    const finish = (o: string) => {
-      end(o);
+    const finish: End = (o, details) => {
+      end(o, details);
       done();
     };
     if (which === 'server') {
@@ -120,7 +133,7 @@ export function streamStep(c: SoakClients, which: 'server' | 'client' | 'bidi'):
       s.on('data', noop);
       onStatus(s, finish);
     } else if (which === 'client') {
-      const w = c.stubBanking.DepositBatch(c.deadline(), (err) => finish(outcomeOf(err)));
+      const w = c.stubBanking.DepositBatch(c.deadline(), (err) => report(finish, err));
       for (let i = 0; i < STREAM_MESSAGES; i++) w.write({ accountId: 'soak', amountCents: 100 });
       w.end();
     } else {
@@ -134,21 +147,26 @@ export function streamStep(c: SoakClients, which: 'server' | 'client' | 'bidi'):
 }
 
 /**
- * A call cancelled by the client, four ways in turn: a unary call on the next turn (it may
- * have ended: then OK), a server stream after its first message, a bidi stream after its
- * first fill, a client stream before its end (its handler is running, waiting for 'end').
+ * A call cancelled by the client, five ways in turn: a unary call through the stub on the next
+ * turn (it may have ended: then OK), a server stream after its first message, a bidi stream
+ * after its first fill, a client stream before its end (its handler is running, waiting for
+ * 'end'), and a plain client's unary call on the next turn (in the cluster a loaded node may
+ * be relaying it: the forwarder passes the cancel on).
  */
 export function cancelStep(c: SoakClients): Step {
   let turn = 0;
   return (start, done) => {
     const end = start('cancel');
-    const finish = (o: string) => {
-      end(o);
+    const finish: End = (o, details) => {
+      end(o, details);
       done();
     };
-    const way = turn++ % 4;
-    if (way === 0) {
-      const call = c.stubSecurities.GetQuote({ symbol: 'ACME' }, c.deadline(), (err) => finish(outcomeOf(err)));
+    const way = turn++ % 5;
+    if (way === 4) {
+      const call = c.nodeSecurities[turn % c.nodeSecurities.length].GetQuote({ symbol: 'ACME' }, c.deadline(), (err) => report(finish, err));
+      setImmediate(() => call.cancel());
+    } else if (way === 0) {
+      const call = c.stubSecurities.GetQuote({ symbol: 'ACME' }, c.deadline(), (err) => report(finish, err));
       setImmediate(() => call.cancel());
     } else if (way === 1) {
       const s = c.stubSecurities.WatchQuotes({ symbols: ['ACME'], count: 10_000 }, c.deadline());
@@ -160,7 +178,7 @@ export function cancelStep(c: SoakClients): Step {
       onStatus(t, finish);
       for (let i = 0; i < STREAM_MESSAGES; i++) t.write({ orderId: `c${i}`, symbol: 'ACME', quantity: 1 });
     } else {
-      const w = c.stubBanking.DepositBatch(c.deadline(), (err) => finish(outcomeOf(err)));
+      const w = c.stubBanking.DepositBatch(c.deadline(), (err) => report(finish, err));
       w.write({ accountId: 'soak', amountCents: 100 });
       w.once('metadata', () => setImmediate(() => w.cancel()));
     }
@@ -180,7 +198,7 @@ export function sessionStep(c: SoakClients, how: 'commit' | 'abandon'): Step {
     const step = (call: (cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void, then: (res: unknown) => void) => {
       const end = start(kind);
       call((err, res) => {
-        end(outcomeOf(err));
+        report(end, err);
         if (err) done();
         else then(res);
       });
@@ -203,7 +221,7 @@ export function sessionStep(c: SoakClients, how: 'commit' | 'abandon'): Step {
  * An episode on one node (the next one each time): every slot is taken by a client-streaming
  * or bidi call pinned to it (handlers that wait for the client), then `queued` unary calls
  * pinned to it wait in its queue: half until their deadline passes there, half until they are
- * cancelled there. Then half the holds end normally and half are cancelled.
+ * cancelled there. Then three holds in four end normally and the others are cancelled.
  */
 export function episodeStep(c: SoakClients, queued: number): Step {
   let nodeIndex = 0;
@@ -215,8 +233,8 @@ export function episodeStep(c: SoakClients, queued: number): Step {
     let allAccepted!: () => void;
     const accepting = new Promise<void>((r) => (allAccepted = r));
     const holdsEnded = new Promise<void>((resolve) => {
-      const ended = (end: (o: string) => void) => (o: string) => {
-        end(o);
+      const ended = (end: End): End => (o, details) => {
+        end(o, details);
         if (--holdsLeft === 0) resolve();
       };
       const onAccepted = () => {
@@ -227,12 +245,12 @@ export function episodeStep(c: SoakClients, queued: number): Step {
       for (let k = 0; k < c.target.capacity; k++) {
         const end = ended(start('hold'));
         if (k % 2 === 0) {
-          const w = c.pinnedBanking[i].DepositBatch(pinned(), holdOpts, (err) => end(outcomeOf(err)));
+          const w = c.nodeBanking[i].DepositBatch(pinned(), holdOpts, (err) => report(end, err));
           w.once('metadata', onAccepted);
           w.write({ accountId: 'soak-hold', amountCents: 1 });
           holds.push({ release: (cancel) => (cancel ? w.cancel() : w.end()) });
         } else {
-          const t = c.pinnedSecurities[i].Trade(pinned(), holdOpts);
+          const t = c.nodeSecurities[i].Trade(pinned(), holdOpts);
           t.once('metadata', onAccepted);
           t.on('data', noop);
           onStatus(t, end);
@@ -251,8 +269,8 @@ export function episodeStep(c: SoakClients, queued: number): Step {
                 const expire = k % 2 === 0;
                 const end = start(expire ? 'expire-in-queue' : 'cancel-in-queue');
                 const opts = c.deadline(expire ? EXPIRE_DEADLINE_MS : c.deadlineMs);
-                const call = c.pinnedSecurities[i].GetQuote({ symbol: 'ACME' }, pinned(), opts, (err) => {
-                  end(outcomeOf(err));
+                const call = c.nodeSecurities[i].GetQuote({ symbol: 'ACME' }, pinned(), opts, (err) => {
+                  report(end, err);
                   resolve();
                 });
                 if (!expire) setTimeout(() => call.cancel(), CANCEL_QUEUED_AFTER_MS);
@@ -261,7 +279,8 @@ export function episodeStep(c: SoakClients, queued: number): Step {
         ),
       )
       .then(() => {
-        holds.forEach((h, k) => h.release(k % 4 >= 2));
+        // A quarter cancelled, of both kinds: cancels cost RST_STREAMs, which a server allows 33/s (kinds.ts, top).
+        holds.forEach((h, k) => h.release(k % 8 >= 6));
         return holdsEnded;
       })
       .then(done);

@@ -21,6 +21,8 @@ export interface SoakMix {
   streamClient: number;
   streamBidi: number;
   cancel: number;
+  /** Pause between two calls of a cancel lane, ms. */
+  cancelEveryMs: number;
   sessionCommit: number;
   sessionAbandon: number;
   /** Pause between two queue episodes (hold every slot, let calls expire in the queue), ms. */
@@ -55,5 +57,5 @@ export type FromSoakGenerator =
   /** Calls ended so far (sent about every second). */
   | { type: 'progress'; calls: number }
   /** Sent once, after the drain: `unfinished` calls had not ended when it ran out. */
-  | { type: 'result'; counts: Counts; unfinished: number; stoppedBy: string }
+  | { type: 'result'; counts: Counts; details: Record<string, string[]>; unfinished: number; stoppedBy: string }
   | { type: 'failed'; message: string };

@@ -10,6 +10,7 @@ import { isRejected, loadSubject, openReport, type LoadReport } from '../../src/
 import { brokerProto } from '../../src/transport';
 import type { BrokerClient } from '../../src/generated/peerbroker/v1/Broker';
 import type { StatusResponse__Output } from '../../src/generated/peerbroker/v1/StatusResponse';
+import { cpuMs } from '../lib/proc';
 
 /** A process the soak watches; a broker also has its endpoint, cluster and node id. */
 export interface Watched {
@@ -25,6 +26,8 @@ export interface Sample {
   rssMb: number;
   fds: number;
   threads: number;
+  /** CPU used since the process started (all threads), ms. */
+  cpuMs: number;
   /** Broker only: calls running plus queued (`Status`), and queued (its latest report). */
   inFlight?: number;
   queued?: number;
@@ -33,14 +36,14 @@ export interface Sample {
 /** How long a `Status` call may take before the sample goes without it, ms. */
 const STATUS_DEADLINE_MS = 900;
 
-/** RSS (MB), open descriptors and threads of `pid`, read from /proc; NaN when it is gone. */
-export function readProc(pid: number): { rssMb: number; fds: number; threads: number } {
+/** RSS (MB), open descriptors, threads and CPU of `pid`, read from /proc; NaN when it is gone. */
+export function readProc(pid: number): Omit<Sample, 't'> {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-    return { rssMb: field('VmRSS') / 1024, fds: fs.readdirSync(`/proc/${pid}/fd`).length, threads: field('Threads') };
+    return { rssMb: field('VmRSS') / 1024, fds: fs.readdirSync(`/proc/${pid}/fd`).length, threads: field('Threads'), cpuMs: cpuMs(pid) };
   } catch {
-    return { rssMb: NaN, fds: NaN, threads: NaN };
+    return { rssMb: NaN, fds: NaN, threads: NaN, cpuMs: NaN };
   }
 }
 

@@ -24,6 +24,8 @@ export interface ProcessFigures {
   rssMb: { start: number; end: number; after: number; slopePerMin: number };
   fds: { start: number; end: number; after: number; slopePerMin: number };
   threads: { start: number; end: number };
+  /** CPU used during the load, in cores (CPU seconds per second). */
+  cores: number;
   /** Brokers: most calls queued (reports) and in flight (`Status`) during the load. */
   maxQueued?: number;
   maxInFlight?: number;
@@ -60,6 +62,7 @@ export function figuresOf(name: string, samples: Sample[], loadStartMs: number, 
     rssMb: { start: start.rssMb, end: end.rssMb, after: after.rssMb, slopePerMin: slopePerMin(samples, (s) => s.rssMb, mid, loadEndMs) },
     fds: { start: start.fds, end: end.fds, after: after.fds, slopePerMin: slopePerMin(samples, (s) => s.fds, mid, loadEndMs) },
     threads: { start: start.threads, end: end.threads },
+    cores: (end.cpuMs - start.cpuMs) / (end.t - start.t),
     maxQueued,
     maxInFlight: inFlight.length ? Math.max(...inFlight) : undefined,
   };
@@ -73,9 +76,35 @@ export interface Settle {
   last: Record<string, { inFlight: number; queued: number }>;
 }
 
+/**
+ * How each kind's calls may end. A call held in a node's queue may still run when the episode
+ * could not take every slot in time (then `OK`); anything else is a failure of the soak.
+ */
+const EXPECTED: Record<string, readonly string[]> = {
+  cancel: ['CANCELLED', 'OK'],
+  'cancel-in-queue': ['CANCELLED', 'OK'],
+  'expire-in-queue': ['DEADLINE_EXCEEDED', 'OK'],
+  hold: ['OK', 'CANCELLED'],
+};
+
+/** Calls that ended in a way their kind should not, by target, kind and outcome, with status details. */
+export function unexpected(counts: Record<string, Counts>, details: Record<string, Record<string, string[]>>): string[] {
+  const out: string[] = [];
+  for (const [target, byKind] of Object.entries(counts)) {
+    for (const [kind, byOutcome] of Object.entries(byKind)) {
+      for (const [outcome, n] of Object.entries(byOutcome)) {
+        if ((EXPECTED[kind] ?? ['OK']).includes(outcome)) continue;
+        const why = details[target]?.[`${kind} ${outcome}`] ?? [];
+        out.push(`${target} ${kind}: ${int(n)} ended ${outcome}${why.length ? ` (${why.map((d) => `'${d}'`).join(', ')})` : ''}`);
+      }
+    }
+  }
+  return out;
+}
+
 /** Every reason to fail; empty when the soak passes. */
-export function failures(figs: ProcessFigures[], settle: Settle, t: Thresholds, unfinished: number, generatorErrors: string[]): string[] {
-  const out: string[] = [...generatorErrors];
+export function failures(figs: ProcessFigures[], settle: Settle, t: Thresholds, unfinished: number, problems: string[]): string[] {
+  const out: string[] = [...problems];
   for (const f of figs.filter((x) => x.judged)) {
     const rss = f.rssMb.slopePerMin;
     const fds = f.fds.slopePerMin;
@@ -116,7 +145,7 @@ const signed = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toF
 /** The process table of the summary. */
 export function processTable(figs: ProcessFigures[], t: Thresholds): string[] {
   const mark = (f: ProcessFigures, v: number, limit: number) => (f.judged ? (Number.isFinite(v) && v <= limit ? ' ✓' : ' ✗') : '');
-  const head = ['process', 'RSS MB start→end (after)', 'MB/min', 'fds start→end (after)', 'fds/min', 'threads', 'max queued', 'max in flight'];
+  const head = ['process', 'RSS MB start→end (after)', 'MB/min', 'fds start→end (after)', 'fds/min', 'threads', 'cores', 'max queued', 'max in flight'];
   const rows = figs.map((f) => [
     f.judged ? f.name : `${f.name} (shown only)`,
     `${n3(f.rssMb.start)} → ${n3(f.rssMb.end)} (${n3(f.rssMb.after)})`,
@@ -124,6 +153,7 @@ export function processTable(figs: ProcessFigures[], t: Thresholds): string[] {
     `${f.fds.start} → ${f.fds.end} (${f.fds.after})`,
     signed(f.fds.slopePerMin) + mark(f, f.fds.slopePerMin, t.fdSlopePerMin),
     `${f.threads.start} → ${f.threads.end}`,
+    f.cores.toFixed(2),
     f.maxQueued === undefined ? '' : String(f.maxQueued),
     f.maxInFlight === undefined ? '' : String(f.maxInFlight),
   ]);
