@@ -16,7 +16,7 @@ import { NatsServer, natsServerBinary } from '../lib/nats';
 import { BANK_MODULE, startBroker, startBrokerCluster, stopNodes, type Node } from '../lib/nodes';
 import { forkModule, killAllNow, loadAverage, sleep, stopChild, type Child } from '../lib/proc';
 import type { Counts, FromSoakGenerator, GeneratorBrief, SoakMix, ToSoakGenerator } from './protocol';
-import { Sampler, type Watched } from './sampler';
+import { GC_TRACE_ARGS, Sampler, type Watched } from './sampler';
 import { callTable, failures, figuresOf, processTable, unexpected, type Settle, type Thresholds } from './verdict';
 
 const GENERATOR = path.join(__dirname, 'generator.js');
@@ -36,7 +36,7 @@ const READY_TIMEOUT_MS = 60_000;
 const WATCHDOG_SLACK_MS = 3 * 60_000;
 
 /** What fails the run; chosen from clean runs (bench/README.md, "Soak"). */
-const THRESHOLDS: Thresholds = { rssSlopeMbPerMin: 6, fdSlopePerMin: 2, settleMs: 5_000 };
+const THRESHOLDS: Thresholds = { rssSlopeMbPerMin: 15, heapSlopeMbPerMin: 1, fdSlopePerMin: 2, settleMs: 5_000, minSlopeWindowMs: 60_000 };
 
 /**
  * Calls in flight per kind, for each target: the bulk carries the volume, the rest run beside
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   let sampler: Sampler | undefined;
   try {
     nats = await NatsServer.start('soak');
-    const base = { nats: [nats.url], capacity: CAPACITY, workMs: 0, module: BANK_MODULE };
+    const base = { nats: [nats.url], capacity: CAPACITY, workMs: 0, module: BANK_MODULE, nodeArgs: GC_TRACE_ARGS };
     const solo = await startBroker({ ...base, id: 's1', cluster: 'soak-solo', extraArgs: ['--config', config] });
     nodes.push(solo);
     const cluster = await startBrokerCluster(3, { ...base, cluster: 'soak', extraArgs: ['--config', config, '--forward-legacy'] });
@@ -179,8 +179,8 @@ async function main(): Promise<void> {
     await Promise.all(gens.map((g) => g.ready));
 
     const watched: Watched[] = [
-      { name: 'solo/s1', pid: solo.child.pid, broker: { endpoint: solo.endpoint, cluster: 'soak-solo', nodeId: 's1' } },
-      ...cluster.map((n) => ({ name: `cluster/${n.id}`, pid: n.child.pid, broker: { endpoint: n.endpoint, cluster: 'soak', nodeId: n.id } })),
+      { name: 'solo/s1', pid: solo.child.pid, broker: { endpoint: solo.endpoint, cluster: 'soak-solo', nodeId: 's1', child: solo.child } },
+      ...cluster.map((n) => ({ name: `cluster/${n.id}`, pid: n.child.pid, broker: { endpoint: n.endpoint, cluster: 'soak', nodeId: n.id, child: n.child } })),
       { name: 'nats-server', pid: nats.pid },
       ...gens.map((g) => ({ name: `generator/${g.name}`, pid: g.child.pid })),
     ];
@@ -219,11 +219,14 @@ async function main(): Promise<void> {
 
     const counts: Record<string, Counts> = Object.fromEntries(gens.map((g) => [g.name, g.result?.counts ?? {}]));
     const { lines, total: calls } = callTable(counts);
-    const figs = watched.map((w) => figuresOf(w.name, sampler!.samples[w.name], loadStartMs, stopMs, !!w.broker, w.broker ? sampler!.maxQueued[w.name] : undefined));
+    const figs = watched.map((w) =>
+      figuresOf(w.name, sampler!.samples[w.name], loadStartMs, stopMs, w.broker && { heap: sampler!.heap[w.name], maxQueued: sampler!.maxQueued[w.name] ?? 0 }),
+    );
     const unfinished = gens.reduce((a, g) => a + (g.result?.unfinished ?? 0), 0);
     const generatorErrors = gens.filter((g) => g.error || !g.result).map((g) => g.error ?? `generator ${g.name} sent no result within the drain`);
     const details = Object.fromEntries(gens.map((g) => [g.name, g.result?.details ?? {}]));
-    const fails = failures(figs, settled, THRESHOLDS, unfinished, [...generatorErrors, ...unexpected(counts, details)]);
+    const fails = failures(figs, settled, THRESHOLDS, unfinished, [...generatorErrors, ...unexpected(counts, details)], (stopMs - loadStartMs) / 2);
+    const slopesJudged = (stopMs - loadStartMs) / 2 >= THRESHOLDS.minSlopeWindowMs;
     const loadS = (stopMs - loadStartMs) / 1000;
     const text = [
       `soak: ${calls.toLocaleString('en-US')} calls in ${loadS.toFixed(0)} s of load (${Math.round(calls / loadS).toLocaleString('en-US')}/s); ` +
@@ -231,7 +234,8 @@ async function main(): Promise<void> {
         `whole run ${((performance.now() - t0) / 1000).toFixed(0)} s; load average at the start ${loadAvg.join(' ')}`,
       'calls by target, kind and outcome:',
       ...lines,
-      `processes (slopes: least squares over the second half of the load; limits ${THRESHOLDS.rssSlopeMbPerMin} MB/min, ${THRESHOLDS.fdSlopePerMin} fds/min):`,
+      `processes (slopes: least squares over the second half of the load; limits: RSS ${THRESHOLDS.rssSlopeMbPerMin} MB/min, heap after full GC ${THRESHOLDS.heapSlopeMbPerMin} MB/min, ${THRESHOLDS.fdSlopePerMin} fds/min` +
+        (slopesJudged ? '):' : `; not judged: a second half under ${THRESHOLDS.minSlopeWindowMs / 1000} s is warm-up):`),
       ...processTable(figs, THRESHOLDS),
       'broker counters (Status): ' + Object.entries(statuses).map(([b, s]) => `${b} run ${s.run}, redirected ${s.redirected}, rejected ${s.rejected}`).join('; '),
       fails.length ? `FAIL:\n${fails.map((f) => `  - ${f}`).join('\n')}` : 'PASS',
@@ -261,6 +265,7 @@ async function main(): Promise<void> {
       brokerCounters: statuses,
       failures: fails,
       samples: sampler.samples,
+      heapAfterFullGc: sampler.heap,
     };
     fs.writeFileSync(file, JSON.stringify(json, null, 1));
     process.stdout.write(`summary written to ${file}\n`);

@@ -1,7 +1,8 @@
 /**
  * What the soak watches, about every second: each process's RSS, open file descriptors and
  * threads from /proc, and each broker's own view over gRPC (`Status`: calls running and
- * queued) and over NATS (its load reports: calls queued).
+ * queued) and over NATS (its load reports: calls queued). Brokers run with `--trace-gc`
+ * (`GC_TRACE_ARGS`): the heap each full GC leaves is what their JS really holds.
  */
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -10,13 +11,24 @@ import { isRejected, loadSubject, openReport, type LoadReport } from '../../src/
 import { brokerProto } from '../../src/transport';
 import type { BrokerClient } from '../../src/generated/peerbroker/v1/Broker';
 import type { StatusResponse__Output } from '../../src/generated/peerbroker/v1/StatusResponse';
-import { cpuMs } from '../lib/proc';
+import { cpuMs, onLine, type Child } from '../lib/proc';
 
-/** A process the soak watches; a broker also has its endpoint, cluster and node id. */
+/** A process the soak watches; a broker also has its endpoint, cluster, node id and process. */
 export interface Watched {
   name: string;
   pid: number;
-  broker?: { endpoint: string; cluster: string; nodeId: string };
+  broker?: { endpoint: string; cluster: string; nodeId: string; child: Child };
+}
+
+/** Node flags of the brokers: one line per full GC (mark-compact), none per scavenge. */
+export const GC_TRACE_ARGS = ['--trace-gc', '--trace-gc-ignore-scavenger'];
+/** V8's line for a full GC: `Mark-Compact 64.1 (94.3) -> 18.2 (70.3) MB, ...` (heap used (committed) before -> after). */
+const FULL_GC = /: Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
+
+/** The heap a full GC left, MB, at `t` (ms since the sampler started). */
+export interface HeapPoint {
+  t: number;
+  heapMb: number;
 }
 
 /** One sample of one process; NaN where it could not be read. */
@@ -50,6 +62,9 @@ export function readProc(pid: number): Omit<Sample, 't'> {
 /** Samples every watched process on a timer and keeps every broker's latest load report. */
 export class Sampler {
   readonly samples: Record<string, Sample[]> = {};
+  /** Per broker: the heap left by each full GC. */
+  readonly heap: Record<string, HeapPoint[]> = {};
+  private readonly unsubscribe: Array<() => void> = [];
   /** Most calls queued any report of each broker said, since `resetMaxQueued()`. */
   readonly maxQueued: Record<string, number> = {};
   private readonly reports = new Map<string, LoadReport>();
@@ -78,6 +93,15 @@ export class Sampler {
       this.nc.subscribe(`${prefix}*`, { callback: (err, msg) => !err && this.onReport(cluster, msg.data) });
     }
     for (const w of this.watched) this.samples[w.name] = [];
+    for (const w of this.brokers) {
+      const points: HeapPoint[] = (this.heap[w.name] = []);
+      this.unsubscribe.push(
+        onLine(w.broker.child, (line) => {
+          const m = FULL_GC.exec(line);
+          if (m) points.push({ t: this.now(), heapMb: Number(m[1]) });
+        }),
+      );
+    }
     const tick = () =>
       void this.sampleAll().finally(() => {
         if (!this.stopped) this.timer = setTimeout(tick, everyMs);
@@ -137,6 +161,7 @@ export class Sampler {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const off of this.unsubscribe) off();
     for (const c of this.clients.values()) c.close();
     await this.nc?.close();
   }

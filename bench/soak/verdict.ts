@@ -4,16 +4,20 @@
  */
 import { int, n3 } from '../lib/format';
 import type { Counts } from './protocol';
-import type { Sample } from './sampler';
+import type { HeapPoint, Sample } from './sampler';
 
 /** What makes the soak fail (see bench/README.md, "Soak", for how these were chosen). */
 export interface Thresholds {
   /** Most RSS growth of a broker over the second half of the load, MB per minute. */
   rssSlopeMbPerMin: number;
+  /** Most growth of the heap a broker's full GCs leave, over the second half of the load, MB per minute. */
+  heapSlopeMbPerMin: number;
   /** Most growth of a broker's open descriptors over the second half of the load, per minute. */
   fdSlopePerMin: number;
   /** Longest time after the load for every broker to say 0 running and 0 queued, ms. */
   settleMs: number;
+  /** Shortest second half of the load whose slopes are judged, ms: a shorter one is warm-up (shown, not judged). */
+  minSlopeWindowMs: number;
 }
 
 /** One process's figures over the run. */
@@ -24,6 +28,8 @@ export interface ProcessFigures {
   rssMb: { start: number; end: number; after: number; slopePerMin: number };
   fds: { start: number; end: number; after: number; slopePerMin: number };
   threads: { start: number; end: number };
+  /** Brokers: the heap left by the first and last full GC of the load, its slope, and how many full GCs ran. */
+  heapMb?: { start: number; end: number; slopePerMin: number; fullGcs: number };
   /** CPU used during the load, in cores (CPU seconds per second). */
   cores: number;
   /** Brokers: most calls queued (reports) and in flight (`Status`) during the load. */
@@ -32,7 +38,7 @@ export interface ProcessFigures {
 }
 
 /** Slope of `y` over time (per minute) by least squares, on the samples from `fromMs` to `toMs`. */
-export function slopePerMin(samples: Sample[], y: (s: Sample) => number, fromMs: number, toMs: number): number {
+export function slopePerMin<T extends { t: number }>(samples: T[], y: (s: T) => number, fromMs: number, toMs: number): number {
   const pts = samples.filter((s) => s.t >= fromMs && s.t <= toMs && Number.isFinite(y(s))).map((s) => [s.t / 60_000, y(s)] as const);
   if (pts.length < 3) return NaN;
   const mx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
@@ -47,7 +53,13 @@ export function slopePerMin(samples: Sample[], y: (s: Sample) => number, fromMs:
 }
 
 /** The figures of one process from its samples; the load ran from `loadStartMs` to `loadEndMs`. */
-export function figuresOf(name: string, samples: Sample[], loadStartMs: number, loadEndMs: number, judged: boolean, maxQueued?: number): ProcessFigures {
+export function figuresOf(
+  name: string,
+  samples: Sample[],
+  loadStartMs: number,
+  loadEndMs: number,
+  broker?: { heap: HeapPoint[]; maxQueued: number },
+): ProcessFigures {
   const at = (t: number) => samples.find((s) => s.t >= t) ?? samples[samples.length - 1];
   const before = (t: number) => [...samples].reverse().find((s) => s.t <= t) ?? samples[0];
   const start = at(loadStartMs);
@@ -56,14 +68,21 @@ export function figuresOf(name: string, samples: Sample[], loadStartMs: number, 
   const mid = (loadStartMs + loadEndMs) / 2;
   const during = samples.filter((s) => s.t >= loadStartMs && s.t <= loadEndMs);
   const inFlight = during.map((s) => s.inFlight ?? NaN).filter(Number.isFinite);
+  const gcs = broker?.heap.filter((p) => p.t >= loadStartMs && p.t <= loadEndMs) ?? [];
   return {
     name,
-    judged,
+    judged: !!broker,
     rssMb: { start: start.rssMb, end: end.rssMb, after: after.rssMb, slopePerMin: slopePerMin(samples, (s) => s.rssMb, mid, loadEndMs) },
     fds: { start: start.fds, end: end.fds, after: after.fds, slopePerMin: slopePerMin(samples, (s) => s.fds, mid, loadEndMs) },
     threads: { start: start.threads, end: end.threads },
+    heapMb: broker && {
+      start: gcs[0]?.heapMb ?? NaN,
+      end: gcs.at(-1)?.heapMb ?? NaN,
+      slopePerMin: slopePerMin(gcs, (p) => p.heapMb, mid, loadEndMs),
+      fullGcs: gcs.length,
+    },
     cores: (end.cpuMs - start.cpuMs) / (end.t - start.t),
-    maxQueued,
+    maxQueued: broker?.maxQueued,
     maxInFlight: inFlight.length ? Math.max(...inFlight) : undefined,
   };
 }
@@ -103,13 +122,16 @@ export function unexpected(counts: Record<string, Counts>, details: Record<strin
 }
 
 /** Every reason to fail; empty when the soak passes. */
-export function failures(figs: ProcessFigures[], settle: Settle, t: Thresholds, unfinished: number, problems: string[]): string[] {
+export function failures(figs: ProcessFigures[], settle: Settle, t: Thresholds, unfinished: number, problems: string[], windowMs: number): string[] {
   const out: string[] = [...problems];
-  for (const f of figs.filter((x) => x.judged)) {
+  for (const f of windowMs >= t.minSlopeWindowMs ? figs.filter((x) => x.judged) : []) {
     const rss = f.rssMb.slopePerMin;
     const fds = f.fds.slopePerMin;
     if (!Number.isFinite(rss)) out.push(`${f.name}: too few RSS samples over the second half of the load for a slope`);
     else if (rss > t.rssSlopeMbPerMin) out.push(`${f.name}: RSS grew ${n3(rss)} MB/min over the second half of the load (limit ${t.rssSlopeMbPerMin})`);
+    const heap = f.heapMb?.slopePerMin ?? NaN;
+    if (!Number.isFinite(heap)) out.push(`${f.name}: too few full GCs over the second half of the load for a heap slope`);
+    else if (heap > t.heapSlopeMbPerMin) out.push(`${f.name}: the heap left by full GCs grew ${n3(heap)} MB/min over the second half of the load (limit ${t.heapSlopeMbPerMin})`);
     if (Number.isFinite(fds) && fds > t.fdSlopePerMin) out.push(`${f.name}: open descriptors grew ${n3(fds)}/min over the second half of the load (limit ${t.fdSlopePerMin})`);
   }
   if (!settle.ok) {
@@ -145,11 +167,13 @@ const signed = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toF
 /** The process table of the summary. */
 export function processTable(figs: ProcessFigures[], t: Thresholds): string[] {
   const mark = (f: ProcessFigures, v: number, limit: number) => (f.judged ? (Number.isFinite(v) && v <= limit ? ' ✓' : ' ✗') : '');
-  const head = ['process', 'RSS MB start→end (after)', 'MB/min', 'fds start→end (after)', 'fds/min', 'threads', 'cores', 'max queued', 'max in flight'];
+  const head = ['process', 'RSS MB start→end (after)', 'MB/min', 'heap after GC MB', 'MB/min', 'fds start→end (after)', 'fds/min', 'threads', 'cores', 'max queued', 'max in flight'];
   const rows = figs.map((f) => [
     f.judged ? f.name : `${f.name} (shown only)`,
     `${n3(f.rssMb.start)} → ${n3(f.rssMb.end)} (${n3(f.rssMb.after)})`,
     signed(f.rssMb.slopePerMin) + mark(f, f.rssMb.slopePerMin, t.rssSlopeMbPerMin),
+    f.heapMb ? `${n3(f.heapMb.start)} → ${n3(f.heapMb.end)} (${f.heapMb.fullGcs} GCs)` : '',
+    f.heapMb ? signed(f.heapMb.slopePerMin) + mark(f, f.heapMb.slopePerMin, t.heapSlopeMbPerMin) : '',
     `${f.fds.start} → ${f.fds.end} (${f.fds.after})`,
     signed(f.fds.slopePerMin) + mark(f, f.fds.slopePerMin, t.fdSlopePerMin),
     `${f.threads.start} → ${f.threads.end}`,
