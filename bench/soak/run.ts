@@ -236,7 +236,7 @@ async function main(): Promise<void> {
       ...lines,
       `processes (slopes: least squares over the second half of the load; limits: RSS ${THRESHOLDS.rssSlopeMbPerMin} MB/min, heap after full GC ${THRESHOLDS.heapSlopeMbPerMin} MB/min, ${THRESHOLDS.fdSlopePerMin} fds/min` +
         (slopesJudged ? '):' : `; not judged: a second half under ${THRESHOLDS.minSlopeWindowMs / 1000} s is warm-up):`),
-      ...processTable(figs, THRESHOLDS),
+      ...processTable(figs, THRESHOLDS, slopesJudged),
       'broker counters (Status): ' + Object.entries(statuses).map(([b, s]) => `${b} run ${s.run}, redirected ${s.redirected}, rejected ${s.rejected}`).join('; '),
       fails.length ? `FAIL:\n${fails.map((f) => `  - ${f}`).join('\n')}` : 'PASS',
     ].join('\n');

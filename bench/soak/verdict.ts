@@ -165,8 +165,8 @@ export function callTable(counts: Record<string, Counts>): { lines: string[]; to
 const signed = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)}` : '–');
 
 /** The process table of the summary. */
-export function processTable(figs: ProcessFigures[], t: Thresholds): string[] {
-  const mark = (f: ProcessFigures, v: number, limit: number) => (f.judged ? (Number.isFinite(v) && v <= limit ? ' ✓' : ' ✗') : '');
+export function processTable(figs: ProcessFigures[], t: Thresholds, judgeSlopes: boolean): string[] {
+  const mark = (f: ProcessFigures, v: number, limit: number) => (f.judged && judgeSlopes ? (Number.isFinite(v) && v <= limit ? ' ✓' : ' ✗') : '');
   const head = ['process', 'RSS MB start→end (after)', 'MB/min', 'heap after GC MB', 'MB/min', 'fds start→end (after)', 'fds/min', 'threads', 'cores', 'max queued', 'max in flight'];
   const rows = figs.map((f) => [
     f.judged ? f.name : `${f.name} (shown only)`,
