@@ -22,12 +22,17 @@ export interface Watched {
 
 /** Node flags of the brokers: one line per full GC (mark-compact), none per scavenge. */
 export const GC_TRACE_ARGS = ['--trace-gc', '--trace-gc-ignore-scavenger'];
-/** V8's line for a full GC: `Mark-Compact 64.1 (94.3) -> 18.2 (70.3) MB, ...` (heap used (committed) before -> after). */
-const FULL_GC = /: Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
+/**
+ * V8's line for a full GC: `[pid:0x2a4b7a0]  4554 ms: Mark-Compact 64.1 (94.3) -> 18.2 (70.3) MB, ...`
+ * (heap used (committed) before -> after). The address names the isolate: the main thread's,
+ * or a worker's (the reporter thread has its own heap).
+ */
+const FULL_GC = /^\[\d+:(0x[0-9a-f]+)\]\s+[\d.]+ ms: Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
 
-/** The heap a full GC left, MB, at `t` (ms since the sampler started). */
+/** The heap a full GC left in one isolate, MB, at `t` (ms since the sampler started). */
 export interface HeapPoint {
   t: number;
+  isolate: string;
   heapMb: number;
 }
 
@@ -62,7 +67,7 @@ export function readProc(pid: number): Omit<Sample, 't'> {
 /** Samples every watched process on a timer and keeps every broker's latest load report. */
 export class Sampler {
   readonly samples: Record<string, Sample[]> = {};
-  /** Per broker: the heap left by each full GC. */
+  /** Per broker: the heap left by each full GC, of every isolate. */
   readonly heap: Record<string, HeapPoint[]> = {};
   private readonly unsubscribe: Array<() => void> = [];
   /** Most calls queued any report of each broker said, since `resetMaxQueued()`. */
@@ -98,7 +103,7 @@ export class Sampler {
       this.unsubscribe.push(
         onLine(w.broker.child, (line) => {
           const m = FULL_GC.exec(line);
-          if (m) points.push({ t: this.now(), heapMb: Number(m[1]) });
+          if (m) points.push({ t: this.now(), isolate: m[1], heapMb: Number(m[2]) });
         }),
       );
     }

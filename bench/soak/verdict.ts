@@ -28,7 +28,10 @@ export interface ProcessFigures {
   rssMb: { start: number; end: number; after: number; slopePerMin: number };
   fds: { start: number; end: number; after: number; slopePerMin: number };
   threads: { start: number; end: number };
-  /** Brokers: the heap left by the first and last full GC of the load, its slope, and how many full GCs ran. */
+  /**
+   * Brokers, main thread (the isolate with the most full GCs; a worker's heap is apart): the heap
+   * left by the first and last full GC of the load, its Theil–Sen slope, and how many full GCs ran.
+   */
   heapMb?: { start: number; end: number; slopePerMin: number; fullGcs: number };
   /** CPU used during the load, in cores (CPU seconds per second). */
   cores: number;
@@ -52,6 +55,33 @@ export function slopePerMin<T extends { t: number }>(samples: T[], y: (s: T) => 
   return den > 0 ? num / den : NaN;
 }
 
+/**
+ * Theil–Sen slope of `y` over time (per minute): the median of the slopes between every two
+ * points from `fromMs` to `toMs`. Robust where a few points stray (a GC that ran while no
+ * call was in flight); for the sparse, irregular full-GC points.
+ */
+export function medianSlopePerMin<T extends { t: number }>(points: T[], y: (p: T) => number, fromMs: number, toMs: number): number {
+  const pts = points.filter((p) => p.t >= fromMs && p.t <= toMs && Number.isFinite(y(p)));
+  if (pts.length < 3) return NaN;
+  const slopes: number[] = [];
+  for (let i = 0; i < pts.length; i++) {
+    for (let j = i + 1; j < pts.length; j++) {
+      const dt = (pts[j].t - pts[i].t) / 60_000;
+      if (dt > 0) slopes.push((y(pts[j]) - y(pts[i])) / dt);
+    }
+  }
+  slopes.sort((a, b) => a - b);
+  const k = slopes.length >> 1;
+  return slopes.length % 2 ? slopes[k] : (slopes[k - 1] + slopes[k]) / 2;
+}
+
+/** The isolate with the most points: a broker's main thread (its reporter worker rarely runs a full GC). */
+function mainIsolate(points: HeapPoint[]): HeapPoint[] {
+  const by = new Map<string, HeapPoint[]>();
+  for (const p of points) by.set(p.isolate, [...(by.get(p.isolate) ?? []), p]);
+  return [...by.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+}
+
 /** The figures of one process from its samples; the load ran from `loadStartMs` to `loadEndMs`. */
 export function figuresOf(
   name: string,
@@ -68,7 +98,7 @@ export function figuresOf(
   const mid = (loadStartMs + loadEndMs) / 2;
   const during = samples.filter((s) => s.t >= loadStartMs && s.t <= loadEndMs);
   const inFlight = during.map((s) => s.inFlight ?? NaN).filter(Number.isFinite);
-  const gcs = broker?.heap.filter((p) => p.t >= loadStartMs && p.t <= loadEndMs) ?? [];
+  const gcs = mainIsolate(broker?.heap ?? []).filter((p) => p.t >= loadStartMs && p.t <= loadEndMs);
   return {
     name,
     judged: !!broker,
@@ -78,7 +108,7 @@ export function figuresOf(
     heapMb: broker && {
       start: gcs[0]?.heapMb ?? NaN,
       end: gcs.at(-1)?.heapMb ?? NaN,
-      slopePerMin: slopePerMin(gcs, (p) => p.heapMb, mid, loadEndMs),
+      slopePerMin: medianSlopePerMin(gcs, (p) => p.heapMb, mid, loadEndMs),
       fullGcs: gcs.length,
     },
     cores: (end.cpuMs - start.cpuMs) / (end.t - start.t),
