@@ -1,9 +1,10 @@
 /**
  * `npm run soak`: one broker alone and a 3-node cluster (CLI processes, a real nats-server,
  * 127.0.0.1) under a mix of every kind of call until `--calls` ended (or `--seconds` passed),
- * sampling each broker's RSS, descriptors and running/queued every second. Fails (exit 1,
- * saying why) when RSS or descriptors grow past their slope over the second half of the load,
- * or when running/queued do not come back to 0 soon after it. Writes the summary as JSON.
+ * sampling each broker's RSS, heap after full GCs, descriptors and running/queued every second.
+ * Fails (exit 1, saying why) when RSS, heap or descriptors grow past their slope over the second
+ * half of the load, when running/queued do not come back to 0 soon after it, or when calls end
+ * in a way their kind may not. Prints a summary and writes it as JSON.
  *
  *   npm run soak                      # 1,000,000 calls (see bench/README.md, "Soak", for the time)
  *   npm run soak -- --seconds 30      # a quick run: 30 s of load, whatever the count
@@ -14,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { NatsServer, natsServerBinary } from '../lib/nats';
 import { BANK_MODULE, startBroker, startBrokerCluster, stopNodes, type Node } from '../lib/nodes';
-import { forkModule, killAllNow, loadAverage, sleep, stopChild, type Child } from '../lib/proc';
+import { forkModule, killAllNow, loadAverage as loadAverageNow, sleep, stopChild, type Child } from '../lib/proc';
 import type { Counts, FromSoakGenerator, GeneratorBrief, SoakMix, ToSoakGenerator } from './protocol';
 import { GC_TRACE_ARGS, Sampler, type Watched } from './sampler';
 import { callTable, failures, figuresOf, processTable, unexpected, type Settle, type Thresholds } from './verdict';
@@ -32,6 +33,8 @@ const DEADLINE_MS = 10_000;
 const DRAIN_MS = 15_000;
 /** Time the generators get to connect and warm up, ms. */
 const READY_TIMEOUT_MS = 60_000;
+/** With `--seconds` alone, a bound on the calls all the same. */
+const MAX_CALLS_BY_TIME = 50_000_000;
 /** Start-up and tear-down on top of the load that the watchdog allows, ms. */
 const WATCHDOG_SLACK_MS = 3 * 60_000;
 
@@ -99,12 +102,19 @@ function forkGenerator(name: string, brief: GeneratorBrief): Gen {
     child.proc.on('message', (m: FromSoakGenerator) => m.type === 'ready' && (clearTimeout(timer), resolve()));
   });
   g.done = new Promise((resolve) => {
+    const end = (error?: string) => {
+      if (!g.result && !g.error && error) g.error = error;
+      resolve();
+    };
     child.proc.on('message', (m: FromSoakGenerator) => {
       if (m.type === 'progress') g.calls = m.calls;
-      else if (m.type === 'result') (g.result = m), resolve();
-      else if (m.type === 'failed') (g.error = `${child.name} failed: ${m.message}`), resolve();
+      else if (m.type === 'result') {
+        g.result = m;
+        end();
+      } else if (m.type === 'failed') end(`${child.name} failed: ${m.message}`);
     });
-    void child.exited.then(() => setTimeout(() => (g.result || g.error ? undefined : ((g.error = `${child.name} exited without a result:\n${child.lines.join('\n')}`), resolve())), 200));
+    // The result comes just before the exit; give the IPC message a moment to arrive first.
+    void child.exited.then(() => setTimeout(() => end(`${child.name} exited without a result:\n${child.lines.join('\n')}`), 200));
   });
   return g;
 }
@@ -142,145 +152,177 @@ function sessionConfig(dir: string): string {
   return file;
 }
 
+/** When the load ran, on the sampler's clock (ms), and when the generators' calls had ended. */
+interface LoadSpan {
+  startMs: number;
+  stopMs: number;
+  endedMs: number;
+  loadAverage: [number, number, number];
+}
+
+/** Starts the generators' load, prints progress, and stops it when the calls are made or the time is up. */
+async function driveLoad(gens: Gen[], sampler: Sampler, brokers: string[], args: Args): Promise<LoadSpan> {
+  sampler.resetMaxQueued();
+  const startMs = sampler.now();
+  const loadAverage = loadAverageNow();
+  const target = Number.isFinite(args.calls) ? args.calls.toLocaleString('en-US') : 'none';
+  process.stdout.write(`soak: load starts (target ${target} calls, at most ${args.seconds} s; load average ${loadAverage[0]})\n`);
+  for (const g of gens) g.child.proc.send({ type: 'go' } satisfies ToSoakGenerator);
+  const total = () => gens.reduce((a, g) => a + g.calls, 0);
+  let lastPrint = 0;
+  // Each generator also stops by itself (its time, its count); one that ends early ends the load.
+  while (gens.every((g) => !g.result && !g.error)) {
+    const el = sampler.now() - startMs;
+    if (total() >= args.calls || el >= args.seconds * 1_000) break;
+    if (el - lastPrint >= PROGRESS_EVERY_MS) {
+      lastPrint = el;
+      const rss = brokers.map((b) => `${b} ${sampler.samples[b].at(-1)?.rssMb.toFixed(0)} MB`).join(', ');
+      process.stdout.write(`  ${(el / 1000).toFixed(0)} s: ${total().toLocaleString('en-US')} calls (${Math.round(total() / (el / 1000 || 1))}/s); ${rss}\n`);
+    }
+    await sleep(200);
+  }
+  for (const g of gens) if (!g.child.exitedNow) g.child.proc.send({ type: 'stop' } satisfies ToSoakGenerator);
+  const stopMs = sampler.now();
+  await Promise.race([Promise.all(gens.map((g) => g.done)), sleep(DRAIN_MS + 10_000)]);
+  return { startMs, stopMs, endedMs: sampler.now(), loadAverage };
+}
+
+/** The summary as printed, and as written to JSON. */
+function summarize(gens: Gen[], watched: Watched[], sampler: Sampler, span: LoadSpan, settled: Settle, statuses: Record<string, BrokerCounters>, runS: number) {
+  const counts: Record<string, Counts> = Object.fromEntries(gens.map((g) => [g.name, g.result?.counts ?? {}]));
+  const details = Object.fromEntries(gens.map((g) => [g.name, g.result?.details ?? {}]));
+  const { lines, total: calls } = callTable(counts);
+  const heapOf = (w: Watched) => w.broker && { heap: sampler.heap[w.name], maxQueued: sampler.maxQueued[w.name] ?? 0 };
+  const figs = watched.map((w) => figuresOf(w.name, sampler.samples[w.name], span.startMs, span.stopMs, heapOf(w)));
+  const unfinished = gens.reduce((a, g) => a + (g.result?.unfinished ?? 0), 0);
+  const generatorErrors = gens.filter((g) => g.error || !g.result).map((g) => g.error ?? `generator ${g.name} sent no result within the drain`);
+  const halfMs = (span.stopMs - span.startMs) / 2;
+  const fails = failures(figs, settled, THRESHOLDS, unfinished, [...generatorErrors, ...unexpected(counts, details)], halfMs);
+  const judged = halfMs >= THRESHOLDS.minSlopeWindowMs;
+  const loadS = (span.stopMs - span.startMs) / 1000;
+  const t = THRESHOLDS;
+  const text = [
+    `soak: ${calls.toLocaleString('en-US')} calls in ${loadS.toFixed(0)} s of load (${Math.round(calls / loadS).toLocaleString('en-US')}/s); ` +
+      `calls in flight ended ${((span.endedMs - span.stopMs) / 1000).toFixed(1)} s after the stop; ` +
+      `running/queued 0 on every broker ${(settled.afterMs / 1000).toFixed(1)} s after that; whole run ${runS.toFixed(0)} s; load average at the start ${span.loadAverage.join(' ')}`,
+    'calls by target, kind and outcome:',
+    ...lines,
+    `processes (over the second half of the load; limits: RSS ${t.rssSlopeMbPerMin} MB/min by least squares, heap after full GC ${t.heapSlopeMbPerMin} MB/min by Theil-Sen, ` +
+      `${t.fdSlopePerMin} fds/min by least squares` +
+      (judged ? '):' : `; not judged: a second half under ${t.minSlopeWindowMs / 1000} s is warm-up):`),
+    ...processTable(figs, t, judged),
+    'broker counters (Status): ' + Object.entries(statuses).map(([b, s]) => `${b} run ${s.run}, redirected ${s.redirected}, rejected ${s.rejected}`).join('; '),
+    fails.length ? `FAIL:\n${fails.map((f) => `  - ${f}`).join('\n')}` : 'PASS',
+  ].join('\n');
+  const json = {
+    thresholds: t,
+    mix: MIX,
+    capacity: CAPACITY,
+    sessionIdleMs: SESSION_IDLE_MS,
+    loadAverageAtStart: span.loadAverage,
+    machine: { cpus: os.cpus().length, node: process.version },
+    loadSeconds: loadS,
+    drainSeconds: (span.endedMs - span.stopMs) / 1000,
+    runSeconds: runS,
+    stoppedBy: gens.map((g) => `${g.name}: ${g.result?.stoppedBy ?? 'none'}`),
+    calls,
+    counts,
+    details,
+    unfinished,
+    settle: settled,
+    processes: figs,
+    brokerCounters: statuses,
+    failures: fails,
+    samples: sampler.samples,
+    heapAfterFullGc: sampler.heap,
+  };
+  return { text, json, failed: fails.length > 0 };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const watchdogMs = args.seconds * 1_000 + WATCHDOG_SLACK_MS;
-  setTimeout(() => {
+  // Not unref'd: whatever hangs, the run ends with this message rather than silently.
+  const watchdog = setTimeout(() => {
     process.stderr.write(`soak: watchdog: still running after ${watchdogMs / 1000} s; stopping everything\n`);
     killAllNow();
     process.exit(1);
-  }, watchdogMs).unref();
+  }, watchdogMs);
   const startedAt = new Date();
   const t0 = performance.now();
   natsServerBinary();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-soak-'));
-  const config = sessionConfig(tmp);
   const nodes: Node[] = [];
   const gens: Gen[] = [];
   let nats: NatsServer | undefined;
   let sampler: Sampler | undefined;
   try {
     nats = await NatsServer.start('soak');
+    const config = sessionConfig(tmp);
     const base = { nats: [nats.url], capacity: CAPACITY, workMs: 0, module: BANK_MODULE, nodeArgs: GC_TRACE_ARGS };
     const solo = await startBroker({ ...base, id: 's1', cluster: 'soak-solo', extraArgs: ['--config', config] });
     nodes.push(solo);
     const cluster = await startBrokerCluster(3, { ...base, cluster: 'soak', extraArgs: ['--config', config, '--forward-legacy'] });
     nodes.push(...cluster);
-    const maxCalls = Number.isFinite(args.calls) ? args.calls : 50_000_000;
-    const brief = (name: string, ns: Node[]): GeneratorBrief => ({
+    const brief = (name: 'solo' | 'cluster', ns: Node[]): GeneratorBrief => ({
       target: { name, endpoints: ns.map((n) => n.endpoint), capacity: CAPACITY },
-      mix: MIX[name as 'solo' | 'cluster'],
+      mix: MIX[name],
       maxMs: args.seconds * 1_000,
-      maxCalls,
+      maxCalls: Number.isFinite(args.calls) ? args.calls : MAX_CALLS_BY_TIME,
       deadlineMs: DEADLINE_MS,
       drainMs: DRAIN_MS,
     });
     gens.push(forkGenerator('solo', brief('solo', [solo])), forkGenerator('cluster', brief('cluster', cluster)));
     await Promise.all(gens.map((g) => g.ready));
 
+    const asBroker = (n: Node, name: string, clusterName: string): Watched => ({
+      name,
+      pid: n.child.pid,
+      broker: { endpoint: n.endpoint, cluster: clusterName, nodeId: n.id, child: n.child },
+    });
     const watched: Watched[] = [
-      { name: 'solo/s1', pid: solo.child.pid, broker: { endpoint: solo.endpoint, cluster: 'soak-solo', nodeId: 's1', child: solo.child } },
-      ...cluster.map((n) => ({ name: `cluster/${n.id}`, pid: n.child.pid, broker: { endpoint: n.endpoint, cluster: 'soak', nodeId: n.id, child: n.child } })),
+      asBroker(solo, 'solo/s1', 'soak-solo'),
+      ...cluster.map((n) => asBroker(n, `cluster/${n.id}`, 'soak')),
       { name: 'nats-server', pid: nats.pid },
       ...gens.map((g) => ({ name: `generator/${g.name}`, pid: g.child.pid })),
     ];
     const brokers = watched.filter((w) => w.broker).map((w) => w.name);
     sampler = new Sampler(watched, nats.url);
     await sampler.start(SAMPLE_EVERY_MS);
-    await sleep(2 * SAMPLE_EVERY_MS);
-    sampler.resetMaxQueued();
-    const loadStartMs = sampler.now();
-    const loadAvg = loadAverage();
-    process.stdout.write(`soak: load starts (target ${Number.isFinite(args.calls) ? args.calls.toLocaleString('en-US') : 'none'} calls, at most ${args.seconds} s; load average ${loadAvg[0]})\n`);
-    for (const g of gens) g.child.proc.send({ type: 'go' } satisfies ToSoakGenerator);
-
-    // The load: until the calls are made or the time is up; each generator also stops by itself.
-    const total = () => gens.reduce((a, g) => a + g.calls, 0);
-    let lastPrint = 0;
-    while (gens.every((g) => !g.result && !g.error)) {
-      const el = sampler.now() - loadStartMs;
-      if (total() >= args.calls || el >= args.seconds * 1_000) break;
-      if (el - lastPrint >= PROGRESS_EVERY_MS) {
-        lastPrint = el;
-        const rss = brokers.map((b) => `${b} ${sampler!.samples[b].at(-1)?.rssMb.toFixed(0)} MB`).join(', ');
-        process.stdout.write(`  ${(el / 1000).toFixed(0)} s: ${total().toLocaleString('en-US')} calls (${Math.round(total() / (el / 1000 || 1))}/s); ${rss}\n`);
-      }
-      await sleep(200);
-    }
-    for (const g of gens) if (!g.child.exitedNow) g.child.proc.send({ type: 'stop' } satisfies ToSoakGenerator);
-    const stopEpochMs = Date.now();
-    const stopMs = sampler.now();
-    await Promise.race([Promise.all(gens.map((g) => g.done)), sleep(DRAIN_MS + 10_000)]);
-    const loadEndMs = sampler.now();
+    await sleep(2 * SAMPLE_EVERY_MS); // samples from before the load: the "start" figures
+    const span = await driveLoad(gens, sampler, brokers, args);
     const settled = await settle(sampler, brokers, Date.now(), THRESHOLDS.settleMs);
     await sleep(2 * SAMPLE_EVERY_MS); // a last sample or two after the load, for the "after" figures
     const statuses = Object.fromEntries(await Promise.all(brokers.map(async (b) => [b, await statusCounters(sampler!, b)] as const)));
     await sampler.stop();
 
-    const counts: Record<string, Counts> = Object.fromEntries(gens.map((g) => [g.name, g.result?.counts ?? {}]));
-    const { lines, total: calls } = callTable(counts);
-    const figs = watched.map((w) =>
-      figuresOf(w.name, sampler!.samples[w.name], loadStartMs, stopMs, w.broker && { heap: sampler!.heap[w.name], maxQueued: sampler!.maxQueued[w.name] ?? 0 }),
-    );
-    const unfinished = gens.reduce((a, g) => a + (g.result?.unfinished ?? 0), 0);
-    const generatorErrors = gens.filter((g) => g.error || !g.result).map((g) => g.error ?? `generator ${g.name} sent no result within the drain`);
-    const details = Object.fromEntries(gens.map((g) => [g.name, g.result?.details ?? {}]));
-    const fails = failures(figs, settled, THRESHOLDS, unfinished, [...generatorErrors, ...unexpected(counts, details)], (stopMs - loadStartMs) / 2);
-    const slopesJudged = (stopMs - loadStartMs) / 2 >= THRESHOLDS.minSlopeWindowMs;
-    const loadS = (stopMs - loadStartMs) / 1000;
-    const text = [
-      `soak: ${calls.toLocaleString('en-US')} calls in ${loadS.toFixed(0)} s of load (${Math.round(calls / loadS).toLocaleString('en-US')}/s); ` +
-        `calls in flight ended ${((loadEndMs - stopMs) / 1000).toFixed(1)} s after the stop; running/queued 0 on every broker ${(settled.afterMs / 1000).toFixed(1)} s after that; ` +
-        `whole run ${((performance.now() - t0) / 1000).toFixed(0)} s; load average at the start ${loadAvg.join(' ')}`,
-      'calls by target, kind and outcome:',
-      ...lines,
-      `processes (slopes: least squares over the second half of the load; limits: RSS ${THRESHOLDS.rssSlopeMbPerMin} MB/min, heap after full GC ${THRESHOLDS.heapSlopeMbPerMin} MB/min, ${THRESHOLDS.fdSlopePerMin} fds/min` +
-        (slopesJudged ? '):' : `; not judged: a second half under ${THRESHOLDS.minSlopeWindowMs / 1000} s is warm-up):`),
-      ...processTable(figs, THRESHOLDS, slopesJudged),
-      'broker counters (Status): ' + Object.entries(statuses).map(([b, s]) => `${b} run ${s.run}, redirected ${s.redirected}, rejected ${s.rejected}`).join('; '),
-      fails.length ? `FAIL:\n${fails.map((f) => `  - ${f}`).join('\n')}` : 'PASS',
-    ].join('\n');
+    const { text, json, failed } = summarize(gens, watched, sampler, span, settled, statuses, (performance.now() - t0) / 1000);
     process.stdout.write(text + '\n');
     fs.mkdirSync(args.out, { recursive: true });
     const file = path.join(args.out, `peerbroker-soak-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-    const json = {
-      startedAt: startedAt.toISOString(),
-      args: { ...args, calls: Number.isFinite(args.calls) ? args.calls : null },
-      thresholds: THRESHOLDS,
-      mix: MIX,
-      capacity: CAPACITY,
-      sessionIdleMs: SESSION_IDLE_MS,
-      loadAverageAtStart: loadAvg,
-      machine: { cpus: os.cpus().length, node: process.version },
-      loadSeconds: loadS,
-      drainSeconds: (loadEndMs - stopMs) / 1000,
-      stoppedBy: gens.map((g) => `${g.name}: ${g.result?.stoppedBy ?? 'none'}`),
-      stopEpochMs,
-      calls,
-      counts,
-      details,
-      unfinished,
-      settle: settled,
-      processes: figs,
-      brokerCounters: statuses,
-      failures: fails,
-      samples: sampler.samples,
-      heapAfterFullGc: sampler.heap,
-    };
-    fs.writeFileSync(file, JSON.stringify(json, null, 1));
+    const { calls: target, ...rest } = args;
+    fs.writeFileSync(file, JSON.stringify({ startedAt: startedAt.toISOString(), args: { ...rest, calls: Number.isFinite(target) ? target : null }, ...json }, null, 1));
     process.stdout.write(`summary written to ${file}\n`);
-    process.exitCode = fails.length ? 1 : 0;
+    process.exitCode = failed ? 1 : 0;
   } finally {
     await sampler?.stop();
     await Promise.all(gens.map((g) => stopChild(g.child, 'SIGKILL')));
     await stopNodes(nodes);
     await nats?.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
+    clearTimeout(watchdog);
   }
 }
 
-/** A broker's call counters from its `Status` answer. */
-async function statusCounters(sampler: Sampler, name: string): Promise<{ run: string; redirected: string; rejected: string }> {
+/** A broker's call counters, as its `Status` answer gives them. */
+interface BrokerCounters {
+  run: string;
+  redirected: string;
+  rejected: string;
+}
+
+/** A broker's call counters from its `Status` answer ('?' when it does not answer). */
+async function statusCounters(sampler: Sampler, name: string): Promise<BrokerCounters> {
   const s = await sampler.status(name);
   return { run: String(s?.callsRun ?? '?'), redirected: String(s?.callsRedirected ?? '?'), rejected: String(s?.callsRejected ?? '?') };
 }
