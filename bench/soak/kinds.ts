@@ -57,7 +57,9 @@ export class SoakClients {
   readonly nodeSecurities: SecuritiesClient[];
   readonly nodeBanking: BankingClient[];
   private callers: Caller[] = [];
+  /** Plain grpc-js `GetQuote`, round-robin over the nodes (set by `open()`). */
   plain!: Caller;
+  /** The stub's `GetQuote` (set by `open()`). */
   follow!: Caller;
 
   constructor(
@@ -74,6 +76,7 @@ export class SoakClients {
 
   /** Makes the bulk callers: plain grpc-js round-robin over the nodes, and the stub. */
   async open(): Promise<void> {
+    // A caller reads only the target, the call and the deadline of its brief; the rest is the driver's.
     const cfg = (kind: 'grpc-rr' | 'stub'): LoadConfig => ({
       id: `soak-${this.target.name}-${kind}`,
       target: { kind, endpoints: this.target.endpoints },
@@ -90,6 +93,7 @@ export class SoakClients {
     this.callers = [this.plain, this.follow];
   }
 
+  /** Call options with a deadline `ms` from now (default: the brief's). */
   deadline(ms = this.deadlineMs): grpc.CallOptions {
     return { deadline: Date.now() + ms };
   }
