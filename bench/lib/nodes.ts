@@ -35,11 +35,13 @@ export interface BrokerNodeOptions {
   extraArgs?: string[];
   /** Extra environment of the process (e.g. BANK_WORK_CPU). */
   env?: NodeJS.ProcessEnv;
+  /** Flags of node itself, before the CLI (e.g. `--trace-gc`). */
+  nodeArgs?: string[];
 }
 
 /** Starts `peerbroker start` as a process and waits for its listening line. */
 export async function startBroker(o: BrokerNodeOptions): Promise<Node> {
-  const args = [CLI, 'start', '--node-id', o.id, '--listen', '127.0.0.1:0', '--module', o.module ?? BANK_MODULE];
+  const args = [...(o.nodeArgs ?? []), CLI, 'start', '--node-id', o.id, '--listen', '127.0.0.1:0', '--module', o.module ?? BANK_MODULE];
   if (o.nats?.length) args.push('--nats', o.nats.join(','));
   if (o.cluster) args.push('--cluster', o.cluster);
   if (o.capacity !== undefined) args.push('--capacity', String(o.capacity));

@@ -67,6 +67,13 @@ export function forkModule(name: string, modulePath: string, args: string[], env
   );
 }
 
+/** Calls `fn` with every later line of the child's stdout and stderr; the function returned stops it. */
+export function onLine(child: Child, fn: (line: string) => void): () => void {
+  const waiters = lineWaiters.get(child)!;
+  waiters.add(fn);
+  return () => waiters.delete(fn);
+}
+
 /** Resolves with the first line matching `re`; rejects on timeout or exit, quoting the output. */
 export function waitForLine(child: Child, re: RegExp, timeoutMs = 15_000): Promise<string> {
   const seen = child.lines.find((l) => re.test(l));
