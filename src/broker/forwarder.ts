@@ -11,6 +11,18 @@ type AnyServerCall =
   | grpc.ServerWritableStream<unknown, unknown>
   | grpc.ServerDuplexStream<unknown, unknown>;
 
+/**
+ * Cancels of relayed unary calls passed on to one peer: a burst, then a rate per second.
+ * Node's HTTP/2 server (nghttp2) closes a connection whose client sent more than 1 000
+ * stream resets, then more than 33 a second (the guard against rapid-reset floods), and
+ * every call on it fails; the relayed calls of all plain clients share one connection, so
+ * their cancels add up. Past the budget a cancelled unary call is left to finish on the
+ * peer and its answer is dropped: it costs the peer that call, never the connection.
+ */
+export const CANCEL_RELAY_BURST = 500;
+/** See CANCEL_RELAY_BURST. */
+export const CANCEL_RELAY_PER_SEC = 20;
+
 // Headers grpc-js and HTTP/2 set themselves; copying them would duplicate or corrupt them.
 const HOP_BY_HOP = new Set(['content-type', 'user-agent', 'te', 'host', 'accept-encoding', 'grpc-accept-encoding', 'grpc-encoding', 'grpc-timeout']);
 
@@ -22,6 +34,8 @@ const HOP_BY_HOP = new Set(['content-type', 'user-agent', 'te', 'host', 'accept-
  */
 export class Forwarder {
   private readonly pool: ChannelPool;
+  /** Cancel tokens per peer endpoint (bounded as the pool's channels are: an entry per peer called). */
+  private readonly cancelBudget = new Map<string, { tokens: number; at: number }>();
 
   constructor(credentials?: grpc.ChannelCredentials) {
     this.pool = new ChannelPool(credentials ?? grpc.credentials.createInsecure());
@@ -78,7 +92,30 @@ export class Forwarder {
         traceEnd(traced);
       });
     }
-    (call as NodeJS.EventEmitter).on('cancelled', () => upstream.cancel());
+    // grpc-js says 'cancelled' after a normal end too: only a call still running upstream is
+    // cancelled. Streams always (they may run long); unary calls while the budget lasts.
+    let upstreamEnded = false;
+    upstream.on('status', () => (upstreamEnded = true));
+    const unary = !method.requestStream && !method.responseStream;
+    (call as NodeJS.EventEmitter).on('cancelled', () => {
+      if (!upstreamEnded && (!unary || this.mayCancel(endpoint))) upstream.cancel();
+    });
+  }
+
+  // One token per relayed cancel, refilled at CANCEL_RELAY_PER_SEC up to CANCEL_RELAY_BURST.
+  private mayCancel(endpoint: string): boolean {
+    const now = performance.now();
+    let b = this.cancelBudget.get(endpoint);
+    if (!b) {
+      if (this.cancelBudget.size >= 1024) this.cancelBudget.clear();
+      b = { tokens: CANCEL_RELAY_BURST, at: now };
+      this.cancelBudget.set(endpoint, b);
+    }
+    b.tokens = Math.min(CANCEL_RELAY_BURST, b.tokens + ((now - b.at) * CANCEL_RELAY_PER_SEC) / 1000);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
   }
 
   private relayStream(

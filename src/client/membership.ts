@@ -97,6 +97,9 @@ export class Membership {
   }
 
   private async doRefresh(from?: string): Promise<void> {
+    // A failed refresh counts too: while no member answers, redirects to an unknown node
+    // must not start a new round of asks each.
+    this.lastRefresh = performance.now();
     const order = [...new Set([...(from && this.has(from) ? [from] : []), ...this.configured, ...this.learned])];
     for (let i = 0; i < order.length && i < MAX_ROUNDS * PARALLEL_ASKS && !this.stopped; i += PARALLEL_ASKS) {
       const asks = order.slice(i, i + PARALLEL_ASKS).map((e) => this.ask(e, this.askMs));
@@ -112,7 +115,6 @@ export class Membership {
       for (const e of [m.endpoint, ...m.endpoints]) if (e && next.size < this.maxLearned) next.add(e);
     }
     this.learned = next;
-    this.lastRefresh = performance.now();
   }
 }
 

@@ -4,6 +4,8 @@ import type { Advice } from '../wire';
 export const DEFAULT_ADVICE_SETTLE_MS = 100;
 /** Default: how far one advice moves the shares, 0..1 (the first advice is taken whole). */
 export const DEFAULT_ADVICE_STEP = 0.5;
+/** An ask that brought no advice is repeated after this long, ms. */
+const ADVICE_RETRY_MS = 1_000;
 /** Shares below this are dropped. */
 const MIN_SHARE = 0.01;
 /** Most endpoints a plan holds (an advice names at most 8; older ones fade out). */
@@ -70,13 +72,15 @@ export class RoutePlan {
    * comes a second later at the earliest if no answer brought advice.
    */
   wantsAdvice(now: number): boolean {
-    if (!this.holds(now) || now < this.refreshAt || now - this.askedAt < 1_000) return false;
+    if (!this.holds(now) || now < this.refreshAt || now - this.askedAt < ADVICE_RETRY_MS) return false;
     this.askedAt = now;
     return true;
   }
 
   /** Takes an advice received at `now`; endpoints that are not members (`isMember`) are left out. */
   apply(advice: Advice, now: number, isMember: (endpoint: string) => boolean): void {
+    // A plan past its ttl (not yet cleared by `next`) is not blended into the new one.
+    if (now >= this.expiresAt) this.entries.clear();
     this.askedAt = -Infinity;
     this.expiresAt = now + advice.ttlMs;
     this.refreshAt = now + advice.ttlMs / 10;

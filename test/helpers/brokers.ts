@@ -261,9 +261,13 @@ export function bankClient(endpoints: string[], opts: Partial<ClientOptions> = {
  * A plain grpc-js bank.Banking client: it does not follow (or announce following) redirects.
  * Plaintext unless `credentials` says otherwise.
  */
-export function plainBankClient(endpoint: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): BankingClient {
+export function plainBankClient(
+  endpoint: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  options?: grpc.ChannelOptions,
+): BankingClient {
   const Banking = bankProto().bank.Banking;
-  const client = new Banking(endpoint, credentials);
+  const client = new Banking(endpoint, credentials, options);
   openClients.add(client);
   return client;
 }

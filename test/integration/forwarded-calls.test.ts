@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
-import { followMetadata, holdSlots, plainBankClient, startBrokerGroup, unary, waitForLoad, type SlotHold } from '../helpers/brokers';
+import { followMetadata, holdSlots, plainBankClient, sleep, startBrokerGroup, unary, waitForLoad, type SlotHold } from '../helpers/brokers';
 import { natsForSuite } from '../helpers/suite';
 
 // A node that forwards a plain client's call (forwardLegacy) marks it, so the peer runs
@@ -45,5 +45,38 @@ describe('a call forwarded for a plain client (two in-process brokers)', () => {
     }
     expect(n1.stats.forwarded - forwardedBefore).toBe(3);
     expect(n2.stats.redirected - redirectedByN2).toBe(0);
+  });
+});
+
+describe('cancels of forwarded calls (two in-process brokers)', () => {
+  const nats = natsForSuite();
+
+  it('keeps the connection to the peer when many plain clients cancel forwarded calls: no call on it fails', async () => {
+    // n1 hosts no Banking and forwards plain clients' Banking calls to n2 (200 ms each). Node's
+    // HTTP/2 server closes a connection past 1 000 stream resets (then 33 a second), and every
+    // forwarded call shares n1's one connection to n2: 1 500 cancels would close it.
+    const [n1] = await startBrokerGroup(
+      ['n1', 'n2'],
+      { nats: [nats().url], cluster: 'forward-cancels', capacity: 4_000, periodMs: 200, workMs: 200 },
+      { n1: { forwardLegacy: true, services: ['bank.Securities'] } },
+    );
+    // Ten clients of their own connection each, so none passes the limit on its connection to n1.
+    const clients = Array.from({ length: 10 }, (_, i) => plainBankClient(n1.endpoint, undefined, { 'grpc.use_local_subchannel_pool': 1, 'test.client': i }));
+    const cancelled: Promise<unknown>[] = [];
+    for (let i = 0; i < 1_500; i++) {
+      cancelled.push(
+        new Promise((resolve) => {
+          const call = clients[i % 10].GetBalance({ accountId: `c${i}` }, () => resolve(undefined));
+          setTimeout(() => call.cancel(), 20);
+        }),
+      );
+      if (i % 100 === 99) await sleep(50);
+    }
+    // Calls forwarded after the cancels, and while the last ones are relayed: all answered by n2.
+    const witnesses = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => unary(clients[i % 10], 'GetBalance', { accountId: `w${i}` }, { timeoutMs: 5_000 })));
+    await Promise.all(cancelled);
+    const failed = witnesses.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+    expect(failed).toEqual([]);
+    expect(witnesses.map((r) => (r.status === 'fulfilled' ? r.value.servedBy : ''))).toEqual(Array(20).fill('n2'));
   });
 });

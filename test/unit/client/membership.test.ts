@@ -31,6 +31,14 @@ describe('membership', () => {
     expect(asked).toEqual(['x:1', 'a:1', 'b:1']);
   });
 
+  it('counts a refresh that failed: while no member answers, a second one soon after asks nobody', async () => {
+    let asks = 0;
+    const m = new Membership(['a:1'], () => (asks++, Promise.reject(new Error('down'))), { refreshMs: 0 });
+    await m.refreshIfOlder(200);
+    await m.refreshIfOlder(200);
+    expect(asks).toBe(1);
+  });
+
   it('tries the next few when the first ones fail, and keeps the list when none answers', async () => {
     const ask: MembersAsk = (endpoint) => (endpoint === 'e:1' ? Promise.resolve(answer(member('f:1'))) : Promise.reject(new Error('down')));
     const m = new Membership(['a:1', 'b:1', 'c:1', 'e:1'], ask, { refreshMs: 0 });

@@ -45,6 +45,13 @@ describe('RoutePlan', () => {
     expect(plan.shares()).toEqual({ [A]: 1 });
   });
 
+  it('takes an advice that comes after the last one expired whole, not blended with the old shares', () => {
+    const plan = new RoutePlan(A);
+    plan.apply(advice(1_000, { [B]: 1 }), 0, all);
+    plan.apply(advice(1_000, { [C]: 1 }), 1_500, all); // no call in between cleared it
+    expect(plan.shares()).toEqual({ [C]: 1 });
+  });
+
   it('goes back to the origin when the advice expires', () => {
     const plan = new RoutePlan(A);
     plan.apply(advice(1_000, { [B]: 1 }), 0, all);
