@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
-import { brokerOptionsSchema, cliOptions, type TlsFiles } from '../broker';
-import { natsConnectionOptions, type NatsAuthOptions } from '../cluster';
+import { brokerOptionsSchema, cliOptions } from '../broker';
+import { natsConnectionOptions, redactUrl, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
 
 /** Environment variable read for the NATS password when a user is given without one. */
@@ -21,17 +21,6 @@ export function nested(key: string, c: SecurityConfig): Record<string, unknown> 
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** The security flags commander parsed (camelCase), by flag name; secrets on the command line get a warning. */
-export function securityFlags(o: Record<string, unknown>, warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): SecurityConfig {
-  const out: SecurityConfig = {};
-  for (const flag of [...FIELD_FLAGS.map((f) => f.flag), 'cluster-key-file']) {
-    const v = o[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
-    if (typeof v === 'string') out[flag] = v;
-  }
-  warnOfSecrets(out, warn);
-  return out;
-}
-
 /** Warns, without repeating it, of a password or token given on the command line (visible in `ps`). */
 export function warnOfSecrets(given: SecurityConfig, warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
   for (const [flag, instead] of [['nats-pass', `--nats-pass-file or $${ENV_NATS_PASS}`], ['nats-token', `--nats-token-file or $${ENV_NATS_TOKEN}`]]) {
@@ -46,16 +35,6 @@ export function natsAuthFrom(c: SecurityConfig, env: NodeJS.ProcessEnv = process
   const other = a.user !== undefined || a.token !== undefined || a.tokenFile !== undefined || a.nkeySeedFile !== undefined || a.credsFile !== undefined;
   if (!other && env[ENV_NATS_TOKEN]) a.token = env[ENV_NATS_TOKEN];
   return Object.keys(a).length > 0 ? a : undefined;
-}
-
-/** gRPC TLS files from flags/YAML keys; undefined when none is given (the options check the rest). */
-export function tlsFrom(c: SecurityConfig): TlsFiles | undefined {
-  return nested('tls', c) as TlsFiles | undefined;
-}
-
-/** Strips credentials from a URL for messages: `nats://user:pass@host:4222` → `nats://host:4222`. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
-import { MD_FOLLOW, MD_HOPS, MD_SESSION } from '../wire';
+import { MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_SESSION } from '../wire';
 
 /**
  * The parts of grpc-js's Metadata the stub reads. An application that depends on another
@@ -23,11 +23,13 @@ export function isMetadata(v: unknown): v is MetadataLike {
 /**
  * The outgoing metadata of a call: a copy of the caller's (which is never written into, as an
  * application may reuse it for other calls and clients), marked so the node redirects rather
- * than proxies, with this client's session token while it is in one.
+ * than proxies (`follow`: 2 while the stub spreads by advice), asking for advice when
+ * `askAdvice`, with this client's session token while it is in one.
  */
-export function followingMetadata(md: MetadataLike | undefined, sessionToken: string): Metadata {
+export function followingMetadata(md: MetadataLike | undefined, sessionToken: string, follow: '1' | '2' = '1', askAdvice = false): Metadata {
   const own = md === undefined ? new Metadata() : md instanceof Metadata ? md.clone() : copyForeign(md);
-  own.set(MD_FOLLOW, '1');
+  own.set(MD_FOLLOW, follow);
+  if (askAdvice) own.set(MD_ADVISE_ME, '1');
   if (sessionToken) own.set(MD_SESSION, sessionToken);
   return own;
 }

@@ -98,7 +98,7 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
 }
 
 /** Paths of methods declared idempotent in the .proto or named in `extra`. */
-export function idempotentPaths(service: grpc.ServiceDefinition | undefined, extra: string[] = []): Set<string> {
+function idempotentPaths(service: grpc.ServiceDefinition | undefined, extra: string[] = []): Set<string> {
   const paths = new Set(extra.map((m) => (m.startsWith('/') ? m : `/${m}`)));
   for (const def of Object.values(service ?? {})) {
     const level = (def as { options?: { idempotency_level?: string } }).options?.idempotency_level;

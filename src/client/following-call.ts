@@ -100,13 +100,13 @@ export class FollowingCall implements Call {
     this.listener = listener;
     // Cancelled before it started (an interceptor may hold `start` back): nothing is sent.
     if (this.finished) return void process.nextTick(() => this.deliverEnd());
-    this.metadata = followingMetadata(metadata, this.ctx.session.token);
-    if (tracingOn()) this.span = traceOutgoing(this.metadata);
     const now = performance.now();
-    this.ctx.routing.outgoing(this.target.path, this.metadata, now);
+    const routing = this.ctx.routing;
+    this.metadata = followingMetadata(metadata, this.ctx.session.token, routing.follow(now), routing.wantsAdvice(now));
+    if (tracingOn()) this.span = traceOutgoing(this.metadata);
     // A call of a session goes straight to the node that owns it; any other where routing says.
     const session = this.ctx.session;
-    this.send(session.token && session.endpoint ? session.endpoint : this.ctx.routing.firstEndpoint(this.target.path, now));
+    this.send(session.token && session.endpoint ? session.endpoint : routing.firstEndpoint(now));
   }
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
@@ -243,7 +243,7 @@ export class FollowingCall implements Call {
     if (attempt !== this.current || this.finished || headers.get(MD_LOCATION).length > 0) return;
     this.accepted = true;
     takeSession(this.ctx.session, headers, attempt.endpoint);
-    this.ctx.routing.onHeaders(this.target.path, attempt.endpoint, headers);
+    this.ctx.routing.onHeaders(headers);
     if (this.target.requestStream) {
       // No redirect can come now: drop the copies already written (not one still being
       // written: `written()` drops it), and let a waiting writer go on.
@@ -265,7 +265,7 @@ export class FollowingCall implements Call {
   private onStatus(attempt: Attempt, st: StatusObject): void {
     this.ctx.pool.release(attempt.channel);
     // Every answer of every attempt, redirects included, is read here (routing.ts).
-    this.ctx.routing.onAnswer(this.target.path, attempt.endpoint, st);
+    this.ctx.routing.onAnswer(attempt.endpoint, st, this.accepted);
     if (attempt !== this.current || this.finished) return;
     this.current = undefined;
     if (st.code === status.OK) return this.finish(st);

@@ -1,6 +1,6 @@
 import type { ChannelPool } from '../transport';
 import type { Membership } from './membership';
-import type { Routing } from './routing';
+import type { AdvisedRouting } from './routing';
 
 /** Default number of redirects a call follows before the stub gives up. */
 export const DEFAULT_MAX_REDIRECTS = 3;
@@ -21,7 +21,7 @@ export interface StubContext {
   pool: ChannelPool;
   members: Membership;
   /** Where first attempts go, and what answers teach (see routing.ts). */
-  routing: Routing;
+  routing: AdvisedRouting;
   maxRedirects: number;
   /** Other members a call may be retried on when its node is unreachable. */
   maxFailovers: number;

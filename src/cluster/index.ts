@@ -22,4 +22,4 @@ export {
 } from './runtime-config';
 export { ClusterKey } from './cluster-key';
 export { openReport, sealReport } from './report-signing';
-export { describeNatsAuth, natsAuthSchema, natsConnectionOptions, permissionViolation, type NatsAuthOptions } from './nats-auth';
+export { describeNatsAuth, natsAuthSchema, natsConnectionOptions, permissionViolation, redactUrl, type NatsAuthOptions } from './nats-auth';

@@ -58,7 +58,7 @@ describe('the peerbroker command line', () => {
     const port = await freePort();
     const r = await runCli(['status', '--nats', `nats://admin:s3cret-pw@127.0.0.1:${port}`, '--wait-ms', '100']);
     expect(r.code, r.output).toBe(1);
-    expect(r.output).toContain(`nats://127.0.0.1:${port}`);
+    expect(r.output).toContain(`nats://***@127.0.0.1:${port}`);
     expect(r.output).toContain('CONNECTION_REFUSED');
     expect(r.output).not.toContain('s3cret-pw');
   });

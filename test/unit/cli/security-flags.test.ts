@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { natsAuthFrom, securityFlags, tlsFrom } from '../../../src/cli/security-flags';
+import { natsAuthFrom, nested, warnOfSecrets } from '../../../src/cli/security-flags';
 import { toBrokerOptions } from '../../../src/cli/start-config';
 import { configErrorOf } from '../../helpers/config-error';
 
@@ -29,15 +29,15 @@ describe('security flags of the CLI', () => {
 
   it('warn about a password or token on the command line, without repeating it', () => {
     const lines: string[] = [];
-    securityFlags({ natsUser: 'n1', natsPass: 'hunter2', natsToken: 'tok' }, (l) => lines.push(l));
+    warnOfSecrets({ 'nats-user': 'n1', 'nats-pass': 'hunter2', 'nats-token': 'tok' }, (l) => lines.push(l));
     expect(lines).toHaveLength(2);
     expect(lines.join('\n')).toMatch(/--nats-pass on the command line is visible/);
     expect(lines.join('\n')).not.toMatch(/hunter2|tok\b/);
   });
 
   it('map --tls-* to the tls option only when one is given', () => {
-    expect(tlsFrom({})).toBeUndefined();
-    expect(tlsFrom({ 'tls-cert': 'c', 'tls-key': 'k', 'tls-ca': 'a' })).toEqual({ certFile: 'c', keyFile: 'k', caFile: 'a' });
+    expect(nested('tls', {})).toBeUndefined();
+    expect(nested('tls', { 'tls-cert': 'c', 'tls-key': 'k', 'tls-ca': 'a' })).toEqual({ certFile: 'c', keyFile: 'k', caFile: 'a' });
   });
 
   it('reach the broker options, with errors naming the flag', () => {
