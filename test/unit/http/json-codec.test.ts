@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { methodCodec, HttpCallError } from '../../../src/http';
+import { HttpCallError } from '../../../src/http/connect-errors';
+import { methodCodec } from '../../../src/http/json-codec';
 import { PROTO_LOADER_OPTIONS } from '../../../src/transport';
 
 const FIXTURE = path.join(__dirname, '..', '..', 'fixtures', 'json-mapping.proto');
