@@ -188,7 +188,8 @@ function putMetadata(out: OutgoingHttpHeaders, md: Metadata | null | undefined, 
 function redirected(res: ServerResponse, base: OutgoingHttpHeaders, err: ServerErrorResponse, deps: RpcDeps, ctx: CallContext): boolean {
   const md = err.metadata;
   const node = err.code === status.RESOURCE_EXHAUSTED ? md?.get(MD_LOCATION_NODE)[0] : undefined;
-  const target = typeof node === 'string' ? deps.httpUrlOf(node) : undefined;
+  if (typeof node !== 'string') return false;
+  const target = deps.httpUrlOf(node);
   if (!target) return false;
   const reason = String(md!.get(MD_REASON)[0] ?? '');
   // The target's URL, this method's path, the query as sent: nothing of the request can name
