@@ -18,6 +18,29 @@ export const MD_ADVISE_ME = 'peerbroker-advise-me';
 export const MD_ADVICE = 'peerbroker-advice';
 /** client → node: how many redirects this call has followed so far. */
 export const MD_HOPS = 'peerbroker-hops';
+
+/**
+ * `peerbroker-follow` read: 0 (does not follow), 1 (follows redirects), 2 (follows and spreads
+ * its calls by advice); undefined when absent, null when malformed. Each side decides what
+ * absent and malformed mean: the gate treats both as 0 (a plain gRPC client cannot follow),
+ * the HTTP side takes absent as 1 (browsers follow a 307) and refuses malformed with 400.
+ */
+export function parseFollow(value: unknown): 0 | 1 | 2 | undefined | null {
+  if (value === '1') return 1;
+  if (value === '2') return 2;
+  if (value === '0') return 0;
+  return value === undefined ? undefined : null;
+}
+
+/**
+ * `peerbroker-hops` as a count. A value that is not a small non-negative integer is
+ * treated as the hop limit: the call runs where it is and is never bounced again.
+ */
+export function parseHops(value: unknown, maxHops: number): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'string' || value.length > 3 || !/^\d+$/.test(value)) return maxHops;
+  return Number(value);
+}
 /**
  * node → node: the `peerbroker-hops` value of a call a node relays for a plain client
  * (`forwardLegacy`). The receiving node runs it or fails it, never moves it again,

@@ -80,7 +80,7 @@ async function runOnce(configs: LoadConfig[], watch: Child[], events: TimedEvent
     busyBefore = await waitQuiet(wait);
     quietGate.budgetMs -= Math.max(0, Date.now() - w0 - 500);
   }
-  const gens = configs.map((c) => forkModule(`loadgen ${c.id}`, c.generator ?? LOADGEN, [JSON.stringify(c)]));
+  const gens = configs.map((c) => forkModule(`loadgen ${c.id}`, LOADGEN, [JSON.stringify(c)]));
   const results: LoadResult[] = [];
   try {
     const ready = gens.map((g) => expect(g, 'ready', READY_TIMEOUT_MS));

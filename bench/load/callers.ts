@@ -3,6 +3,7 @@
  * `Caller` starts a call and reports how it ended, and which node ran it.
  */
 import { randomBytes } from 'node:crypto';
+import * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from 'nats';
 import { bankProto } from '../../examples/bank';
@@ -135,7 +136,7 @@ export async function makeCaller(c: LoadConfig, inFlight?: Int32Array): Promise<
     };
     return { call, warmTargets: 1, close: () => nc.close() };
   }
-  if (t.kind === 'http') throw new Error('HTTP targets are driven by http-loadgen.js (LoadConfig.generator)');
+  if (t.kind === 'http') return httpCaller(t.url, t.client, c.deadlineMs);
   // Moleculer over NATS: its own serializer (JSON) and envelope, every byte through the NATS server.
   const { ServiceBroker } = require('moleculer') as typeof import('moleculer');
   const broker = new ServiceBroker({
@@ -157,3 +158,62 @@ export async function makeCaller(c: LoadConfig, inFlight?: Int32Array): Promise<
   };
   return { call, warmTargets: 1, close: () => broker.stop() };
 }
+
+/** The body of every HTTP call: `Securities.GetQuote`'s request in proto3 JSON. */
+const HTTP_BODY = '{"symbol":"ACME"}';
+
+/**
+ * POSTs of `Securities.GetQuote` as JSON to `url`: with Node's `fetch`, which follows a 307 by
+ * itself (counted as a redirect followed), or with `node:http` on a keep-alive agent (the least
+ * a Node client spends on an HTTP call; it follows nothing).
+ */
+function httpCaller(url: string, client: 'fetch' | 'agent', deadlineMs: number): Caller {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  let followed = 0;
+  // What an answer says: the node that ran the call, or the error's name and details.
+  const ended = (done: Done, statusCode: number, text: string) => {
+    let body: { servedBy?: string; code?: string; message?: string };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      return done(`http:${statusCode}:not-json`, '', text.slice(0, 200));
+    }
+    if (statusCode !== 200) return done(`http:${statusCode}:${body.code ?? ''}`, '', body.message);
+    done(null, body.servedBy || '?');
+  };
+  const failed = (done: Done) => (err: Error) => done(err.name === 'TimeoutError' || err.name === 'AbortError' ? 'timeout' : `http:${err.message}`, '', err.message);
+  const viaAgent = (doneOnce: Done) => {
+    // A request can fail after its answer began (the socket): the call ends once.
+    let over = false;
+    const done: Done = (err, node, details) => {
+      if (over) return;
+      over = true;
+      doneOnce(err, node, details);
+    };
+    const req = http.request(url, { method: 'POST', agent, timeout: deadlineMs, headers: { 'content-type': 'application/json', 'content-length': HTTP_BODY.length } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => ended(done, res.statusCode ?? 0, text));
+      res.on('error', failed(done));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { name: 'TimeoutError' })));
+    req.on('error', failed(done));
+    req.end(HTTP_BODY);
+  };
+  const viaFetch = (done: Done) => {
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: HTTP_BODY, signal: AbortSignal.timeout(deadlineMs) })
+      .then((res) => res.text().then((text) => ({ res, text })))
+      .then(({ res, text }) => {
+        if (res.redirected) followed++;
+        ended(done, res.status, text);
+      }, failed(done));
+  };
+  return {
+    call: client === 'agent' ? viaAgent : viaFetch,
+    redirects: client === 'fetch' ? () => ({ followed, refused: 0 }) : undefined,
+    warmTargets: 1,
+    close: async () => agent.destroy(),
+  };
+}
+

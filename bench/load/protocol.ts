@@ -28,7 +28,7 @@ export type Target =
    */
   | { kind: 'jsq'; endpoints: string[] }
   /**
-   * HTTP/JSON POSTs of `Securities.GetQuote` to `url` (bench/load/http-loadgen.ts): with Node's
+   * HTTP/JSON POSTs of `Securities.GetQuote` to `url` (`httpCaller` in callers.ts): with Node's
    * `fetch`, which follows 307s, or with `node:http` on a keep-alive agent (lighter; follows nothing).
    */
   | { kind: 'http'; url: string; client: 'fetch' | 'agent' };
@@ -59,8 +59,6 @@ export type Mode =
 /** A load generator's whole brief, passed as JSON in argv[2]. */
 export interface LoadConfig {
   id: string;
-  /** The generator module to fork, when not loadgen.js (the HTTP target has its own). */
-  generator?: string;
   target: Target;
   call: CallKind;
   mode: Mode;

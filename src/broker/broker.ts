@@ -166,7 +166,8 @@ export class Broker {
       log: this.log,
       peers: this.peers,
       tls: this.tlsFiles,
-      forwarder: this.forwarder,
+      limits: this.limits,
+      acceptedHeaders: this.gate.acceptedHeaders,
       threshold: () => this.policy.threshold,
       self: () => ({ ...this.selfMember(), id: o.nodeId, running: this.admission.running, queued: this.admission.queued, ...this.gate.stats, redirects: this.flows.list() }),
     });

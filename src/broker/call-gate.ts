@@ -1,7 +1,7 @@
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall } from '@grpc/grpc-js';
-import type { PeerView } from '../cluster';
+import type { PeerRecord, PeerView } from '../cluster';
 import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
-import { HOPS_FORWARDED, MD_ADVICE, MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION } from '../wire';
+import { HOPS_FORWARDED, MD_ADVICE, MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION, parseFollow, parseHops } from '../wire';
 import type { Context } from '@opentelemetry/api';
 import { tracingOn } from '../tracing';
 import type { AdviceCache } from './advice-cache';
@@ -95,7 +95,7 @@ export class CallGate implements LocalCallHost {
       const d = this.decideFor(path, service, call.metadata);
       const traced = tracingOn() ? startCallSpan(this.d.nodeId, path, service, call.metadata, this.call.hops, this.d.self.load) : undefined;
       if (d !== LOCAL) {
-        if (d.kind === 'redirect' && !this.call.follows) {
+        if (d.kind === 'redirect' && (!this.call.follows || cannotFollowTo(call, d.peer))) {
           this.stats.forwarded++;
           this.countRedirect(d, counts, 'forward');
           if (traced !== undefined) traceDecision(traced, d, true);
@@ -115,9 +115,10 @@ export class CallGate implements LocalCallHost {
     const call = this.call;
     call.path = path;
     call.service = service;
-    const follow = md.get(MD_FOLLOW)[0];
-    call.follows = follow === '1' || follow === '2';
-    call.advised = follow === '2';
+    // Absent or malformed: a plain client, which cannot follow.
+    const follow = parseFollow(md.get(MD_FOLLOW)[0]);
+    call.follows = follow === 1 || follow === 2;
+    call.advised = follow === 2;
     call.forwarded = false;
     if (call.follows) {
       const hops = md.get(MD_HOPS)[0];
@@ -265,11 +266,10 @@ function refuse(call: Call, callback: sendUnaryData<unknown> | undefined, err: S
 }
 
 /**
- * `peerbroker-hops` as a count. A value that is not a small non-negative integer is
- * treated as the hop limit: the call runs where it is and is never bounced again.
+ * Whether `call` cannot take a redirect to `peer`: an HTTP call (src/http marks it
+ * `redirectsByHttpUrl`) is redirected to the peer's HTTP URL, so to a peer without an HTTP
+ * listener the gate relays it instead, as it relays a plain client's.
  */
-export function parseHops(value: unknown, maxHops: number): number {
-  if (value === undefined) return 0;
-  if (typeof value !== 'string' || value.length > 3 || !/^\d+$/.test(value)) return maxHops;
-  return Number(value);
+function cannotFollowTo(call: Call, peer: Redirect['peer']): boolean {
+  return (call as { redirectsByHttpUrl?: boolean }).redirectsByHttpUrl === true && !(peer as PeerRecord).httpUrl;
 }

@@ -1,23 +1,28 @@
+import type { Metadata } from '@grpc/grpc-js';
 import type { PeerView } from '../cluster';
 import { HttpGateway, type HttpGatewayOptions, type SelfSample } from '../http';
 import type { Logger } from '../log';
-import type { Forwarder } from './forwarder';
+import type { ConnectionLimits } from './connection-limits';
 import type { ResolvedBrokerOptions } from './options';
 import type { LoadedTls } from './tls';
 
-/** What the HTTP side gets of its broker: the peer view, the forwarder, this node now. */
+/** What the HTTP side gets of its broker: the peer view, the caps it shares with gRPC, this node now. */
 export interface HttpSideDeps {
   log: Logger;
   peers: PeerView;
   tls?: LoadedTls;
-  forwarder: Forwarder;
+  /** The node's caps on connections and calls: HTTP ones count with gRPC ones. */
+  limits: ConnectionLimits;
+  /** The gate's response headers of every accepted call (`CallGate.acceptedHeaders`). */
+  acceptedHeaders: Metadata;
   threshold(): number;
   self(): SelfSample;
 }
 
 /**
  * The HTTP listener the options ask for (`httpListen`), or none. It calls the same
- * gate-wrapped handlers as gRPC, so an HTTP call takes a slot like a gRPC one.
+ * gate-wrapped handlers as gRPC, so an HTTP call takes a slot like a gRPC one (and the gate
+ * relays it over gRPC to a peer without an HTTP listener).
  */
 export function createHttpGateway(o: ResolvedBrokerOptions, d: HttpSideDeps): HttpGateway | undefined {
   if (!o.httpListen) return undefined;
@@ -33,7 +38,8 @@ export function createHttpGateway(o: ResolvedBrokerOptions, d: HttpSideDeps): Ht
     peers: d.peers,
     threshold: d.threshold,
     self: d.self,
-    forward: (method, call, endpoint, done) => d.forwarder.forward(method, call as never, endpoint, done),
+    limits: d.limits,
+    sharedHeaders: d.acceptedHeaders,
   };
   return new HttpGateway(options);
 }

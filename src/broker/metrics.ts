@@ -98,7 +98,7 @@ class MetricsHub {
     gauge('connections', 'client connections open', [], one((s) => s.connections().open));
     gauge('max_connections', 'connections this node holds at most', [], one((s) => s.connections().max));
     counter('connections_refused_total', 'connections closed at once: the node held max-connections', [], one((s) => s.connections().refused));
-    gauge('open_streams', 'calls (HTTP/2 streams) open, half-open ones included', [], one((s) => s.connections().streams));
+    gauge('open_streams', 'calls open (HTTP/2 streams and HTTP requests), half-open ones included', [], one((s) => s.connections().streams));
     gauge('max_streams', 'calls this node holds open at most', [], one((s) => s.connections().maxStreams));
     counter('streams_refused_total', 'calls refused before any handler: the node held max-streams', [], one((s) => s.connections().streamsRefused));
 

@@ -63,46 +63,62 @@ export interface ClusterSnapshot {
   flows: FlowRow[];
 }
 
-/** How often the feed samples, ms; the page is as fresh as this. */
-export const FEED_TICK_MS = 500;
+/** How often the feed samples while a page watches, ms; the page is as fresh as this. */
+const FEED_TICK_MS = 500;
 /** How long the feed remembers (history and redirects), ms. */
 const WINDOW_MS = 60_000;
 /** Rates are computed over about this long, ms. */
 const RATE_WINDOW_MS = 2_000;
 const FLOW_RATE_MS = 10_000;
 
+/** The redirects of one node to one target for one reason. */
+interface Flow {
+  to: string;
+  reason: string;
+  /** The count in the node's last report (calls since its start). */
+  count: number;
+  /** Calls per tick over the last minute, tick `k` in slot `k % length`; made at the flow's first calls. */
+  ring?: Float64Array;
+  /** The latest tick written in the ring. */
+  tick: number;
+  /** When its last calls were seen, and when the node last listed it (local ms). */
+  lastAt: number;
+  listedAt: number;
+}
+
 interface Tracked {
   loads: Array<number | null>;
+  /** The tick of the last entry of `loads`. */
+  loadTick: number;
   samples: Array<{ t: number; run: number; red: number }>;
   incarnation: number;
   lastReportAt: number;
-  counts?: Map<string, number>;
-  /** When its first counts were seen: rates are over the time since, up to 10 s. */
-  countingSince?: number;
+  /** Its redirects, by target and reason. */
+  flows: Map<string, Flow>;
+  /** The next counts are where the node stands, not recent calls: its first, after a restart or a long gap. */
+  baseline: boolean;
+  countsAt: number;
+  /** When its counts were first taken: rates are over the time since, up to 10 s. */
+  countingSince: number;
   last: NodeRow;
   goneAt?: number;
-}
-
-interface FlowEvent {
-  t: number;
-  key: string;
-  n: number;
 }
 
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 /**
- * Samples this node and its peer view every tick, keeps a minute of load history and of
- * redirects (from the cumulative counts in every report), and hands each snapshot to
- * its listeners (the page's event streams).
+ * Samples this node and its peer view, keeps a minute of load history and of redirects
+ * (from the cumulative counts in every report: per node, target and reason, a ring of calls
+ * per tick), and hands each snapshot to its listeners (the page's event streams). It ticks
+ * only while someone listens; a snapshot asked for meanwhile is taken then.
  */
 export class ClusterFeed {
   private readonly nodes = new Map<string, Tracked>();
-  private readonly events: FlowEvent[] = [];
   private readonly listeners = new Set<(s: ClusterSnapshot) => void>();
   private timer?: NodeJS.Timeout;
   private current?: ClusterSnapshot;
-  private readonly maxLoads: number;
+  /** Ticks in the window: the length of every history. */
+  private readonly ticks: number;
 
   constructor(
     private readonly cluster: string,
@@ -111,38 +127,38 @@ export class ClusterFeed {
     private readonly threshold: () => number,
     private readonly tickMs = FEED_TICK_MS,
   ) {
-    this.maxLoads = Math.ceil(WINDOW_MS / tickMs);
+    this.ticks = Math.ceil(WINDOW_MS / tickMs);
   }
 
-  /** Starts sampling (unref'd: it never keeps the process alive). */
-  start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.tickMs);
-    this.timer.unref();
-  }
-
-  /** Stops sampling and forgets the subscribers. */
+  /** Stops sampling and forgets the listeners. */
   stop(): void {
-    clearInterval(this.timer);
     this.listeners.clear();
+    this.halt();
   }
 
-  /** The latest snapshot. */
+  /** The latest snapshot while sampling; otherwise one taken now. */
   snapshot(): ClusterSnapshot {
-    return this.current ?? this.tick();
+    return this.timer && this.current ? this.current : this.tick();
   }
 
-  /** Calls `fn` with every new snapshot; returns the unsubscribe function. */
+  /** Calls `fn` with every new snapshot, sampling every tick (unref'd) while anyone listens; returns the unsubscribe function. */
   subscribe(fn: (s: ClusterSnapshot) => void): () => void {
     this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref();
+    }
+    return () => {
+      if (this.listeners.delete(fn) && this.listeners.size === 0) this.halt();
+    };
   }
 
   /** Takes one sample of every node now. */
   tick(now = performance.now()): ClusterSnapshot {
+    const tick = Math.floor(now / this.tickMs);
     const s = this.self();
     const seen = new Set<string>([s.id]);
-    this.observe(s.id, 0, now, s.run, s.redirected, s.redirects, {
+    this.observe(s.id, 0, now, tick, s.run, s.redirected, s.redirects, {
       id: s.id,
       status: s.status,
       self: true,
@@ -159,7 +175,7 @@ export class ClusterFeed {
       seen.add(p.nodeId);
       const status = this.peers.displayStatus(p, now);
       const known = status !== 'OFFLINE' && status !== 'UNKNOWN';
-      this.observe(p.nodeId, p.incarnation, p.receivedAt, p.callsRun, p.callsRedirected, p.redirects, {
+      this.observe(p.nodeId, p.incarnation, p.receivedAt, tick, p.callsRun, p.callsRedirected, p.redirects, {
         id: p.nodeId,
         status,
         self: false,
@@ -182,9 +198,8 @@ export class ClusterFeed {
         continue;
       }
       t.last = { ...t.last, status: t.last.status === 'OFFLINE' ? 'OFFLINE' : 'LEFT', load: 0, running: 0, queued: 0, runPerSec: 0, redirectedPerSec: 0 };
-      push(t.loads, null, this.maxLoads);
+      this.record(t, tick, null);
     }
-    while (this.events.length > 0 && now - this.events[0].t > WINDOW_MS) this.events.shift();
     const snapshot: ClusterSnapshot = {
       node: s.id,
       cluster: this.cluster,
@@ -192,28 +207,51 @@ export class ClusterFeed {
       tickMs: this.tickMs,
       threshold: this.threshold(),
       nodes: [...this.nodes.values()].map((t) => ({ ...t.last, loads: t.loads })).sort((a, b) => a.id.localeCompare(b.id)),
-      flows: this.flows(now),
+      flows: this.flows(now, tick),
     };
     this.current = snapshot;
     for (const fn of this.listeners) fn(snapshot);
     return snapshot;
   }
 
+  private halt(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   // One sample of one node; `reportAt` changes when a new report (or, for this node, a tick) came.
-  private observe(id: string, incarnation: number, reportAt: number, run: number, red: number, counts: RedirectCount[], row: Omit<NodeRow, 'runPerSec' | 'redirectedPerSec' | 'loads'>): void {
+  private observe(
+    id: string,
+    incarnation: number,
+    reportAt: number,
+    tick: number,
+    run: number,
+    red: number,
+    counts: RedirectCount[],
+    row: Omit<NodeRow, 'runPerSec' | 'redirectedPerSec' | 'loads'>,
+  ): void {
     let t = this.nodes.get(id);
-    if (!t || t.incarnation !== incarnation) {
-      // A restarted node counts from zero again: its earlier counts say nothing now.
-      const loads = t?.loads ?? [];
-      t = { loads, samples: [], incarnation, lastReportAt: -1, last: { ...row, runPerSec: 0, redirectedPerSec: 0, loads } };
+    if (!t) {
+      const loads: Array<number | null> = [];
+      t = { loads, loadTick: tick, samples: [], incarnation, lastReportAt: -1, flows: new Map(), baseline: true, countsAt: 0, countingSince: 0, last: { ...row, runPerSec: 0, redirectedPerSec: 0, loads } };
       this.nodes.set(id, t);
+    } else if (t.incarnation !== incarnation) {
+      // A restarted node counts from zero again: its earlier counts say nothing now.
+      t.incarnation = incarnation;
+      t.samples = [];
+      t.lastReportAt = -1;
+      t.baseline = true;
     }
     t.goneAt = undefined;
     if (reportAt !== t.lastReportAt) {
       t.lastReportAt = reportAt;
-      t.samples.push({ t: reportAt, run, red });
-      while (t.samples.length > 2 && reportAt - t.samples[1].t >= RATE_WINDOW_MS) t.samples.shift();
-      this.countFlows(t, id, counts, reportAt);
+      const samples = t.samples;
+      // Snapshots asked for between ticks add no sample: rates stay over about RATE_WINDOW_MS.
+      if (samples.length === 0 || reportAt - samples[samples.length - 1].t >= this.tickMs / 2) {
+        samples.push({ t: reportAt, run, red });
+        while (samples.length > 2 && reportAt - samples[1].t >= RATE_WINDOW_MS) samples.shift();
+      }
+      this.countFlows(t, counts, reportAt);
     }
     const first = t.samples[0];
     const last = t.samples[t.samples.length - 1];
@@ -226,40 +264,81 @@ export class ClusterFeed {
       redirectedPerSec: live && dt > 0 ? Math.round((last.red - first.red) / dt) : 0,
       loads: t.loads,
     };
-    push(t.loads, live ? round(row.load) : null, this.maxLoads);
+    this.record(t, tick, live ? round(row.load) : null);
   }
 
-  private countFlows(t: Tracked, from: string, counts: RedirectCount[], at: number): void {
-    const before = t.counts;
-    t.counts = new Map(counts.map((c) => [`${from}\u0000${c.toNode}\u0000${c.reason}`, c.count]));
-    // The first counts of a node are where it stood: only what changes after is recent.
-    if (!before) {
-      t.countingSince = at;
+  // The load at `tick`; ticks nobody sampled (no page open) read as unknown.
+  private record(t: Tracked, tick: number, v: number | null): void {
+    const loads = t.loads;
+    if (loads.length > 0 && tick <= t.loadTick) {
+      loads[loads.length - 1] = v;
       return;
     }
-    for (const [key, n] of t.counts) {
-      const d = n - (before.get(key) ?? 0);
-      if (d > 0) this.events.push({ t: at, key, n: d });
-    }
+    if (loads.length > 0) for (let gap = Math.min(this.ticks, tick - t.loadTick - 1); gap > 0; gap--) loads.push(null);
+    loads.push(v);
+    t.loadTick = tick;
+    if (loads.length > this.ticks) loads.splice(0, loads.length - this.ticks);
   }
 
-  private flows(now: number): FlowRow[] {
-    const byKey = new Map<string, FlowRow>();
-    for (const e of this.events) {
-      const [from, to, reason] = e.key.split('\u0000');
-      const row = byKey.get(e.key) ?? { from, to, reason, perSec: 0, lastMinute: 0, agoMs: 0 };
-      row.lastMinute += e.n;
-      const since = this.nodes.get(from)?.countingSince ?? now - FLOW_RATE_MS;
-      const windowMs = Math.max(this.tickMs, Math.min(FLOW_RATE_MS, now - since));
-      if (now - e.t <= windowMs) row.perSec += e.n / (windowMs / 1000);
-      row.agoMs = Math.max(0, Math.round(now - e.t));
-      byKey.set(e.key, row);
+  private countFlows(t: Tracked, counts: RedirectCount[], at: number): void {
+    // Counts after a gap longer than the window cannot say when in the gap their calls came.
+    const baseline = t.baseline || at - t.countsAt > WINDOW_MS;
+    for (const c of counts) {
+      const key = `${c.toNode}\u0000${c.reason}`;
+      let f = t.flows.get(key);
+      if (!f) {
+        // A target new since the last report: all its calls are recent.
+        f = { to: c.toNode, reason: c.reason, count: 0, tick: 0, lastAt: -Infinity, listedAt: at };
+        t.flows.set(key, f);
+      }
+      const d = c.count - f.count;
+      f.count = c.count;
+      f.listedAt = at;
+      if (!baseline && d > 0) this.addCalls(f, d, at);
     }
-    return [...byKey.values()].map((r) => ({ ...r, perSec: round(r.perSec, 1) })).sort((a, b) => b.perSec - a.perSec || a.agoMs - b.agoMs);
+    if (baseline) {
+      t.baseline = false;
+      t.countingSince = at;
+    }
+    t.countsAt = at;
+    // A flow the node stopped listing (its 64 counts are the largest) is forgotten after the window.
+    for (const [key, f] of t.flows) if (at - f.listedAt > WINDOW_MS && at - f.lastAt > WINDOW_MS) t.flows.delete(key);
   }
-}
 
-function push(loads: Array<number | null>, v: number | null, max: number): void {
-  loads.push(v);
-  if (loads.length > max) loads.shift();
+  private addCalls(f: Flow, n: number, at: number): void {
+    const tick = Math.floor(at / this.tickMs);
+    const size = this.ticks;
+    if (!f.ring) {
+      f.ring = new Float64Array(size);
+      f.tick = tick;
+    } else if (tick > f.tick) {
+      // The slots of the ticks since the last write are a minute old: emptied for reuse.
+      for (let k = f.tick + 1; k <= Math.min(tick, f.tick + size); k++) f.ring[k % size] = 0;
+      f.tick = tick;
+    } else if (f.tick - tick >= size) return;
+    f.ring[tick % size] += n;
+    f.lastAt = Math.max(f.lastAt, at);
+  }
+
+  private flows(now: number, nowTick: number): FlowRow[] {
+    const rows: FlowRow[] = [];
+    const size = this.ticks;
+    for (const [from, t] of this.nodes) {
+      const windowMs = Math.max(this.tickMs, Math.min(FLOW_RATE_MS, now - t.countingSince));
+      for (const f of t.flows.values()) {
+        if (!f.ring || now - f.lastAt > WINDOW_MS) continue;
+        let lastMinute = 0;
+        let recent = 0;
+        for (let tick = f.tick; tick >= 0 && nowTick - tick < size && f.tick - tick < size; tick--) {
+          const n = f.ring[tick % size];
+          lastMinute += n;
+          if ((nowTick - tick) * this.tickMs <= windowMs) recent += n;
+        }
+        if (lastMinute > 0) {
+          rows.push({ from, to: f.to, reason: f.reason, perSec: round(recent / (windowMs / 1000), 1), lastMinute, agoMs: Math.max(0, Math.round(now - f.lastAt)) });
+        }
+      }
+    }
+    return rows.sort((a, b) => b.perSec - a.perSec || a.agoMs - b.agoMs);
+  }
 }

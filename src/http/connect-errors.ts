@@ -34,12 +34,6 @@ export function httpStatusOf(code: number): number {
   return HTTP_STATUS[code] ?? 500;
 }
 
-/** The gRPC status of a Connect code name; UNKNOWN for names outside the set. */
-export function grpcCodeOf(name: string): status {
-  const i = CODE_NAMES.indexOf(name);
-  return i > 0 ? (i as status) : status.UNKNOWN;
-}
-
 /** An error answered over HTTP: a gRPC status, its message, and the HTTP status when not Connect's (413, 404, 415). */
 export class HttpCallError extends Error {
   constructor(
@@ -52,7 +46,17 @@ export class HttpCallError extends Error {
   }
 }
 
+/** Connect's error object: `{code: 'invalid_argument', message}`. */
+export function connectError(code: number, message: string): { code: string; message: string } {
+  return { code: connectCode(code), message };
+}
+
 /** Connect's error body: `{"code":"invalid_argument","message":"..."}`. */
 export function errorBody(code: number, message: string): string {
-  return JSON.stringify({ code: connectCode(code), message });
+  return JSON.stringify(connectError(code, message));
+}
+
+/** The text of a gRPC error as a client reads it: its details, else its message. */
+export function messageOf(err: { details?: string; message?: string }): string {
+  return err.details || err.message || 'peerbroker: the call failed';
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
-import { Metadata, status, type ServerErrorResponse } from '@grpc/grpc-js';
+import { Metadata, type ServerErrorResponse } from '@grpc/grpc-js';
 
 /** What an HTTP call shares with its server-call object: known before the handler runs. */
 export interface CallContext {
@@ -17,6 +17,8 @@ export interface CallContext {
 
 /** The parts of grpc-js's server call that do not depend on the call kind. */
 interface CallSurface {
+  /** Read by the gate: a redirect of this call must name the peer's HTTP URL (a peer without one gets it relayed). */
+  readonly redirectsByHttpUrl: true;
   getPeer(): string;
   getDeadline(): number;
   getPath(): string;
@@ -26,6 +28,7 @@ interface CallSurface {
 
 // Shared by both call kinds' prototypes: nothing is made per call.
 const SURFACE: CallSurface & ThisType<{ ctx: CallContext }> = {
+  redirectsByHttpUrl: true,
   getPeer() {
     return `${this.ctx.socket.remoteAddress ?? ''}:${this.ctx.socket.remotePort ?? 0}`;
   },
@@ -53,10 +56,9 @@ export interface StreamSink {
   /** Calls `cb` once the reader took what was written. */
   onDrain(cb: () => void): void;
   end(trailers: Metadata | undefined): void;
-  /** Answers `err`; false when the call goes on elsewhere (relayed to a peer), so the stream stays open. */
-  fail(err: ServerErrorResponse): boolean;
+  /** Ends the answer with `err`. */
+  fail(err: ServerErrorResponse): void;
 }
-
 
 /**
  * A unary call that came over HTTP, shaped as grpc-js's ServerUnaryCall: the gate,
@@ -104,6 +106,13 @@ export class HttpStreamCall extends Writable {
   readonly metadata: Metadata;
   private trailers?: Metadata;
   private failed = false;
+  /** The write waiting for the reader to drain. */
+  private waiting?: (err?: Error | null) => void;
+  private readonly resume = () => {
+    const done = this.waiting;
+    this.waiting = undefined;
+    done?.();
+  };
 
   constructor(
     readonly ctx: CallContext,
@@ -114,8 +123,8 @@ export class HttpStreamCall extends Writable {
     this.metadata = ctx.metadata;
     this.on('error', (err: ServerErrorResponse) => {
       if (this.failed) return;
-      if (!sink.fail({ ...err, code: err.code ?? status.UNKNOWN, details: err.details ?? err.message })) return;
       this.failed = true;
+      sink.fail(err);
       // The call's own end(), as grpc-js does on an error: the gate frees the slot when the stream ends.
       this.end();
     });
@@ -127,9 +136,9 @@ export class HttpStreamCall extends Writable {
   }
 
   _write(value: unknown, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    if (this.failed || this.cancelled) return done();
-    if (this.sink.message(value)) done();
-    else this.sink.onDrain(() => done());
+    if (this.failed || this.cancelled || this.sink.message(value)) return done();
+    this.waiting = done;
+    this.sink.onDrain(this.resume);
   }
 
   _final(done: (err?: Error | null) => void): void {
@@ -151,6 +160,8 @@ export class HttpStreamCall extends Writable {
     if (this.cancelled) return;
     this.cancelled = true;
     this.emit('cancelled', 'cancelled');
+    // A write held back for a reader that will never read ends now, so the handler's end() can finish.
+    this.resume();
   }
 }
 

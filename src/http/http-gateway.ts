@@ -1,7 +1,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { status, type MethodDefinition, type sendUnaryData } from '@grpc/grpc-js';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { status, type Metadata, type MethodDefinition } from '@grpc/grpc-js';
 import type { PeerView } from '../cluster';
 import type { Logger } from '../log';
 import { parseHostPort } from '../wire';
@@ -10,7 +10,7 @@ import { errorBody } from './connect-errors';
 import { methodCodec } from './json-codec';
 import { HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, MAX_EVENT_BACKLOG_BYTES, MAX_EVENT_STREAMS, MAX_HEADER_BYTES, REQUEST_TIMEOUT_MS } from './limits';
 import { PAGE_CSP, PAGE_HTML } from './page';
-import { answerError, serveRpc, type RpcRoute } from './rpc-call';
+import { answerError, serveRpc, type RpcDeps, type RpcRoute } from './rpc-call';
 
 type Method = MethodDefinition<unknown, unknown>;
 
@@ -32,8 +32,20 @@ export interface HttpGatewayOptions {
   /** This node now, for the page. */
   self(): SelfSample;
   threshold(): number;
-  /** Relays a call over gRPC to a peer that has no HTTP listener. */
-  forward(method: Method, call: unknown, endpoint: string, done?: sendUnaryData<unknown>): void;
+  /** The node's caps on connections and open calls, shared with the gRPC server. */
+  limits?: ListenerLimits;
+  /** The response headers the gate sends with every accepted call (one object, never written). */
+  sharedHeaders?: Metadata;
+}
+
+/** The node's caps on connections and open calls (broker/connection-limits.ts) as the listener uses them. */
+export interface ListenerLimits {
+  /** Counts the listener's connections against the node's `maxConnections`. */
+  attachNetServer(server: NetServer): void;
+  /** Counts one request until its answer closes; false when the node holds `maxStreams` calls. */
+  openHttpCall(res: http.ServerResponse): boolean;
+  /** What a call refused at `maxStreams` is told. */
+  readonly streamRefusal: string;
 }
 
 // Headers a page's script may read on a cross-origin answer.
@@ -50,12 +62,19 @@ export class HttpGateway {
   private readonly routes = new Map<string, RpcRoute>();
   private readonly feed: ClusterFeed;
   private readonly streams = new Set<http.ServerResponse>();
+  private readonly deps: RpcDeps;
   private server?: http.Server;
   private boundUrl = '';
   private unsubscribe?: () => void;
 
   constructor(private readonly o: HttpGatewayOptions) {
     this.feed = new ClusterFeed(o.cluster, o.peers, o.self, o.threshold);
+    this.deps = {
+      maxBodyBytes: o.maxBodyBytes,
+      httpUrlOf: (id) => o.peers.get(id)?.httpUrl || undefined,
+      sharedHeaders: o.sharedHeaders,
+      sharedHttpHeaders: o.sharedHeaders?.toHttp2Headers() ?? {},
+    };
   }
 
   /** Base URL browsers and peers use (`http://host:port`); known after start. */
@@ -68,7 +87,7 @@ export class HttpGateway {
     this.routes.set(method.path, { method, handler, codec: methodCodec(method) });
   }
 
-  /** Binds the listener and starts the page's feed; resolves with the base URL. */
+  /** Binds the listener; resolves with the base URL. */
   async start(): Promise<string> {
     const limits = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS };
     const t = this.o.tls;
@@ -77,16 +96,21 @@ export class HttpGateway {
       : http.createServer(limits);
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res));
+    this.o.limits?.attachNetServer(server);
     const { host, port } = parseHostPort(this.o.listen);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for HTTP on '${this.o.listen}': ${err.code ?? err.message}`)));
-      server.listen(port, host.replace(/^\[|\]$/g, ''), () => resolve());
+      const failed = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for HTTP on '${this.o.listen}': ${err.code ?? err.message}`));
+      server.once('error', failed);
+      server.listen(port, host.replace(/^\[|\]$/g, ''), () => {
+        server.off('error', failed);
+        resolve();
+      });
     });
+    // Later errors of the server itself (not of a connection: those go to 'clientError') are told, not thrown.
+    server.on('error', (err: Error) => this.o.log.error({ err: err.message }, 'HTTP listener error'));
     this.server = server;
     const bound = (server.address() as AddressInfo).port;
     this.boundUrl = `${t ? 'https' : 'http'}://${this.o.advertise ?? `${host}:${bound}`}`;
-    this.feed.start();
-    this.unsubscribe = this.feed.subscribe((s) => this.broadcast(s));
     return this.boundUrl;
   }
 
@@ -96,6 +120,7 @@ export class HttpGateway {
     if (!server) return;
     this.server = undefined;
     this.unsubscribe?.();
+    this.unsubscribe = undefined;
     this.feed.stop();
     for (const s of this.streams) s.end();
     this.streams.clear();
@@ -105,11 +130,6 @@ export class HttpGateway {
     force.unref();
     await closed;
     clearTimeout(force);
-  }
-
-  /** The snapshot the page shows now. */
-  snapshot(): ClusterSnapshot {
-    return this.feed.snapshot();
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -123,6 +143,13 @@ export class HttpGateway {
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
     const base = this.baseHeaders(req);
+    const limits = this.o.limits;
+    // Every request is an open call until its answer closes, as every HTTP/2 stream is on gRPC.
+    if (limits && !limits.openHttpCall(res)) {
+      answerError(res, base, 429, status.RESOURCE_EXHAUSTED, limits.streamRefusal);
+      if (!req.complete) res.once('finish', () => req.destroy());
+      return;
+    }
     const get = req.method === 'GET' || req.method === 'HEAD';
     if ((path === '/' || path === '/index.html') && get) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PAGE_CSP, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
@@ -143,15 +170,11 @@ export class HttpGateway {
     if (req.method !== 'POST') {
       return answerError(res, base, 405, status.UNIMPLEMENTED, `peerbroker: '${path}' takes POST, not ${req.method}`, { allow: 'POST, OPTIONS' });
     }
-    serveRpc(req, res, q < 0 ? '' : raw.slice(q), route, { maxBodyBytes: this.o.maxBodyBytes, httpUrlOf: (id) => this.httpUrlOf(id), forward: this.o.forward }, base).catch((err: Error) => {
+    serveRpc(req, res, q < 0 ? '' : raw.slice(q), route, this.deps, base).catch((err: Error) => {
       this.o.log.warn({ err: err.message, path }, 'HTTP call failed inside the node');
       if (!res.headersSent) answerError(res, base, 500, status.INTERNAL, `peerbroker: ${err.message}`);
       else res.destroy();
     });
-  }
-
-  private httpUrlOf(nodeId: string): string | undefined {
-    return this.o.peers.get(nodeId)?.httpUrl || undefined;
   }
 
   // Pages served by the cluster's own nodes may call any node: a redirect makes a same-origin call cross-origin.
@@ -193,10 +216,18 @@ export class HttpGateway {
       return void res.end(errorBody(status.UNAVAILABLE, `peerbroker: ${MAX_EVENT_STREAMS} cluster pages are open on this node already; try again later`));
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-    this.streams.add(res);
     res.write(`retry: 2000\n\n${event(this.feed.snapshot())}`);
     req.socket.setNoDelay(true);
-    res.once('close', () => this.streams.delete(res));
+    // The feed samples only while a page watches.
+    if (this.streams.size === 0) this.unsubscribe = this.feed.subscribe((s) => this.broadcast(s));
+    this.streams.add(res);
+    res.once('close', () => this.closeEvents(res));
+  }
+
+  private closeEvents(res: http.ServerResponse): void {
+    if (!this.streams.delete(res) || this.streams.size > 0) return;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   private broadcast(s: ClusterSnapshot): void {
@@ -204,10 +235,8 @@ export class HttpGateway {
     const text = event(s);
     for (const res of this.streams) {
       // A page that reads nothing is closed rather than buffered for; its EventSource reconnects.
-      if (res.writableLength > MAX_EVENT_BACKLOG_BYTES) {
-        this.streams.delete(res);
-        res.destroy();
-      } else res.write(text);
+      if (res.writableLength > MAX_EVENT_BACKLOG_BYTES) res.destroy();
+      else res.write(text);
     }
   }
 }

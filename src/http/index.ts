@@ -1,6 +1,4 @@
-// The HTTP part's door: the listener the broker starts, its limits, the JSON codec.
+// The HTTP part's door: the listener the broker starts, what it samples of the node, its body limits.
 export { HttpGateway, type HttpGatewayOptions } from './http-gateway';
-export { ClusterFeed, FEED_TICK_MS, type ClusterSnapshot, type FlowRow, type NodeRow, type SelfSample } from './cluster-feed';
+export type { SelfSample } from './cluster-feed';
 export { DEFAULT_HTTP_MAX_BODY_BYTES, MAX_HTTP_BODY_BYTES } from './limits';
-export { methodCodec, type MethodCodec } from './json-codec';
-export { connectCode, grpcCodeOf, httpStatusOf, HttpCallError } from './connect-errors';

@@ -2,7 +2,8 @@ import { status, type MethodDefinition } from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import * as descriptor from 'protobufjs/ext/descriptor';
 import { HttpCallError } from './connect-errors';
-import { JsonShapeError, shown, wellKnownTypes, type WellKnown } from './json-wkt';
+import { readScalarField, writeScalar } from './json-scalars';
+import { jsonName, JsonShapeError, protoName, shown, wellKnownTypes, type WellKnown } from './json-wkt';
 
 /**
  * One method's messages over HTTP: proto3 JSON (protobufjs's reflection, made strict) and
@@ -34,11 +35,6 @@ type Method = MethodDefinition<unknown, unknown>;
 type Obj = Record<string, unknown>;
 type FileProtos = readonly Buffer[];
 
-const INT32 = new Set(['int32', 'sint32', 'sfixed32']);
-const UINT32 = new Set(['uint32', 'fixed32']);
-const INT64 = new Set(['int64', 'sint64', 'sfixed64']);
-const UINT64 = new Set(['uint64', 'fixed64']);
-const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 const MAX_DEPTH = 64;
 
 // One protobufjs Root per loaded package definition: every method of it shares the array.
@@ -78,7 +74,7 @@ export function methodCodec(method: Method): MethodCodec {
       }
       let obj: Obj;
       try {
-        obj = readMessage(req, json, '', 0);
+        obj = readMessage(req, json, 0);
       } catch (err) {
         if (!(err instanceof JsonShapeError)) throw err;
         throw new HttpCallError(status.INVALID_ARGUMENT, `peerbroker: invalid ${req.fullName.slice(1)}: ${err.message}`);
@@ -153,11 +149,6 @@ type Decoded = protobuf.Message & Obj;
 
 const wkt: Map<string, WellKnown> = wellKnownTypes(readScalarField, writeScalar);
 
-/** lowerCamelCase of a field name, as the JSON mapping names it. */
-function jsonName(name: string): string {
-  return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
 // A field found by its JSON name or its proto name (snake_case).
 const byJsonName = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
 function fieldNamed(type: protobuf.Type, key: string): protobuf.Field | undefined {
@@ -167,101 +158,100 @@ function fieldNamed(type: protobuf.Type, key: string): protobuf.Field | undefine
     for (const f of type.fieldsArray) {
       m.set(f.name, f);
       m.set(jsonName(f.name), f);
-      m.set(f.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), f);
+      m.set(protoName(f.name), f);
     }
     byJsonName.set(type, m);
   }
   return m.get(key);
 }
 
-function readMessage(type: protobuf.Type, json: unknown, path: string, depth: number): Obj {
-  if (depth > MAX_DEPTH) throw new JsonShapeError(path, `nested deeper than ${MAX_DEPTH}`);
+/**
+ * Reads `json` as a message of `type`. Paths are only for errors: a JsonShapeError names the
+ * path inside the value it was found in, and each enclosing level puts its member in front.
+ */
+function readMessage(type: protobuf.Type, json: unknown, depth: number): Obj {
+  if (depth > MAX_DEPTH) throw new JsonShapeError('', `nested deeper than ${MAX_DEPTH}`);
   const special = wkt.get(type.fullName.slice(1));
-  if (special) return special.read(json, path, type);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new JsonShapeError(path, `expected an object, got ${shown(json)}`);
+  if (special) return special.read(json, '', type);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new JsonShapeError('', `expected an object, got ${shown(json)}`);
   const out: Obj = {};
-  const oneofs = new Map<string, string>();
-  for (const [key, v] of Object.entries(json)) {
+  // Made only for a message with a oneof member set.
+  let oneofs: Map<string, string> | undefined;
+  for (const key of Object.keys(json)) {
+    const v = (json as Obj)[key];
     const f = fieldNamed(type, key);
-    const at = path ? `${path}.${key}` : key;
     if (!f) {
       const known = type.fieldsArray.map((x) => jsonName(x.name)).join(', ');
-      throw new JsonShapeError(path, `unknown field '${key}' (${type.fullName.slice(1)} has: ${known || 'no fields'})`);
+      throw new JsonShapeError('', `unknown field '${key}' (${type.fullName.slice(1)} has: ${known || 'no fields'})`);
     }
     // null means "the default", except where a google.protobuf.Value says null itself.
     if (v === null && f.resolvedType?.fullName !== '.google.protobuf.Value') continue;
     const group = f.partOf;
     if (group) {
+      oneofs ??= new Map();
       const other = oneofs.get(group.name);
-      if (other !== undefined && other !== key) throw new JsonShapeError(path, `'${other}' and '${key}' are both set, but only one of oneof '${group.name}' may be`);
+      if (other !== undefined && other !== key) throw new JsonShapeError('', `'${other}' and '${key}' are both set, but only one of oneof '${group.name}' may be`);
       oneofs.set(group.name, key);
     }
-    out[f.name] = readField(f, v, at, depth);
+    try {
+      out[f.name] = readField(f, v, depth);
+    } catch (err) {
+      throw within(err, key);
+    }
   }
   return out;
 }
 
-function readField(f: protobuf.Field, v: unknown, path: string, depth: number): unknown {
+function within(err: unknown, segment: string): unknown {
+  return err instanceof JsonShapeError ? err.within(segment) : err;
+}
+
+function readField(f: protobuf.Field, v: unknown, depth: number): unknown {
   if (f instanceof protobuf.MapField) {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JsonShapeError(path, `expected an object (a map), got ${shown(v)}`);
-    const out: Obj = {};
-    for (const [k, item] of Object.entries(v)) {
-      checkMapKey(f.keyType, k, `${path}.${k}`);
-      out[k] = readOne(f, item, `${path}.${k}`, depth);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JsonShapeError('', `expected an object (a map), got ${shown(v)}`);
+    // No prototype: a key such as `__proto__` is a key like any other.
+    const out: Obj = Object.create(null);
+    for (const k of Object.keys(v)) {
+      try {
+        checkMapKey(f.keyType, k);
+        out[k] = readOne(f, (v as Obj)[k], depth);
+      } catch (err) {
+        throw within(err, k);
+      }
     }
     return out;
   }
   if (f.repeated) {
-    if (!Array.isArray(v)) throw new JsonShapeError(path, `expected an array, got ${shown(v)}`);
-    return v.map((item, i) => readOne(f, item, `${path}[${i}]`, depth));
+    if (!Array.isArray(v)) throw new JsonShapeError('', `expected an array, got ${shown(v)}`);
+    const out = new Array<unknown>(v.length);
+    for (let i = 0; i < v.length; i++) {
+      try {
+        out[i] = readOne(f, v[i], depth);
+      } catch (err) {
+        throw within(err, `[${i}]`);
+      }
+    }
+    return out;
   }
-  return readOne(f, v, path, depth);
+  return readOne(f, v, depth);
 }
 
-function readOne(f: protobuf.Field, v: unknown, path: string, depth: number): unknown {
+function readOne(f: protobuf.Field, v: unknown, depth: number): unknown {
   const t = f.resolvedType;
-  if (t instanceof protobuf.Type) return readMessage(t, v, path, depth + 1);
+  if (t instanceof protobuf.Type) return readMessage(t, v, depth + 1);
   if (t instanceof protobuf.Enum) {
-    if (typeof v === 'string' && t.values[v] !== undefined) return t.values[v];
-    if (typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= 2 ** 31) return v;
-    throw new JsonShapeError(path, `expected one of ${Object.keys(t.values).join(', ')}, got ${shown(v)}`);
+    if (typeof v === 'string' && Object.prototype.hasOwnProperty.call(t.values, v)) return t.values[v];
+    // Enums are 32-bit: an unknown number within that range is kept, as proto3 does.
+    if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31) return v;
+    throw new JsonShapeError('', `expected one of ${Object.keys(t.values).join(', ')}, got ${shown(v)}`);
   }
-  return readScalarField(f, v, path);
+  return readScalarField(f, v, '');
 }
 
-function checkMapKey(keyType: string, k: string, path: string): void {
+function checkMapKey(keyType: string, k: string): void {
   if (keyType === 'bool' ? k !== 'true' && k !== 'false' : keyType !== 'string' && !/^-?\d+$/.test(k)) {
-    throw new JsonShapeError(path, `map key '${k}' is not a ${keyType}`);
+    throw new JsonShapeError('', `map key '${k}' is not a ${keyType}`);
   }
-}
-
-/** A scalar field's JSON value as protobufjs's fromObject takes it (64-bit as decimal strings). */
-function readScalarField(f: protobuf.Field, v: unknown, path: string): unknown {
-  const type = f.type;
-  if (type === 'string') {
-    if (typeof v !== 'string') throw new JsonShapeError(path, `expected a string, got ${shown(v)}`);
-    return v;
-  }
-  if (type === 'bool') {
-    if (typeof v !== 'boolean') throw new JsonShapeError(path, `expected true or false, got ${shown(v)}`);
-    return v;
-  }
-  if (type === 'bytes') {
-    if (typeof v !== 'string' || !BASE64.test(v)) throw new JsonShapeError(path, `expected base64 text, got ${shown(v)}`);
-    return Buffer.from(v, 'base64');
-  }
-  if (type === 'double' || type === 'float') {
-    if (typeof v === 'number') return v;
-    if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return Number(v);
-    if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-    throw new JsonShapeError(path, `expected a number, got ${shown(v)}`);
-  }
-  const text = typeof v === 'number' && Number.isInteger(v) ? String(v) : typeof v === 'string' && /^-?\d{1,20}$/.test(v) ? v : undefined;
-  if (text === undefined) throw new JsonShapeError(path, `expected an integer (a number or a decimal string), got ${shown(v)}`);
-  const n = BigInt(text);
-  const [lo, hi] = INT32.has(type) ? [-(2n ** 31n), 2n ** 31n - 1n] : UINT32.has(type) ? [0n, 2n ** 32n - 1n] : INT64.has(type) ? [-(2n ** 63n), 2n ** 63n - 1n] : UINT64.has(type) ? [0n, 2n ** 64n - 1n] : [0n, -1n];
-  if (n < lo || n > hi) throw new JsonShapeError(path, `${text} is out of range for ${type}`);
-  return INT64.has(type) || UINT64.has(type) ? text : Number(text);
 }
 
 /** How one field of a type is written: worked out once per type, not per call. */
@@ -318,19 +308,11 @@ function writeMessage(type: protobuf.Type, msg: Decoded): unknown {
     if (f.shape === 'one') out[f.json] = f.write(v);
     else if (f.shape === 'list') out[f.json] = ((v as unknown[] | undefined) ?? []).map(f.write);
     else {
-      const m: Obj = {};
+      // No prototype: a key such as `__proto__` is a key like any other.
+      const m: Obj = Object.create(null);
       for (const k of Object.keys((v as Obj | undefined) ?? {})) m[k] = f.write((v as Obj)[k]);
       out[f.json] = m;
     }
   }
   return out;
-}
-
-/** A decoded scalar as proto3 JSON: 64-bit integers as decimal strings, bytes as base64, NaN and infinities as strings. */
-function writeScalar(f: protobuf.Field, v: unknown): unknown {
-  const type = f.type;
-  if (INT64.has(type) || UINT64.has(type)) return v === undefined || v === null ? '0' : String(v);
-  if (type === 'bytes') return Buffer.from((v as Uint8Array | undefined) ?? []).toString('base64');
-  if ((type === 'double' || type === 'float') && typeof v === 'number' && !Number.isFinite(v)) return String(v);
-  return v;
 }

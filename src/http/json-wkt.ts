@@ -13,10 +13,39 @@ export interface WellKnown {
 
 /** A JSON value that does not fit the field; the message names the field's path. */
 export class JsonShapeError extends Error {
-  constructor(path: string, what: string) {
-    super(`${path ? `'${path}': ` : ''}${what}`);
+  constructor(
+    private path: string,
+    private readonly what: string,
+  ) {
+    super(shapeText(path, what));
     this.name = 'JsonShapeError';
   }
+
+  /** The same error seen from the enclosing value: `segment` (a field or map key, or `[i]`) goes in front of its path. */
+  within(segment: string): this {
+    this.path = this.path === '' ? segment : this.path.startsWith('[') ? segment + this.path : `${segment}.${this.path}`;
+    this.message = shapeText(this.path, this.what);
+    return this;
+  }
+}
+
+function shapeText(path: string, what: string): string {
+  return `${path ? `'${path}': ` : ''}${what}`;
+}
+
+/** `path` and one more member: `a.b`, or `b` at the top. */
+function member(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+/** lowerCamelCase of a proto name (`first_name` → `firstName`), as the JSON mapping names fields. */
+export function jsonName(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** The proto name of a lowerCamelCase one (`firstName` → `first_name`). */
+export function protoName(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** How a value was written, for messages: `"abc"`, `12`, `an object`. */
@@ -105,8 +134,9 @@ function readList(json: unknown, path: string): Record<string, unknown> {
 }
 function readStruct(json: unknown, path: string): Record<string, unknown> {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new JsonShapeError(path, `expected an object, got ${shown(json)}`);
-  const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(json)) fields[k] = readValue(v, `${path}.${k}`);
+  // No prototype: a key such as `__proto__` is a key like any other.
+  const fields: Record<string, unknown> = Object.create(null);
+  for (const [k, v] of Object.entries(json)) fields[k] = readValue(v, member(path, k));
   return { fields };
 }
 type Decoded = Record<string, unknown>;
@@ -129,13 +159,10 @@ function writeList(l: Decoded): unknown[] {
   return ((l.values as Decoded[] | undefined) ?? []).map(writeValue);
 }
 function writeStruct(s: Decoded): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries((s.fields as Record<string, Decoded> | undefined) ?? {})) out[k] = writeValue(v);
   return out;
 }
-
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /** The well-known types by full name, given how the codec reads and writes a scalar field. */
 export function wellKnownTypes(
@@ -162,9 +189,9 @@ export function wellKnownTypes(
       {
         read: (j, p) => {
           if (typeof j !== 'string') throw new JsonShapeError(p, `expected paths such as "user.displayName,photo", got ${shown(j)}`);
-          return { paths: j === '' ? [] : j.split(',').map(snake) };
+          return { paths: j === '' ? [] : j.split(',').map(protoName) };
         },
-        write: (m) => ((m.paths as string[] | undefined) ?? []).map(camel).join(','),
+        write: (m) => ((m.paths as string[] | undefined) ?? []).map(jsonName).join(','),
       },
     ],
     ['google.protobuf.Any', unsupported('Any')],

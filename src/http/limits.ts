@@ -3,7 +3,10 @@
  * the browser" lists them for users.
  */
 
-/** Default largest request body, bytes (gRPC's default largest message): past it, 413 before the body is read. */
+/**
+ * Default largest request body, bytes (gRPC's default largest message): past it, 413, at once
+ * when Content-Length says so, else (a chunked body) as soon as that much was read.
+ */
 export const DEFAULT_HTTP_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Largest value `httpMaxBodyBytes` may take, bytes. */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
@@ -16,9 +19,10 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 /** An idle keep-alive connection is closed after this, ms. */
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /**
- * A streamed answer (NDJSON, Connect streaming, the page's events) whose reader takes
- * nothing for this long, ms, while data waits: the call is cancelled and the connection
- * closed, so a stalled reader cannot hold a slot or memory.
+ * A streamed answer (NDJSON, Connect streaming) whose reader takes nothing for this long, ms,
+ * while data waits: the call is cancelled and the connection closed, so a stalled reader
+ * cannot hold a slot or memory. (The page's event streams are bounded by bytes instead:
+ * MAX_EVENT_BACKLOG_BYTES.)
  */
 export const SLOW_READER_MS = 30_000;
 /** Most server-sent event streams (open cluster pages) per node: past it, 503 with Retry-After. */

@@ -27,6 +27,7 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
-    req.once('error', (err) => reject(new HttpCallError(status.CANCELLED, `peerbroker: the request body was cut off: ${err.message}`, 400)));
+    // Connect's status of a cancel (499: the client went away).
+    req.once('error', (err) => reject(new HttpCallError(status.CANCELLED, `peerbroker: the request body was cut off: ${err.message}`)));
   });
 }

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Metadata, ServerErrorResponse } from '@grpc/grpc-js';
-import { connectCode } from './connect-errors';
+import { status, type Metadata, type ServerErrorResponse } from '@grpc/grpc-js';
+import { connectError, messageOf } from './connect-errors';
 import type { StreamSink } from './http-call';
 import type { MethodCodec } from './json-codec';
 import { SLOW_READER_MS } from './limits';
@@ -42,14 +42,23 @@ export function metadataObject(md: Metadata | undefined): Record<string, string[
   return out;
 }
 
+/** Connect's end-of-stream message: the error, if the call failed, and the trailers (the error's, without). */
+export function endStreamFrame(error?: ServerErrorResponse, trailers?: Metadata): Buffer {
+  const end: { error?: { code: string; message: string }; metadata?: Record<string, string[]> } = {};
+  if (error) end.error = connectError(error.code ?? status.UNKNOWN, messageOf(error));
+  const md = metadataObject(trailers ?? error?.metadata);
+  if (Object.keys(md).length > 0) end.metadata = md;
+  return envelope(END_STREAM, Buffer.from(JSON.stringify(end)));
+}
+
 /** What a sink needs of the call it writes for. */
 export interface SinkOptions {
   format: StreamFormat;
   codec: MethodCodec;
   /** Headers every answer carries (node id, CORS). */
   baseHeaders: OutgoingHttpHeaders;
-  /** Answers an error that came before anything was written (a redirect, a reject); false when the call was relayed instead. */
-  failEarly(err: ServerErrorResponse): boolean;
+  /** Answers an error that came before anything was written (a redirect, a reject) as a whole answer. */
+  failEarly(err: ServerErrorResponse): void;
   /** The reader stalled for SLOW_READER_MS with data waiting: cancel the call. */
   onStalled(): void;
 }
@@ -59,6 +68,8 @@ export function streamSink(res: ServerResponse, o: SinkOptions): StreamSink {
   let headers: Metadata | undefined;
   let done = false;
   let stall: NodeJS.Timeout | undefined;
+  // The write waiting for the reader: at most one (the call is a Writable, one write at a time).
+  let waiting: (() => void) | undefined;
   const connect = o.format !== 'ndjson';
   const start = () => {
     if (res.headersSent) return;
@@ -75,17 +86,22 @@ export function streamSink(res: ServerResponse, o: SinkOptions): StreamSink {
     if (done) return;
     done = true;
     clearTimeout(stall);
-    if (!connect) {
-      const line = error ? `{"error":${JSON.stringify({ code: connectCode(error.code ?? 2), message: error.details ?? error.message })}}\n` : '';
-      res.end(line);
-      return;
-    }
-    const end: Record<string, unknown> = {};
-    if (error) end.error = { code: connectCode(error.code ?? 2), message: error.details ?? error.message };
-    const md = metadataObject(trailers ?? error?.metadata);
-    if (Object.keys(md).length > 0) end.metadata = md;
-    res.end(envelope(END_STREAM, Buffer.from(JSON.stringify(end))));
+    if (!connect) return void res.end(error ? `{"error":${JSON.stringify(connectError(error.code ?? status.UNKNOWN, messageOf(error)))}}\n` : '');
+    res.end(endStreamFrame(error, trailers));
   };
+  const drained = () => {
+    clearTimeout(stall);
+    stall = undefined;
+    const w = waiting;
+    waiting = undefined;
+    w?.();
+  };
+  // A destroyed answer (a stalled reader, a client gone) never drains: the write waiting ends
+  // now, and the stall timer goes with the connection.
+  res.once('close', () => {
+    res.off('drain', drained);
+    drained();
+  });
   return {
     headers(md) {
       if (res.headersSent) return;
@@ -94,13 +110,13 @@ export function streamSink(res: ServerResponse, o: SinkOptions): StreamSink {
       start();
     },
     message(value) {
-      if (done) return true;
+      if (done || res.destroyed) return true;
       start();
       let ok: boolean;
       try {
         ok = res.write(frame(value));
       } catch (err) {
-        finish({ name: 'Encode', message: `peerbroker: cannot write the answer as JSON: ${(err as Error).message}`, code: 13 }, undefined);
+        finish({ name: 'Encode', message: `peerbroker: cannot write the answer as JSON: ${(err as Error).message}`, code: status.INTERNAL }, undefined);
         return true;
       }
       if (!ok && !stall) {
@@ -110,25 +126,18 @@ export function streamSink(res: ServerResponse, o: SinkOptions): StreamSink {
       return ok;
     },
     onDrain(cb) {
-      res.once('drain', () => {
-        clearTimeout(stall);
-        stall = undefined;
-        cb();
-      });
+      waiting = cb;
+      res.once('drain', drained);
     },
     end(trailers) {
       start();
       finish(undefined, trailers);
     },
     fail(err) {
-      if (done) return true;
-      if (!res.headersSent) {
-        if (!o.failEarly(err)) return false;
-        done = true;
-        return true;
-      }
-      finish(err, undefined);
-      return true;
+      if (done) return;
+      if (res.headersSent) return finish(err, undefined);
+      done = true;
+      o.failEarly(err);
     },
   };
 }

@@ -1,34 +1,12 @@
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
 import { holdSlots, sleep, startBroker, startBrokerProcess, waitFor, type BrokerProcess, type BrokerProcessOptions } from '../helpers/brokers';
+import { rawSocket, rawSockets, type RawSocket } from '../helpers/sockets';
 import { natsForSuite } from '../helpers/suite';
 
 const PERIOD_MS = 200;
 const CLUSTER = 'limits';
-
-/** A raw TCP connection to `endpoint`, resolved once connected; `closed()` says whether the server closed it. */
-function rawSocket(endpoint: string): Promise<{ socket: net.Socket; closed: () => boolean }> {
-  const [host, port] = endpoint.split(':');
-  return new Promise((resolve, reject) => {
-    let closed = false;
-    const socket = net.connect(Number(port), host);
-    // Read what the server sends (its SETTINGS): a socket left with unread data never sees the close.
-    socket.resume();
-    socket.on('close', () => (closed = true));
-    socket.on('error', () => {});
-    socket.once('connect', () => resolve({ socket, closed: () => closed }));
-    socket.once('error', reject);
-  });
-}
-
-/** Opens `n` raw connections one after the other (each connected before the next). */
-async function rawSockets(endpoint: string, n: number) {
-  const out = [];
-  for (let i = 0; i < n; i++) out.push(await rawSocket(endpoint));
-  return out;
-}
 
 /** An HTTP/2 session to `endpoint`, resolved once the server's SETTINGS arrived. */
 function h2(endpoint: string): Promise<http2.ClientHttp2Session> {
@@ -142,7 +120,7 @@ describe('limits on connections and calls, with real sockets', () => {
   it('is UNHEALTHY while its open files near the process limit, whatever else it holds', async () => {
     const n5 = await start('n5', ['--max-connections', '1000'], { openFileLimit: 256 });
     // Each connection is a file: open them until the node says it is near its limit (90%: 231), at most 240.
-    const sockets: Array<{ socket: net.Socket; closed: () => boolean }> = [];
+    const sockets: RawSocket[] = [];
     for (let i = 0; i < 240 && statusOf('n5') === 'ONLINE'; i++) {
       sockets.push(await rawSocket(n5.endpoint));
       if (i >= 150 && i % 10 === 0) await sleep(2 * PERIOD_MS);

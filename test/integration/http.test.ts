@@ -74,6 +74,13 @@ describe('HTTP/JSON calls (in-process brokers, real nats-server)', () => {
     expect(r.json).toMatchObject({ redirect: { node: 'n2', reason: 'load' } });
   });
 
+  it('keeps the query as sent in Location, its hop count replaced by one more at the end', async () => {
+    await busyN1();
+    const r = await postJson(url(n1), `${BALANCE}?b=%20x&peerbroker-hops=0&flag&a=1+2`, { accountId: 'acct-1' }, { redirect: 'manual' });
+    expect(r.status).toBe(307);
+    expect(r.headers.get('location')).toBe(`${url(n2)}${BALANCE}?b=%20x&flag&a=1+2&peerbroker-hops=1`);
+  });
+
   it('never names another host in Location, whatever the request line says', async () => {
     await busyN1();
     const { port } = new URL(url(n1));
@@ -246,7 +253,7 @@ describe('HTTP calls routed by service', () => {
 describe('HTTP calls redirected to a node without an HTTP listener', () => {
   const nats = natsForSuite();
 
-  it('are relayed over gRPC by the busy node, so the call still runs on the peer', async () => {
+  it('are relayed over gRPC by the busy node, so the call still runs on the peer, and counted as forwarded', async () => {
     const common = { nats: [nats().url], cluster: 'http-relay', capacity: CAPACITY, periodMs: PERIOD_MS, workMs: 5 };
     const web = await startBroker({ ...common, nodeId: 'web', httpListen: '127.0.0.1:0' });
     const grpcOnly = await startBroker({ ...common, nodeId: 'grpc-only' });
@@ -258,6 +265,11 @@ describe('HTTP calls redirected to a node without an HTTP listener', () => {
       const r = await postJson(web.httpUrl!, BALANCE, { accountId: 'a' }, { redirect: 'manual' });
       expect(r.status).toBe(200);
       expect(r.json).toMatchObject({ servedBy: 'grpc-only' });
+      // A relay, as for a plain gRPC client: no redirect was answered.
+      expect(web.stats.forwarded).toBe(1);
+      const sent = async (name: string) => (await web.metrics.getSingleMetric(name)!.get()).values.find((v) => v.labels.target === 'grpc-only')?.value;
+      expect(await sent('peerbroker_forwards_total')).toBe(1);
+      expect(await sent('peerbroker_redirects_total')).toBeUndefined();
     } finally {
       hold.release();
     }

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PeerView, type LoadReport } from '../../../src/cluster';
-import { ClusterFeed, type SelfSample } from '../../../src/http';
+import { ClusterFeed, type SelfSample } from '../../../src/http/cluster-feed';
 
 const WALL = 1_800_000_000_000;
 
@@ -76,5 +76,47 @@ describe('the cluster feed behind the page', () => {
     leave();
     feed.tick(500);
     expect(seen).toEqual([1]);
+  });
+
+  it('samples only while someone watches, and on demand when nobody does', () => {
+    vi.useFakeTimers();
+    try {
+      const { peers, self } = setup();
+      let samples = 0;
+      const feed = new ClusterFeed('c', peers, () => (samples++, self), () => 0.5, 500);
+      vi.advanceTimersByTime(5_000);
+      expect(samples).toBe(0);
+      feed.snapshot();
+      expect(samples).toBe(1);
+      const leave = feed.subscribe(() => undefined);
+      vi.advanceTimersByTime(1_000);
+      expect(samples).toBe(3);
+      // While it samples, a snapshot is the latest tick's.
+      feed.snapshot();
+      expect(samples).toBe(3);
+      leave();
+      vi.advanceTimersByTime(5_000);
+      expect(samples).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('counts redirects by tick, and not those that came while nobody watched for longer than the window', () => {
+    const { peers, feed } = setup();
+    const counted = (n: number) => ({ redirects: [{ toNode: 'n1', reason: 'load', count: n }] });
+    peers.apply(report('n2', 1, counted(1000)), 'n2', 0, WALL);
+    feed.tick(0);
+    peers.apply(report('n2', 2, counted(1010)), 'n2', 1000, WALL);
+    expect(feed.tick(1000).flows.map((f) => f.lastMinute)).toEqual([10]);
+    // Two minutes without a page: where the counts stand then is not the last minute.
+    peers.apply(report('n2', 3, counted(5000)), 'n2', 121_000, WALL);
+    const after = feed.tick(121_000);
+    expect(after.flows).toEqual([]);
+    // Ticks nobody sampled read as unknown in the load history, which keeps a minute.
+    expect(after.nodes[0].loads).toHaveLength(120);
+    expect(after.nodes[0].loads.slice(-2)).toEqual([null, 0.75]);
+    peers.apply(report('n2', 4, counted(5020)), 'n2', 122_000, WALL);
+    expect(feed.tick(122_000).flows).toMatchObject([{ from: 'n2', to: 'n1', reason: 'load', lastMinute: 20, perSec: 20 }]);
   });
 });

@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { methodCodec, HttpCallError } from '../../../src/http';
+import { HttpCallError } from '../../../src/http/connect-errors';
+import { methodCodec } from '../../../src/http/json-codec';
 import { PROTO_LOADER_OPTIONS } from '../../../src/transport';
 
 const FIXTURE = path.join(__dirname, '..', '..', 'fixtures', 'json-mapping.proto');
@@ -90,6 +91,11 @@ describe('proto3 JSON mapping of a method', () => {
       [{ small: -1 }, /'small': -1 is out of range for uint32/],
       [{ nested: { big: '-1' } }, /'nested\.big': -1 is out of range for uint64/],
       [{ color: 'BLUE' }, /'color': expected one of COLOR_UNSPECIFIED, RED, GREEN, got "BLUE"/],
+      [{ color: 'toString' }, /'color': expected one of COLOR_UNSPECIFIED, RED, GREEN, got "toString"/],
+      [{ color: 2 ** 31 }, /'color': expected one of .*got 2147483648/],
+      [{ small: 2 ** 32 }, /'small': 4294967296 is out of range for uint32/],
+      [{ counts: { a: 1e21 } }, /'counts\.a': 1000000000000000000000 is out of range for int64/],
+      [{ nested: { big: 2 ** 64 } }, /'nested\.big': 18446744073709551616 is out of range for uint64/],
       [{ text: 'a', number: 1 }, /'text' and 'number' are both set, but only one of oneof 'pick' may be/],
       [{ inners: {} }, /'inners': expected an array, got an object/],
       [{ inners: [{ nickname: 'x' }] }, /'inners\[0\]': unknown field 'nickname' \(jsontest\.v1\.Inner has: firstName\)/],
@@ -106,6 +112,23 @@ describe('proto3 JSON mapping of a method', () => {
       expect(r.message).toMatch(/^peerbroker: invalid jsontest\.v1\.Everything: /);
       expect(r.message).toMatch(expected);
     }
+  });
+
+  it('keeps a map or Struct key named __proto__ as a key like any other', () => {
+    const req = codec.requestFromJson('{"counts":{"__proto__":"3","a":"1"},"extra":{"__proto__":{"x":1}}}') as any;
+    expect(Object.keys(req.counts)).toEqual(['__proto__', 'a']);
+    expect(Object.getOwnPropertyDescriptor(req.counts, '__proto__')?.value).toBe('3');
+    const out = codec.responseToJson(req);
+    expect(out).toContain('"counts":{"__proto__":"3","a":"1"}');
+    expect(out).toContain('"extra":{"__proto__":{"x":1}}');
+  });
+
+  it('reads an enum by number within 32 bits, and integers at the edges of their ranges', () => {
+    const req = codec.requestFromJson(JSON.stringify({ color: -(2 ** 31), small: 2 ** 32 - 1, number: -(2 ** 31), counts: { a: Number.MAX_SAFE_INTEGER, b: '-9223372036854775808' } })) as any;
+    expect(req.color).toBe(-(2 ** 31));
+    expect(req.small).toBe(2 ** 32 - 1);
+    expect(req.number).toBe(-(2 ** 31));
+    expect(req.counts).toEqual({ a: String(Number.MAX_SAFE_INTEGER), b: '-9223372036854775808' });
   });
 
   it('says when the body is not JSON at all', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseHops } from '../../../src/broker/call-gate';
+import { parseFollow, parseHops } from '../../src/wire';
 
 const MAX_HOPS = 2;
 
@@ -37,5 +37,14 @@ describe('parseHops', () => {
 
   it('never returns fewer hops than the limit for a malformed value, whatever the limit', () => {
     for (let max = 0; max <= 16; max++) expect(parseHops('-3', max)).toBeGreaterThanOrEqual(max);
+  });
+});
+
+describe('parseFollow', () => {
+  it('reads 0, 1 and 2, and tells an absent value from a malformed one', () => {
+    expect(['0', '1', '2'].map(parseFollow)).toEqual([0, 1, 2]);
+    expect(parseFollow(undefined)).toBeUndefined();
+    for (const bad of ['', '3', ' 1', 'yes', '01']) expect(parseFollow(bad)).toBeNull();
+    expect(parseFollow(Buffer.from('1'))).toBeNull();
   });
 });
