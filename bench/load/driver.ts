@@ -3,6 +3,7 @@
  * common start time, and measures them. Used by the generator process and its worker threads.
  */
 import { Histogram } from '../lib/histogram';
+import { seededRandom } from '../lib/random';
 import type { Caller } from './callers';
 import type { LoadConfig, LoadResult } from './protocol';
 
@@ -10,18 +11,6 @@ import type { LoadConfig, LoadResult } from './protocol';
 const DRAIN_GRACE_MS = 1_000;
 /** Status details kept per error name. */
 const KEPT_DETAILS = 3;
-
-/** A small, fast, seedable RNG (mulberry32): the same seed gives the same arrival schedule. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Makes the calls of `cfg` through `caller`, starting at `atEpochMs`; resolves with what it measured. */
 export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promise<LoadResult> {
@@ -126,9 +115,12 @@ export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promi
           const due = Math.min(cfg.maxCalls, Math.floor((mode.ratePerSec * (performance.now() - t0)) / 1000));
           while (offered < due) {
             offered++;
+            // Call number `offered` is due at t0 + offered / rate: its latency counts from then,
+            // not from this (possibly late) tick, so a stalled generator or system cannot hide it.
+            const scheduled = t0 + (offered * 1000) / mode.ratePerSec;
             if (inflight >= mode.maxInFlight) {
               if (inWindow) skipped++;
-            } else startOne(performance.now(), undefined, false);
+            } else startOne(scheduled, undefined, false);
           }
         }, mode.tickMs ?? 1);
       } else {

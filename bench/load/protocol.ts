@@ -46,7 +46,8 @@ export type Mode =
   | { kind: 'closed'; concurrency: number }
   /**
    * `ratePerSec` calls started per second whatever the answers; above `maxInFlight` a call is
-   * skipped. Calls due are started every `tickMs` (default 1), so a late timer catches up.
+   * skipped. Calls due are started every `tickMs` (default 1), so a late timer catches up;
+   * latency counts from each call's scheduled send time (call k at k / `ratePerSec`).
    */
   | { kind: 'open'; ratePerSec: number; maxInFlight: number; tickMs?: number }
   /**

@@ -20,7 +20,8 @@ export function renderMarkdown(results: Results): string {
     '',
     `Generated ${results.generatedAt} on ${m.cpus} × ${m.model}, ${m.memGiB} GiB, Node ${m.node}. ` +
       'Every figure is the median over the runs named under each heading (each figure on its own). ' +
-      'Latencies are in ms, measured by the load generators (separate processes), from call start to answer. ' +
+      'Latencies are in ms, measured by the load generators (separate processes), to the answer from each call\'s ' +
+      'scheduled send time (open loop), or from its start (closed loop). ' +
       'How to read them: [bench/README.md](../README.md).',
     '',
     '![charts](latest.svg)',

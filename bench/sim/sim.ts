@@ -10,6 +10,7 @@ import type { LoadReport } from '../../src/cluster/report-codec';
 import { RoutePlan } from '../../src/client/route-plan';
 import { adviseSpread } from '../../src/policy/advice';
 import { decide, peerChoiceByName, type CallInfo, type PolicyConfig, type SelfState } from '../../src/policy';
+import { seededRandom } from '../lib/random';
 
 // ---- a tiny event heap -----------------------------------------------------------
 type Ev = { t: number; seq: number; fn: () => void };
@@ -51,18 +52,6 @@ class Heap {
   }
 }
 const less = (x: Ev, y: Ev) => x.t < y.t || (x.t === y.t && x.seq < y.seq);
-
-// ---- seeded RNG ----------------------------------------------------------------------
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SimOptions {
   nodes: number;
@@ -195,7 +184,7 @@ export interface SimResult {
 export function simulate(opts: Partial<SimOptions> = {}): SimResult {
   const o = { ...DEFAULTS, ...opts };
   const heap = new Heap();
-  const random = rng(o.seed);
+  const random = seededRandom(o.seed);
   const nodes = Array.from({ length: o.nodes }, (_, i) => new SimNode(`n${i + 1}`, o));
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const cfg: PolicyConfig = { threshold: o.threshold, margin: o.margin, maxHops: o.maxHops, staleAfterPeriods: 2 };

@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { addBank, bankProto } from '../../examples/bank';
-import { Broker, brokerProto, createClient, MD_FOLLOW, MD_HOPS, MD_NODE, type BrokerOptions, type ClientOptions, type LoadReport, type MemberInfo } from '../../src';
+import { Broker, brokerProto, createClient, MD_FOLLOW, MD_HOPS, MD_NODE, type BrokerOptions, type ClientOptions, type MemberInfo } from '../../src';
 import type { BankingClient } from '../../src/generated/bank/Banking';
 import type { SecuritiesClient } from '../../src/generated/bank/Securities';
 import type { StatusResponse__Output } from '../../src/generated/peerbroker/v1/StatusResponse';
 import type { BrokerClient } from '../../src/generated/peerbroker/v1/Broker';
 import { createLogger } from '../../src/log';
-import { exitOf, killTracked, outputOf, spawnTracked, waitForLine, type ExitInfo } from './processes';
+import { closedOf, exitOf, killTracked, outputOf, spawnTracked, waitForLine, type ExitInfo } from './processes';
 
 /** How long a broker process gets to print its listening line. */
 export const DEFAULT_BROKER_READY_TIMEOUT_MS = 20_000;
@@ -27,8 +27,8 @@ export const BANK_MODULE_PATH = path.join(REPO_ROOT, 'dist', 'examples', 'bank',
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
   const child = spawnTracked(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env } });
   const { code } = await exitOf(child);
-  // Let the pipes drain, so the last line is in the output.
-  await sleep(50);
+  // Its output read to the end, so the last line is in it.
+  await closedOf(child);
   return { code, output: outputOf(child) };
 }
 
@@ -131,14 +131,15 @@ export async function startBrokerProcess(opts: BrokerProcessOptions): Promise<Br
 }
 
 /**
- * Starts one broker process per id with the same options, and resolves once every
- * one of them lists all of them ONLINE. A start that fails kills the others.
+ * Starts one broker process per id with the same options (plus `each[id]`), and resolves
+ * once every one of them lists all of them ONLINE. A start that fails kills the others.
  */
 export async function startBrokerProcesses(
   nodeIds: string[],
   common: Omit<BrokerProcessOptions, 'nodeId'>,
+  each: Record<string, Partial<BrokerProcessOptions>> = {},
 ): Promise<BrokerProcess[]> {
-  const results = await Promise.allSettled(nodeIds.map((nodeId) => startBrokerProcess({ nodeId, ...common })));
+  const results = await Promise.allSettled(nodeIds.map((nodeId) => startBrokerProcess({ ...common, ...each[nodeId], nodeId })));
   const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
@@ -157,24 +158,31 @@ const started = new Set<Broker>();
 
 /** Options of `startBroker()`: broker options plus what to host. */
 export type TestBrokerOptions = BrokerOptions & {
-  /** Register the bank example (Banking, Securities). Default true. */
+  /** Register the bank example (Banking, Securities). Default true, unless `services` is given. */
   register?: boolean;
   /** Simulated work per bank call, ms, for this broker only. Default: $BANK_WORK_MS, else 1. */
   workMs?: number;
+  /**
+   * Registers what the broker hosts (services, session listeners) instead of the bank
+   * example; runs before `start()`.
+   */
+  services?: (broker: Broker) => void;
 };
 
 /**
  * Starts a Broker in this process, listening on 127.0.0.1 (port 0 unless `listen`
- * says otherwise), with the bank example registered. `stopAllBrokers()` stops it.
+ * says otherwise), with the bank example registered, or what `services` registers.
+ * `stopAllBrokers()` stops it.
  */
 export async function startBroker(options: TestBrokerOptions): Promise<Broker> {
-  const { register = true, workMs, ...brokerOptions } = options;
+  const { register = options.services === undefined, workMs, services, ...brokerOptions } = options;
   const broker = new Broker({
     listen: '127.0.0.1:0',
     logger: createLogger({ level: process.env.PEERBROKER_LOG_LEVEL ?? 'error' }),
     ...brokerOptions,
   });
   if (register) addBank(broker, broker.nodeId, workMs);
+  services?.(broker);
   started.add(broker);
   await broker.start();
   return broker;
@@ -488,6 +496,29 @@ export function holdSlots(
       openClients.delete(client);
     },
   };
+}
+
+/**
+ * Makes in-process broker `busy` busy: `n` of its slots held by plain calls (as `holdSlots()`,
+ * with its `metadata` and `credentials`), and waits until `idle` sees it at that load and it
+ * sees `idle` at load 0. Release the slots with the returned hold.
+ */
+export async function makeBusy(
+  busy: Broker,
+  idle: Broker,
+  n: number,
+  opts: { count?: number; metadata?: grpc.Metadata; credentials?: grpc.ChannelCredentials } = {},
+): Promise<SlotHold> {
+  const capacity = busy.members().find((m) => m.nodeId === busy.nodeId)!.capacity;
+  const hold = holdSlots(busy.endpoint, n, opts.count, opts.metadata, opts.credentials);
+  try {
+    await waitForLoad(idle, busy, n / capacity);
+    await waitForLoad(busy, idle, 0);
+  } catch (err) {
+    hold.release();
+    throw err;
+  }
+  return hold;
 }
 
 export { fakeReport } from './reports';

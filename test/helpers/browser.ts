@@ -27,12 +27,12 @@ export interface TestBrowser {
   browser: Browser;
   /** A new page (tab). */
   page(): Promise<Page>;
-  /** Closes the connection and kills the browser by PID; removes its profile. */
+  /** Closes the connection and kills the browser's process group by its PID; removes its profile. */
   stop(): Promise<void>;
 }
 
 /**
- * Starts Chromium as a tracked process (killed by PID, also when the test fails) with a
+ * Starts Chromium as a tracked process group (killed by PID, also when the test fails) with a
  * new empty profile and DevTools on a loopback port, and connects playwright-core to it.
  * Nothing is downloaded: the browser is the system's.
  */
@@ -47,7 +47,13 @@ export async function startBrowser(): Promise<TestBrowser> {
     }
   };
   onProcessCleanup(removeProfile);
-  const child = spawnTracked(chromiumPath(), [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank']);
+  // Detached: Chromium and the renderers and helpers it starts are a process group of their
+  // own, which is killed whole (a renderer can outlive the browser's own SIGKILL).
+  const child = spawnTracked(
+    chromiumPath(),
+    [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank'],
+    { detached: true },
+  );
   let browser: Browser;
   try {
     const line = await waitForLine(child, /DevTools listening on (ws:\/\/\S+)/, 20_000);

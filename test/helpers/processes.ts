@@ -30,9 +30,17 @@ interface Tracked {
   /** Resolves once stdout and stderr have been fully read after exit. */
   closed: Promise<void>;
   spawnError: Error | null;
+  /** Spawned detached: it leads a process group of its own, and signals go to the whole group. */
+  group: boolean;
 }
 
 const running = new Map<number, ChildProcess>();
+/**
+ * Process groups of detached children, by their leader's PID, not yet killed whole: the
+ * leader's exit does not end the group (a browser's renderers outlive it), so they are
+ * killed when the child is, and when the test process ends.
+ */
+const groups = new Set<number>();
 const tracked = new WeakMap<ChildProcess, Tracked>();
 
 function stateOf(child: ChildProcess): Tracked {
@@ -61,10 +69,13 @@ function capture(stream: Readable | null, state: Tracked): Promise<void> {
 /**
  * Spawns a child process and records it, so `killAllTracked()` (also run on
  * process exit) can kill it if a test fails. stdout and stderr are piped and
- * captured unless `opts.stdio` says otherwise.
+ * captured unless `opts.stdio` says otherwise. With `opts.detached` the child
+ * leads a process group of its own, and every signal goes to the whole group
+ * (for programs that start helpers of their own, such as Chromium).
  */
 export function spawnTracked(cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const group = opts.detached === true && child.pid !== undefined;
   let resolveExited!: (info: ExitInfo) => void;
   const state: Tracked = {
     lines: [],
@@ -74,6 +85,7 @@ export function spawnTracked(cmd: string, args: readonly string[] = [], opts: Sp
     exit: null,
     closed: Promise.resolve(),
     spawnError: null,
+    group,
   };
   tracked.set(child, state);
   state.closed = Promise.all([capture(child.stdout, state), capture(child.stderr, state)]).then(() => undefined);
@@ -92,6 +104,7 @@ export function spawnTracked(cmd: string, args: readonly string[] = [], opts: Sp
     resolveExited(state.exit);
   });
   if (child.pid !== undefined) running.set(child.pid, child);
+  if (group) groups.add(child.pid!);
   return child;
 }
 
@@ -108,6 +121,14 @@ export function exitOf(child: ChildProcess): Promise<ExitInfo> {
   return stateOf(child).exited;
 }
 
+/**
+ * Resolves once a tracked child's stdout and stderr have been read to their end: after its
+ * exit, then, `outputOf()` holds its last line too.
+ */
+export function closedOf(child: ChildProcess): Promise<void> {
+  return stateOf(child).closed;
+}
+
 function sendSignal(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
@@ -115,6 +136,17 @@ function sendSignal(pid: number, signal: NodeJS.Signals): void {
     // ESRCH: it already exited, which is what we wanted.
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
+}
+
+/** Sends `signal` to a tracked child, or to its whole process group when it leads one. */
+function signalChild(pid: number, state: Tracked, signal: NodeJS.Signals): void {
+  sendSignal(state.group ? -pid : pid, signal);
+}
+
+/** SIGKILLs what is left of the process group led by `pid` (its leader has exited or is being killed). */
+function killGroup(pid: number): void {
+  if (!groups.delete(pid)) return;
+  sendSignal(-pid, 'SIGKILL');
 }
 
 /**
@@ -127,22 +159,30 @@ export async function killTracked(
   timeoutMs = DEFAULT_KILL_TIMEOUT_MS,
 ): Promise<ExitInfo> {
   const state = stateOf(child);
-  if (hasExited(child, state) || child.pid === undefined) return state.exited;
+  if (child.pid === undefined) return state.exited;
   const pid = child.pid;
-  sendSignal(pid, signal);
-  if (signal === 'SIGKILL') return state.exited;
+  if (hasExited(child, state)) {
+    if (state.group) killGroup(pid);
+    return state.exited;
+  }
+  signalChild(pid, state, signal);
   let timer: NodeJS.Timeout | undefined;
-  const escalated = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      if (!hasExited(child, state)) sendSignal(pid, 'SIGKILL');
-      resolve();
-    }, timeoutMs);
-  });
+  const escalated =
+    signal === 'SIGKILL'
+      ? state.exited.then(() => undefined)
+      : new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            if (!hasExited(child, state)) signalChild(pid, state, 'SIGKILL');
+            resolve();
+          }, timeoutMs);
+        });
   try {
     await Promise.race([state.exited, escalated]);
     return await state.exited;
   } finally {
     clearTimeout(timer);
+    // The leader is gone; helpers it started in its group may not be.
+    if (state.group) killGroup(pid);
   }
 }
 
@@ -154,8 +194,9 @@ export async function killTracked(
 export function killAllTracked(): Promise<void> {
   const children = [...running.values()];
   for (const child of children) {
-    if (child.pid !== undefined) sendSignal(child.pid, 'SIGKILL');
+    if (child.pid !== undefined) signalChild(child.pid, stateOf(child), 'SIGKILL');
   }
+  for (const pid of [...groups]) killGroup(pid);
   return Promise.all(children.map((child) => stateOf(child).exited)).then(() => undefined);
 }
 

@@ -17,6 +17,7 @@ export function fakeReport(fields: Pick<LoadReport, 'cluster' | 'nodeId' | 'endp
     loopDelayMs: 0,
     callsRun: 0,
     callsRedirected: 0,
+    maxQueue: 16,
     ...fields,
   };
 }

@@ -2,29 +2,27 @@ import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { bankImplementations, bankProto } from '../../examples/bank';
-import { Broker, type BrokerOptions } from '../../src';
-import { createLogger } from '../../src/log';
-import { bankClient, callError, cleanupBrokers, holdSlots, plainBankClient, sleep, startBroker, unary, waitFor, type SlotHold } from '../helpers/brokers';
+import type { Broker } from '../../src';
+import { bankClient, callError, cleanupBrokers, holdSlots, plainBankClient, startBroker, unary, waitFor, type SlotHold, type TestBrokerOptions } from '../helpers/brokers';
 
 // One broker running alone (no NATS): what its slots, queue and session table do
 // when calls are cancelled, time out, or pile up on a busy owner.
 
-const own = new Set<Broker>();
-
 /** A broker hosting the bank example with `GetBalance` replaced; stopped after the suite. */
-async function brokerWith(options: Omit<BrokerOptions, 'nodeId'>, getBalance: grpc.handleUnaryCall<unknown, unknown>): Promise<Broker> {
-  const broker = new Broker({ nodeId: 'n1', listen: '127.0.0.1:0', logger: createLogger({ level: 'error' }), ...options });
-  const proto = bankProto();
-  const impl = bankImplementations('n1', 1);
-  broker.addService(proto.bank.Banking.service, { ...impl.banking, GetBalance: getBalance } as unknown as grpc.UntypedServiceImplementation);
-  broker.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
-  own.add(broker);
-  await broker.start();
-  return broker;
+function brokerWith(options: Omit<TestBrokerOptions, 'nodeId' | 'services'>, getBalance: grpc.handleUnaryCall<unknown, unknown>): Promise<Broker> {
+  return startBroker({
+    nodeId: 'n1',
+    ...options,
+    services: (broker) => {
+      const proto = bankProto();
+      const impl = bankImplementations('n1', 1);
+      broker.addService(proto.bank.Banking.service, { ...impl.banking, GetBalance: getBalance } as unknown as grpc.UntypedServiceImplementation);
+      broker.addService(proto.bank.Securities.service, impl.securities as unknown as grpc.UntypedServiceImplementation);
+    },
+  });
 }
 
 afterAll(async () => {
-  await Promise.all([...own].map((b) => b.stop()));
   await cleanupBrokers();
 });
 
@@ -43,22 +41,29 @@ describe('slots of cancelled calls', () => {
       }, 1_500);
     });
     const client = plainBankClient(broker.endpoint);
+    // Connected first, so that every call reaches the broker before it is cancelled.
+    await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 5_000, (err) => (err ? reject(err) : resolve())));
     const calls = Array.from({ length: 8 }, (_, i) => {
-      const call = client.GetBalance({ accountId: `c${i}` }, () => {});
-      setTimeout(() => call.cancel(), 60);
-      return call;
+      let call!: grpc.ClientUnaryCall;
+      const ended = new Promise<grpc.ServiceError | null>((resolve) => {
+        call = client.GetBalance({ accountId: `c${i}` }, (err) => resolve(err));
+      });
+      return { call, ended };
     });
-    await waitFor(() => ran >= 2, 5_000, 10, 'two handlers to start');
-    await sleep(200); // every client has cancelled by now; both handlers still run
+    // Two handlers run, six calls wait in the queue: load (2 + 6) / 2.
+    await waitFor(() => ran === 2 && broker.load() === 4, 5_000, 10, 'two handlers to start and six calls to wait');
+    for (const c of calls) c.call.cancel();
+    // The waiting calls leave the queue at once; the two handlers still run.
+    await waitFor(() => broker.load() === 1, 1_000, 10, 'the cancelled calls to leave the queue');
     // What `peerbroker status` shows: both slots taken, full load.
     const self = broker.members()[0];
     expect(self.inFlight).toBe(2);
     expect(self.load).toBe(1);
+    for (const c of calls) expect((await c.ended)?.code).toBe(status.CANCELLED);
     await waitFor(() => runningNow === 0 && broker.load() === 0, 5_000, 20, 'the handlers to end');
     expect(mostAtOnce).toBe(2);
     // The six calls that waited were cancelled before a slot freed: they never ran.
     expect(ran).toBe(2);
-    expect(calls).toHaveLength(8);
   });
 
   it('drops calls whose deadline passes while they wait: they never run and leave the queue', async () => {

@@ -1,12 +1,13 @@
 import * as net from 'node:net';
 import { connect, type NatsConnection } from 'nats';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSubject } from '../../src';
 import { MAX_ADOPTED } from '../../src/broker/identity-takeover';
 import { encodeReport } from '../../src/cluster/report-codec';
-import { fakeReport, members, sleep, startBrokerProcesses, waitForMembers, type BrokerProcess } from '../helpers/brokers';
+import { fakeReport, members, sleep, waitFor, waitForMembers } from '../helpers/brokers';
 import { freePorts } from '../helpers/ports';
-import { natsForSuite } from '../helpers/suite';
+import { waitForLine } from '../helpers/processes';
+import { brokerProcessesForSuite, natsForSuite } from '../helpers/suite';
 
 const CLUSTER = 'forged';
 const PERIOD_MS = 200;
@@ -40,45 +41,54 @@ async function haunt(nc: NatsConnection, ghosts: Array<[string, string]>, rounds
 
 describe('forged reports of nodes that fall silent (two broker processes, a raw NATS publisher without a key)', () => {
   const nats = natsForSuite();
-  let nodes: BrokerProcess[] = [];
+  const nodes = brokerProcessesForSuite(['n1', 'n2'], () => ({ nats: [nats().url], cluster: CLUSTER, periodMs: PERIOD_MS }));
   let nc: NatsConnection;
 
   beforeAll(async () => {
-    nodes = await startBrokerProcesses(['n1', 'n2'], { nats: [nats().url], cluster: CLUSTER, periodMs: PERIOD_MS });
     nc = await connect({ servers: nats().url, name: 'ghosts' });
-  });
-
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') for (const b of nodes) console.log(`--- ${b.nodeId} ---\n${b.output()}`);
   });
 
   afterAll(async () => {
     await nc?.close();
-    await Promise.all(nodes.map((b) => b.kill9()));
   });
 
   it('never makes a node listen on a wildcard address, nor adopt a node seen only a moment', async () => {
     const [wild, brief] = await freePorts(2);
     // A long-lived ghost at 0.0.0.0, and one at a loopback address that said five words at once.
     await Promise.all([haunt(nc, [['wild', `0.0.0.0:${wild}`]], 10, PERIOD_MS), haunt(nc, [['brief', `127.0.0.1:${brief}`]], 5, 0)]);
-    await waitForMembers(nodes[0].endpoint, { n1: 'ONLINE', n2: 'ONLINE', wild: 'OFFLINE', brief: 'OFFLINE' }, 5_000);
+    await waitForMembers(nodes()[0].endpoint, { n1: 'ONLINE', n2: 'ONLINE', wild: 'OFFLINE', brief: 'OFFLINE' }, 5_000);
     await sleep(4 * PERIOD_MS);
     expect(await accepts(wild)).toBe(false);
     expect(await accepts(brief)).toBe(false);
-    for (const b of nodes) expect((await members(b.endpoint)).find((m) => m.nodeId === b.nodeId)?.endpoints).toEqual([b.endpoint]);
+    for (const b of nodes()) expect((await members(b.endpoint)).find((m) => m.nodeId === b.nodeId)?.endpoints).toEqual([b.endpoint]);
   });
 
   it(`adopts at most ${MAX_ADOPTED} endpoints of 200 ghosts, so the real nodes keep seeing each other`, async () => {
     const ports = await freePorts(200);
     await haunt(nc, ports.map((p, i) => [`g${i}`, `127.0.0.1:${p}`]), 6, PERIOD_MS);
-    // Off-line after 3 periods; the ghosts' ranks stagger the claims over the next periods.
-    await sleep(16 * PERIOD_MS);
-    for (const b of nodes) {
+    // Off-line after 3 periods of silence.
+    for (const b of nodes()) {
+      await waitFor(
+        async () => {
+          const ghosts = (await members(b.endpoint)).filter((m) => /^g\d+$/.test(m.nodeId));
+          return ghosts.length === 200 && ghosts.every((m) => m.status === 'OFFLINE');
+        },
+        10_000,
+        50,
+        `${b.nodeId} to see the 200 ghosts off-line`,
+      );
+    }
+    // Each node ranks first for about half the ghosts' addresses: it adopts some, then reaches its cap and says so.
+    for (const b of nodes()) {
+      await waitForLine(b.child, /adopts at most MAX_ADOPTED endpoints/, 10_000);
+      await waitFor(async () => ((await members(b.endpoint)).find((m) => m.nodeId === b.nodeId)?.endpoints.length ?? 0) > 1, 10_000, 50, `${b.nodeId} to serve an adopted endpoint`);
+    }
+    for (const b of nodes()) {
       const view = await members(b.endpoint);
       const real = view.filter((m) => m.nodeId === 'n1' || m.nodeId === 'n2');
       expect(real.map((m) => [m.nodeId, m.status]).sort(), `${b.nodeId}'s view`).toEqual([['n1', 'ONLINE'], ['n2', 'ONLINE']]);
       for (const m of real) expect(m.endpoints.length).toBeLessThanOrEqual(1 + MAX_ADOPTED);
     }
-    for (const b of nodes) expect(b.output()).not.toMatch(/"peer":"n[12]".*peer off-line|peer off-line.*"peer":"n[12]"/);
+    for (const b of nodes()) expect(b.output()).not.toMatch(/"peer":"n[12]".*peer off-line|peer off-line.*"peer":"n[12]"/);
   });
 });

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
-import { bankClient, callError, holdSlots, plainBankClient, startBroker, unary, waitFor, waitForLoad } from '../helpers/brokers';
+import { bankClient, callError, makeBusy, plainBankClient, startBroker, unary, waitFor } from '../helpers/brokers';
 import { makeTestPki, type CertFiles, type TestPki } from '../helpers/certs';
 import { natsForSuite } from '../helpers/suite';
 
@@ -37,9 +37,7 @@ describe('gRPC over TLS (client certificates required)', () => {
     const b = await startBroker({ nodeId: 'b', listen: `${bHost}:0`, tls: { certFile: bCert.cert, keyFile: bCert.key, caFile: pki.ca }, ...common });
     for (const x of [a, b]) await waitFor(() => x.members().filter((m) => m.status === 'ONLINE').length === 2, 15_000, 20, `${x.nodeId} to see its peer`);
     // Three long plain streams over TLS keep a at 0.75.
-    const hold = holdSlots(a.endpoint, 3, 100_000, undefined, tlsCredentials(pki, clientCert));
-    await waitForLoad(b, a, 0.75);
-    await waitForLoad(a, b, 0);
+    const hold = await makeBusy(a, b, 3, { count: 100_000, credentials: tlsCredentials(pki, clientCert) });
     return { a, b, release: () => hold.release() };
   }
 

@@ -1,10 +1,10 @@
 import { connect, type NatsConnection } from 'nats';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSubject } from '../../src';
 import { DEFAULT_MAX_PEERS } from '../../src/cluster/peer-view';
 import { encodeReport, MAX_REPORT_BYTES, type LoadReport } from '../../src/cluster/report-codec';
-import { bankClient, brokerStatus, fakeReport, members, sleep, startBrokerProcess, unary, waitFor, waitForMembers, type BrokerProcess } from '../helpers/brokers';
-import { natsForSuite } from '../helpers/suite';
+import { bankClient, brokerStatus, fakeReport, members, sleep, unary, waitFor } from '../helpers/brokers';
+import { brokerProcessesForSuite, natsForSuite } from '../helpers/suite';
 
 const CLUSTER = 'table';
 // The default period: on this shared machine a report may come a few hundred ms late.
@@ -14,30 +14,21 @@ const FAKE_PERIOD_MS = 10_000;
 
 describe('a peer table flooded with fake ids, without a key (two broker processes, a raw NATS publisher)', () => {
   const nats = natsForSuite();
-  let nodes: BrokerProcess[] = [];
+  // n1 hosts only Securities: its Banking calls go to n2, which the stub must know from Members.
+  const nodes = brokerProcessesForSuite(['n1', 'n2'], () => ({ nats: [nats().url], cluster: CLUSTER, periodMs: PERIOD_MS }), {
+    n1: { extraArgs: ['--services', 'bank.Securities'] },
+  });
   let nc: NatsConnection;
   const incarnation = Date.now();
   const fake = (nodeId: string, over: Partial<LoadReport> = {}) =>
     encodeReport(fakeReport({ cluster: CLUSTER, nodeId, endpoint: '127.0.0.1:9', incarnation, load: 0.9, periodMs: FAKE_PERIOD_MS, ...over }));
 
   beforeAll(async () => {
-    // n1 hosts only Securities: its Banking calls go to n2, which the stub must know from Members.
-    const common = { nats: [nats().url], cluster: CLUSTER, periodMs: PERIOD_MS };
-    nodes = await Promise.all([
-      startBrokerProcess({ nodeId: 'n1', ...common, extraArgs: ['--services', 'bank.Securities'] }),
-      startBrokerProcess({ nodeId: 'n2', ...common }),
-    ]);
-    for (const b of nodes) await waitForMembers(b.endpoint, { n1: 'ONLINE', n2: 'ONLINE' });
     nc = await connect({ servers: nats().url, name: 'fakes' });
-  });
-
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') for (const b of nodes) console.log(`--- ${b.nodeId} ---\n${b.output()}`);
   });
 
   afterAll(async () => {
     await nc?.close();
-    await Promise.all(nodes.map((b) => b.kill9()));
   });
 
   it('keeps the Members answer small enough for the stub, which still follows redirects to the real peer', async () => {
@@ -50,8 +41,8 @@ describe('a peer table flooded with fake ids, without a key (two broker processe
       if (i % 10 === 9) await nc.flush();
     }
     // New ids are read within a budget of time: a few of these fakes are listed at first.
-    await waitFor(async () => (await members(nodes[0].endpoint, 10_000)).length > 4, 10_000, 50, 'n1 to list fakes');
-    const client = bankClient([nodes[0].endpoint]);
+    await waitFor(async () => (await members(nodes()[0].endpoint, 10_000)).length > 4, 10_000, 50, 'n1 to list fakes');
+    const client = bankClient([nodes()[0].endpoint]);
     const outcomes: string[] = [];
     for (let i = 0; i < 8; i++) {
       outcomes.push(
@@ -76,15 +67,15 @@ describe('a peer table flooded with fake ids, without a key (two broker processe
       await nc.flush();
       await sleep(10);
     }
-    await waitFor(async () => Number((await brokerStatus(nodes[0].endpoint)).reportsDroppedByReason['peer-limit'] ?? 0) > 0, 5_000, 50, 'new ids past the limit to be dropped');
-    for (const b of nodes) {
+    await waitFor(async () => Number((await brokerStatus(nodes()[0].endpoint)).reportsDroppedByReason['peer-limit'] ?? 0) > 0, 5_000, 50, 'new ids past the limit to be dropped');
+    for (const b of nodes()) {
       const list = await members(b.endpoint);
       expect(list.length, `${b.nodeId}'s members`).toBeLessThanOrEqual(DEFAULT_MAX_PEERS + 1);
       // Both real nodes still listed, neither off-line (a report may be late on a busy machine: UNKNOWN).
       expect(list.filter((m) => (m.nodeId === 'n1' || m.nodeId === 'n2') && m.status !== 'OFFLINE')).toHaveLength(2);
       expect(list.map((m) => m.nodeId)).not.toContain('slow');
     }
-    const status = await brokerStatus(nodes[0].endpoint);
+    const status = await brokerStatus(nodes()[0].endpoint);
     expect(Number(status.reportsDroppedByReason.invalid)).toBeGreaterThanOrEqual(1);
   });
 });

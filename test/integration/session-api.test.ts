@@ -1,9 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { bankProto } from '../../examples/bank';
-import { Broker, sessionOf, type SessionEndReason, type SessionInfo } from '../../src';
-import { createLogger } from '../../src/log';
-import { bankClient, callError, plainBankClient, sleep, unary, waitFor } from '../helpers/brokers';
+import { sessionOf, type Broker, type SessionEndReason, type SessionInfo } from '../../src';
+import { bankClient, callError, plainBankClient, startBroker, unary, waitFor } from '../helpers/brokers';
 import { natsForSuite } from '../helpers/suite';
 
 type Handler = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
@@ -38,30 +37,33 @@ function bankingApp(nodeId: string, seen: Record<string, SessionInfo | undefined
   return impl as grpc.UntypedServiceImplementation;
 }
 
+/** A broker of `cluster` hosting `bankingApp`, whose sessions idle out after `idleMs`, noting in `ended` those that end. */
+function sessionBroker(nats: string, cluster: string, idleMs: number, seen: Record<string, SessionInfo | undefined>, ended: Array<{ id: string; why: SessionEndReason }>): Promise<Broker> {
+  return startBroker({
+    nodeId: 'n1',
+    nats: [nats],
+    cluster,
+    periodMs: 100,
+    // Before the .proto's rules: Abort ends nothing here.
+    sessions: [{ enter: 'bank.Banking/BeginTransaction', within: 'bank.Banking/*', exit: 'bank.Banking/Commit', idleMs }],
+    services: (broker) => {
+      broker.addService(bankProto().bank.Banking.service, bankingApp('n1', seen));
+      broker.onSessionEnd((s, why) => ended.push({ id: s.id, why }));
+    },
+  });
+}
+
+const nats = natsForSuite();
+
 describe('the session API for handlers (a real broker)', () => {
-  const nats = natsForSuite();
+  // Long enough that no session of these tests idles out while it runs.
+  const IDLE_MS = 2_000;
   const seen: Record<string, SessionInfo | undefined> = {};
   const ended: Array<{ id: string; why: SessionEndReason }> = [];
   let n1: Broker;
 
   beforeAll(async () => {
-    n1 = new Broker({
-      nodeId: 'n1',
-      listen: '127.0.0.1:0',
-      nats: [nats().url],
-      cluster: 'session-api',
-      periodMs: 100,
-      logger: createLogger({ level: 'error' }),
-      // Before the .proto's rules: Abort ends nothing here, and sessions idle out after 300 ms.
-      sessions: [{ enter: 'bank.Banking/BeginTransaction', within: 'bank.Banking/*', exit: 'bank.Banking/Commit', idleMs: 300 }],
-    });
-    n1.addService(bankProto().bank.Banking.service, bankingApp('n1', seen));
-    n1.onSessionEnd((s, why) => ended.push({ id: s.id, why }));
-    await n1.start();
-  });
-
-  afterAll(async () => {
-    await n1?.stop();
+    n1 = await sessionBroker(nats().url, 'session-api', IDLE_MS, seen, ended);
   });
 
   it('gives the enter handler the token it issues before it answers, and within and exit handlers their session', async () => {
@@ -71,13 +73,15 @@ describe('the session API for handlers (a real broker)', () => {
     const token = client.peerbroker.session.token;
     expect(token).toMatch(/^n1\./);
     expect(tx.value.transactionId).toBe(token);
-    expect(seen.enter).toMatchObject({ id: token, owner: 'n1', enter: '/bank.Banking/BeginTransaction', idleMs: 300 });
+    expect(seen.enter).toMatchObject({ id: token, owner: 'n1', enter: '/bank.Banking/BeginTransaction', idleMs: IDLE_MS });
     expect(seen.enter!.openedAt).toBeGreaterThanOrEqual(before);
-    expect(seen.enter!.expiresAt).toBe(seen.enter!.openedAt + 300);
+    expect(seen.enter!.expiresAt).toBe(seen.enter!.openedAt + IDLE_MS);
 
+    const beforeDeposit = Date.now();
     await unary(client, 'Deposit', { accountId: 'a1', amountCents: 5 });
     expect(seen.deposit).toMatchObject({ id: token, owner: 'n1', enter: '/bank.Banking/BeginTransaction' });
-    expect(seen.deposit!.expiresAt).toBeGreaterThan(Date.now());
+    // The deposit restarted the idle time.
+    expect(seen.deposit!.expiresAt).toBeGreaterThanOrEqual(beforeDeposit + IDLE_MS);
 
     await unary(client, 'Commit', { transactionId: token });
     expect(seen.commit?.id).toBe(token);
@@ -90,26 +94,6 @@ describe('the session API for handlers (a real broker)', () => {
     expect(seen.balance).toBeUndefined();
   });
 
-  it('starts no session when the enter handler fails, though it saw the token it would have issued', async () => {
-    const client = bankClient([n1.endpoint]);
-    const count = ended.length;
-    await callError(unary(client, 'BeginTransaction', { accountId: 'fail' }));
-    expect(seen.enter?.id).toMatch(/^n1\./);
-    expect(client.peerbroker.session.token).toBe('');
-    await sleep(500);
-    expect(ended.length).toBe(count);
-  });
-
-  it('tells the application when a session expires', async () => {
-    const client = bankClient([n1.endpoint]);
-    await unary(client, 'BeginTransaction', { accountId: 'a2' });
-    const token = client.peerbroker.session.token;
-    const opened = Date.now();
-    await waitFor(() => ended.find((e) => e.id === token), 3_000, 10, 'the session to expire');
-    expect(ended.find((e) => e.id === token)?.why).toBe('expired');
-    expect(Date.now() - opened).toBeGreaterThanOrEqual(300);
-  });
-
   it('ends the sessions still live when the node stops, as stopped', async () => {
     const client = bankClient([n1.endpoint]);
     await unary(client, 'BeginTransaction', { accountId: 'a3' });
@@ -117,5 +101,40 @@ describe('the session API for handlers (a real broker)', () => {
     client.close();
     await n1.stop();
     expect(ended).toContainEqual({ id: token, why: 'stopped' });
+  });
+});
+
+describe('sessions that idle out (a real broker, idleMs 300)', () => {
+  const IDLE_MS = 300;
+  const seen: Record<string, SessionInfo | undefined> = {};
+  const ended: Array<{ id: string; why: SessionEndReason }> = [];
+  let n1: Broker;
+
+  beforeAll(async () => {
+    n1 = await sessionBroker(nats().url, 'session-idle', IDLE_MS, seen, ended);
+  });
+
+  it('tells the application when a session expires', async () => {
+    const client = bankClient([n1.endpoint]);
+    const before = Date.now();
+    await unary(client, 'BeginTransaction', { accountId: 'a2' });
+    const token = client.peerbroker.session.token;
+    await waitFor(() => ended.find((e) => e.id === token), 3_000, 10, 'the session to expire');
+    expect(ended.find((e) => e.id === token)?.why).toBe('expired');
+    expect(Date.now() - before).toBeGreaterThanOrEqual(IDLE_MS);
+  });
+
+  it('starts no session when the enter handler fails, though it saw the token it would have issued', async () => {
+    const client = bankClient([n1.endpoint]);
+    await callError(unary(client, 'BeginTransaction', { accountId: 'fail' }));
+    const refused = seen.enter?.id;
+    expect(refused).toMatch(/^n1\./);
+    expect(client.peerbroker.session.token).toBe('');
+    // A session opened after it expires after it: once that one has, the refused one would have too.
+    const later = bankClient([n1.endpoint]);
+    await unary(later, 'BeginTransaction', { accountId: 'a4' });
+    const token = later.peerbroker.session.token;
+    await waitFor(() => ended.find((e) => e.id === token), 3_000, 10, 'the later session to expire');
+    expect(ended.map((e) => e.id)).not.toContain(refused);
   });
 });

@@ -278,7 +278,8 @@ describe('client-streaming and bidi calls through the stub', () => {
       const elapsed = Date.now() - started;
       expect(err.code).toBe(status.DEADLINE_EXCEEDED);
       expect(elapsed).toBeGreaterThanOrEqual(280);
-      expect(elapsed).toBeLessThan(1_500);
+      // Well before the member list's 5 s (a loose bound: this machine is shared).
+      expect(elapsed).toBeLessThan(4_000);
       expect(target.stats.run).toBe(runBefore);
     });
 

@@ -12,6 +12,7 @@ import {
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats';
 import { freePort } from '../helpers/ports';
 import { killAllTracked } from '../helpers/processes';
+import { watchReports, type ReportWatch } from '../helpers/report-watch';
 import { rendezvousRanking } from '../../src/cluster/rendezvous';
 import { ADOPT_AFTER_REPORTS } from '../../src/broker/identity-takeover';
 
@@ -34,6 +35,7 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
   let nats: NatsServerHandle;
   let port: number;
   let nodes: BrokerProcess[];
+  let reports: ReportWatch;
   const hostOf = (id: string) => `127.0.0.${Number(id.slice(1)) + 1}`;
 
   beforeAll(async () => {
@@ -44,12 +46,14 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
         startBrokerProcess({ nodeId, nats: [nats.url], cluster: CLUSTER, periodMs: PERIOD_MS, listenHost: hostOf(nodeId), port }),
       ),
     );
+    // Counted from here, every node hears each report counted (all are subscribed).
+    reports = await watchReports(nats.url, CLUSTER);
     // Every node must know every other before one dies: rendezvous needs the same view.
     for (const observer of nodes) {
       await waitFor(async () => (await members(observer.endpoint)).filter((m) => m.status === 'ONLINE').length === 3, 10_000, 50, `${observer.nodeId} to see three online`);
     }
     // Only a peer that reported over several periods is adopted from.
-    await sleep((ADOPT_AFTER_REPORTS + 1) * PERIOD_MS);
+    await reports.waitForEach(['n1', 'n2', 'n3'], ADOPT_AFTER_REPORTS + 1);
   });
 
   afterEach((ctx) => {
@@ -58,6 +62,7 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
   });
 
   afterAll(async () => {
+    await reports?.close();
     await cleanupBrokers();
     await Promise.all(nodes.map((b) => b.kill9()));
     await nats?.stop();
@@ -117,7 +122,8 @@ describe('identity takeover on loopback addresses (broker processes on 127.0.0.2
   it('moves an adopted address on to the last survivor when its adopter leaves cleanly', async () => {
     const lost = `${hostOf('n1')}:${port}`;
     expect(await servedBy(lost)).toBe('n1');
-    await sleep((ADOPT_AFTER_REPORTS + 1) * PERIOD_MS);
+    // n1 started again in the test before: its peers (up all along) have heard this many reports of its new incarnation.
+    await reports.waitForEach(['n1'], ADOPT_AFTER_REPORTS + 1);
     await nodes[0].kill9();
     const adopter = await waitFor(() => servedBy(lost).catch(() => ''), 5_000, 25, `a survivor to serve ${lost}`);
     const [leaving, last] = adopter === 'n2' ? [nodes[1], nodes[2]] : [nodes[2], nodes[1]];
@@ -171,8 +177,15 @@ describe('identity takeover when the first-ranked survivor never heard of the lo
       startBrokerProcess({ nodeId: 'n2', listenHost: '127.0.0.3', ...common }),
     ]);
     started.push(n1, n2);
-    await waitFor(async () => (await members(n2.endpoint)).some((m) => m.nodeId === 'n1' && m.status === 'ONLINE'), 10_000, 50, 'n2 to see n1');
-    await sleep((ADOPT_AFTER_REPORTS + 1) * SLOW_PERIOD_MS);
+    // Counted from here, n2 hears each report of n1 counted.
+    const reports = await watchReports(nats.url, cluster);
+    try {
+      await waitFor(async () => (await members(n2.endpoint)).some((m) => m.nodeId === 'n1' && m.status === 'ONLINE'), 10_000, 50, 'n2 to see n1');
+      // Only a peer that reported over several periods is adopted from.
+      await reports.waitForEach(['n1'], ADOPT_AFTER_REPORTS + 1);
+    } finally {
+      await reports.close();
+    }
     // A late node that outranks n2 for n1's address, so rendezvous names it the adopter.
     let late = 'n3';
     for (let i = 0; rendezvousRanking(lost, ['n2', late])[0] !== late; i++) late = `n3-${i}`;

@@ -1,9 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PeerSweep, PeriodicTimer } from '../../../src/broker/control-timers';
 import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
 import { createLogger } from '../../../src/log';
-import { sleep, waitFor } from '../../helpers/brokers';
 import { fakeReport } from '../../helpers/reports';
 
 const PERIOD = 100;
@@ -12,19 +11,39 @@ function report(seq: number): LoadReport {
   return fakeReport({ cluster: 'c', nodeId: 'p', endpoint: '127.0.0.2:1', incarnation: 1, seq, periodMs: PERIOD });
 }
 
-/** Blocks this thread's event loop, as a handler stuck in CPU work would. */
-function block(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    // busy
-  }
+/**
+ * Moves the fake clock on by `ms` without running a timer meanwhile, as a blocked event loop
+ * does: timers that fell due meanwhile run once, late, at the end. vi has no such call;
+ * @sinonjs/fake-timers, behind vi.useFakeTimers(), hangs its clock (with `jump`) on every
+ * function it fakes.
+ */
+function stall(ms: number): void {
+  const clock = (setTimeout as unknown as { clock?: { jump(ms: number): void } }).clock;
+  if (!clock) throw new Error('stall() needs vi.useFakeTimers()');
+  clock.jump(ms);
+}
+
+function sweepOf(view: PeerView): PeerSweep {
+  const sweep = new PeerSweep(view, () => PERIOD, () => {}, createLogger({ level: 'silent' }));
+  stops.push(() => sweep.stop());
+  return sweep;
+}
+
+function newView(): PeerView {
+  return new PeerView({ cluster: 'c', selfId: 'self', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
 }
 
 const stops: Array<() => void> = [];
-afterEach(() => stops.splice(0).forEach((s) => s()));
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+});
+afterEach(() => {
+  stops.splice(0).forEach((s) => s());
+  vi.useRealTimers();
+});
 
 describe('PeriodicTimer', () => {
-  it('takes a new interval at once when rescheduled', async () => {
+  it('takes a new interval at once when rescheduled', () => {
     let every = 10_000;
     let ticks = 0;
     const t = new PeriodicTimer(() => every, () => ticks++);
@@ -32,37 +51,45 @@ describe('PeriodicTimer', () => {
     t.start();
     every = 10;
     t.reschedule();
-    await waitFor(() => ticks >= 3, 2_000, 5, 'three ticks at the new interval');
+    vi.advanceTimersByTime(30);
+    expect(ticks).toBe(3);
   });
 });
 
 describe('PeerSweep', () => {
-  it('judges nobody right after its loop was stalled: the reports that arrived meanwhile are read first', async () => {
-    const view = new PeerView({ cluster: 'c', selfId: 'self', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
-    const sweep = new PeerSweep(view, () => PERIOD, () => {}, createLogger({ level: 'silent' }));
-    stops.push(() => sweep.stop());
+  it('judges nobody right after its loop was stalled: the reports that arrived meanwhile are read first', () => {
+    const view = newView();
+    const wentOffline: number[] = [];
+    view.on('offline', () => wentOffline.push(performance.now()));
+    const sweep = sweepOf(view);
     let seq = 0;
     view.apply(report(++seq), 'p', performance.now(), Date.now());
     sweep.start();
-    await sleep(PERIOD);
-    // Stalled for 5 periods; the peer's report "arrived" meanwhile and is read only now.
-    block(5 * PERIOD);
-    setImmediate(() => view.apply(report(++seq), 'p', performance.now(), Date.now()));
-    await sleep(PERIOD / 2);
+    vi.advanceTimersByTime(PERIOD);
+    // Stalled for 5 periods: the sweep's tick runs that late, before the peer's report that
+    // "arrived" meanwhile is read.
+    stall(5 * PERIOD);
+    view.apply(report(++seq), 'p', performance.now(), Date.now());
+    vi.advanceTimersByTime(PERIOD / 2);
+    expect(wentOffline).toEqual([]);
     expect(view.get('p')?.status).toBe('ONLINE');
-    // A peer that stays silent is judged once the hold is over.
-    await waitFor(() => view.get('p')?.status === 'OFFLINE', 3_000, 10, 'the silent peer off-line');
+    // A peer that stays silent is judged once the hold is over: 3 periods after its report.
+    const heardAt = performance.now() - PERIOD / 2;
+    vi.advanceTimersByTime(4 * PERIOD);
+    expect(view.get('p')?.status).toBe('OFFLINE');
+    expect(wentOffline).toHaveLength(1);
+    expect(wentOffline[0] - heardAt).toBeGreaterThan(3 * PERIOD);
   });
 
-  it('holds its judgement for a period when the reporter says it could not read', async () => {
-    const view = new PeerView({ cluster: 'c', selfId: 'self', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
-    const sweep = new PeerSweep(view, () => PERIOD, () => {}, createLogger({ level: 'silent' }));
-    stops.push(() => sweep.stop());
+  it('holds its judgement for a period when the reporter says it could not read', () => {
+    const view = newView();
+    const sweep = sweepOf(view);
     view.apply(report(1), 'p', performance.now() - 3 * PERIOD - 1, Date.now());
     sweep.reporterStalled(4 * PERIOD);
     sweep.start();
-    await sleep(PERIOD * 0.8);
+    vi.advanceTimersByTime(PERIOD * 0.8);
     expect(view.get('p')?.status).toBe('ONLINE');
-    await waitFor(() => view.get('p')?.status === 'OFFLINE', 2_000, 10, 'the silent peer off-line');
+    vi.advanceTimersByTime(PERIOD);
+    expect(view.get('p')?.status).toBe('OFFLINE');
   });
 });

@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { cliOptions } from '../../../src/broker/option-info';
 import { brokerOptionsSchema, parseBrokerOptions, RUNTIME_KEYS, type BrokerOptions } from '../../../src/broker/options';
-import { configErrorOf } from '../../helpers/config-error';
+import { configErrorOf } from '../../helpers/errors';
 import { peerChoiceNames } from '../../../src/policy';
 
 const configError = (input: Record<string, unknown>) => configErrorOf(() => parseBrokerOptions(input as unknown as BrokerOptions));

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBrokerOptions, type BrokerOptions } from '../../../src/broker/options';
 import { openFileLimit, ResourcePressure, type Resource } from '../../../src/broker/resource-pressure';
 import { grpcServerOptions } from '../../../src/broker/server-options';
-import { configErrorOf } from '../../helpers/config-error';
+import { configErrorOf } from '../../helpers/errors';
 
 const resolved = (o: Partial<BrokerOptions> = {}) => parseBrokerOptions({ nodeId: 'n1', ...o });
 

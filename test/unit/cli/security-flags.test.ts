@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { natsAuthFrom, nested, warnOfSecrets } from '../../../src/cli/security-flags';
 import { toBrokerOptions } from '../../../src/cli/start-config';
-import { configErrorOf } from '../../helpers/config-error';
+import { configErrorOf } from '../../helpers/errors';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-flags-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readConfigFile, toBrokerOptions } from '../../../src/cli/start-config';
 import { parseAssignments } from '../../../src/cli/config-command';
-import { configErrorOf as errorOf } from '../../helpers/config-error';
+import { configErrorOf as errorOf } from '../../helpers/errors';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-start-config-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { nkeys, type Authenticator } from 'nats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeNatsAuth, natsConnectionOptions, redactUrl, type NatsAuthOptions } from '../../../src/cluster/nats-auth';
-import { ConfigError } from '../../../src/errors';
+import { configErrorOf } from '../../helpers/errors';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerbroker-nats-auth-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -19,16 +19,6 @@ function authOf(auth: NatsAuthOptions): ReturnType<Authenticator> {
   const o = natsConnectionOptions(auth);
   const a = o.authenticator as Authenticator;
   return a(new TextEncoder().encode('nonce-123') as unknown as string);
-}
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('natsConnectionOptions', () => {
@@ -88,16 +78,16 @@ describe('natsConnectionOptions', () => {
     ['a client certificate without its key', { tlsCertFile: '/etc/hostname' }, 'natsAuth.tlsKeyFile'],
     ['an unknown option', { password: 'x' } as unknown as NatsAuthOptions, 'natsAuth.'],
   ])('refuses %s, naming the field', (_what, auth, field) => {
-    expect(configError(() => natsConnectionOptions(auth)).field).toBe(field);
+    expect(configErrorOf(() => natsConnectionOptions(auth)).field).toBe(field);
   });
 
   it('refuses unreadable, empty or invalid secret files without quoting their content', () => {
-    expect(configError(() => natsConnectionOptions({ user: 'n1', passFile: path.join(dir, 'missing') })).message).toMatch(/cannot read .*ENOENT/);
-    expect(configError(() => natsConnectionOptions({ tokenFile: file('empty', '\n') })).message).toMatch(/is empty/);
-    const bad = configError(() => natsConnectionOptions({ nkeySeedFile: file('bad.nk', 'SUsecret-but-not-a-seed') }));
+    expect(configErrorOf(() => natsConnectionOptions({ user: 'n1', passFile: path.join(dir, 'missing') })).message).toMatch(/cannot read .*ENOENT/);
+    expect(configErrorOf(() => natsConnectionOptions({ tokenFile: file('empty', '\n') })).message).toMatch(/is empty/);
+    const bad = configErrorOf(() => natsConnectionOptions({ nkeySeedFile: file('bad.nk', 'SUsecret-but-not-a-seed') }));
     expect(bad.field).toBe('natsAuth.nkeySeedFile');
     expect(bad.message).not.toContain('secret-but-not-a-seed');
-    const badCreds = configError(() => natsConnectionOptions({ credsFile: file('bad.creds', 'leaked-looking-content') }));
+    const badCreds = configErrorOf(() => natsConnectionOptions({ credsFile: file('bad.creds', 'leaked-looking-content') }));
     expect(badCreds.field).toBe('natsAuth.credsFile');
     expect(badCreds.message).not.toContain('leaked-looking-content');
   });

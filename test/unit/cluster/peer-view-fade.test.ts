@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
+import { fakeReport } from '../../helpers/reports';
 
 // PeerView.fadeExtras: the calls this node redirected to a peer are counted against the
 // peer's load, and fade as they are expected to finish (mean call time tau).
@@ -9,25 +10,10 @@ const WALL = 1_732_590_000_000;
 const TAU = 100;
 
 function report(seq: number): LoadReport {
-  return {
-    cluster: 'prod',
-    nodeId: 'n2',
-    endpoint: '127.0.0.2:7002',
-    incarnation: WALL - 60_000,
-    seq,
-    sentAtMs: WALL,
-    load: 0.3,
-    inFlight: 3,
-    capacity: 10,
-    status: 'ONLINE',
-    services: ['bank.Banking'],
-    endpoints: ['127.0.0.2:7002'],
-    periodMs: 500,
-    queued: 0,
-    loopDelayMs: 0,
-    callsRun: 0,
-    callsRedirected: 0,
-  };
+  return fakeReport({
+    cluster: 'prod', nodeId: 'n2', endpoint: '127.0.0.2:7002', incarnation: WALL - 60_000, seq, sentAtMs: WALL,
+    load: 0.3, inFlight: 3, capacity: 10, services: ['bank.Banking'], periodMs: 500,
+  });
 }
 
 /** A view with peer n2 (capacity 10) reported at t=1000; one redirect is 0.1 of its load. */

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { decodeReport, encodeReport, isRejected, MAX_REPORT_REDIRECTS, type LoadReport } from '../../../src/cluster';
+import { fakeReport } from '../../helpers/reports';
 
 function report(over: Partial<LoadReport> = {}): LoadReport {
-  return {
-    cluster: 'c', nodeId: 'n2', endpoint: '127.0.0.2:7002', incarnation: 1, seq: 1, sentAtMs: 1, load: 0.5, inFlight: 1, capacity: 4,
-    status: 'ONLINE', services: [], endpoints: [], periodMs: 500, queued: 0, loopDelayMs: 0, callsRun: 0, callsRedirected: 0, takeover: false, maxQueue: 16, ...over,
-  };
+  return fakeReport({
+    cluster: 'c', nodeId: 'n2', endpoint: '127.0.0.2:7002', incarnation: 1, sentAtMs: 1, load: 0.5, inFlight: 1,
+    services: [], endpoints: [], periodMs: 500, takeover: false, ...over,
+  });
 }
 
 describe('the HTTP URL and redirect counts in a load report', () => {

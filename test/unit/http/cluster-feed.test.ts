@@ -1,15 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PeerView, type LoadReport } from '../../../src/cluster';
 import { ClusterFeed, type SelfSample } from '../../../src/http/cluster-feed';
+import { fakeReport } from '../../helpers/reports';
 
 const WALL = 1_800_000_000_000;
 
 function report(nodeId: string, seq: number, over: Partial<LoadReport> = {}): LoadReport {
-  return {
-    cluster: 'c', nodeId, endpoint: '127.0.0.2:7002', incarnation: 1, seq, sentAtMs: WALL, load: 0.25, inFlight: 1, capacity: 4,
-    status: 'ONLINE', services: ['bank.Banking'], endpoints: ['127.0.0.2:7002'], periodMs: 500, queued: 0, loopDelayMs: 0,
-    callsRun: 0, callsRedirected: 0, maxQueue: 16, httpUrl: 'http://127.0.0.2:8002', ...over,
-  };
+  return fakeReport({
+    cluster: 'c', nodeId, endpoint: '127.0.0.2:7002', incarnation: 1, seq, sentAtMs: WALL, load: 0.25, inFlight: 1,
+    services: ['bank.Banking'], periodMs: 500, httpUrl: 'http://127.0.0.2:8002', ...over,
+  });
 }
 
 function setup() {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { HttpCallError } from '../../../src/http/connect-errors';
 import { methodCodec } from '../../../src/http/json-codec';
 import { PROTO_LOADER_OPTIONS } from '../../../src/transport';
+import { thrownBy } from '../../helpers/errors';
 
 const FIXTURE = path.join(__dirname, '..', '..', 'fixtures', 'json-mapping.proto');
 const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(FIXTURE, PROTO_LOADER_OPTIONS)) as any;
@@ -13,13 +14,8 @@ const codec = methodCodec(echo);
 
 /** The message of the error `fn` throws, with its status. */
 function refusal(fn: () => unknown): { code: number; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(HttpCallError);
-    return { code: (err as HttpCallError).code, message: (err as Error).message };
-  }
-  throw new Error('expected the input to be refused');
+  const err = thrownBy(fn, HttpCallError);
+  return { code: err.code, message: err.message };
 }
 
 describe('proto3 JSON mapping of a method', () => {
