@@ -99,7 +99,7 @@ export function gateFor(o: GateSetup = {}) {
   const sessions = new SessionTable('n1', o.maxSessions);
   const self: SelfState = { nodeId: 'n1', load: 0, running: 0, queued: 0, capacity, maxQueue, hosts: () => true };
   self.hasSession = (t) => sessions.touch(t, Date.now());
-  const peers = new PeerView({ cluster: 'c', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const peers = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
   const config: PolicyConfig = { threshold: 0.5, margin: 0.2, maxHops: 2, staleAfterPeriods: 2, rules: new CompiledRules(o.sessions ?? []) };
   const onOverrun = vi.fn();
   const onOverload = vi.fn();

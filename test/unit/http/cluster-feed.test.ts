@@ -13,7 +13,7 @@ function report(nodeId: string, seq: number, over: Partial<LoadReport> = {}): Lo
 }
 
 function setup() {
-  const peers = new PeerView({ cluster: 'c', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const peers = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
   const self: SelfSample = {
     id: 'n1', status: 'ONLINE', load: 0.75, running: 3, queued: 0, capacity: 4, run: 0, redirected: 0,
     httpUrl: 'http://127.0.0.1:8001', endpoint: '127.0.0.1:7001', services: ['bank.Banking'], redirects: [],
@@ -25,9 +25,9 @@ function setup() {
 describe('the cluster feed behind the page', () => {
   it('lists this node and every peer, with calls per second from the counts in their reports', () => {
     const { peers, self, feed } = setup();
-    peers.apply(report('n2', 1, { callsRun: 100 }), 'n2', 0, WALL);
+    peers.apply(report('n2', 1, { callsRun: 100 }), 0);
     feed.tick(0);
-    peers.apply(report('n2', 2, { callsRun: 400 }), 'n2', 500, WALL);
+    peers.apply(report('n2', 2, { callsRun: 400 }), 500);
     self.run = 50;
     const s = feed.tick(500);
     expect(s.nodes.map((n) => [n.id, n.status, n.self, n.runPerSec])).toEqual([
@@ -40,10 +40,10 @@ describe('the cluster feed behind the page', () => {
 
   it('shows recent redirects per source, target and reason, from the change of their counts (not what came before)', () => {
     const { peers, self, feed } = setup();
-    peers.apply(report('n2', 1, { redirects: [{ toNode: 'n1', reason: 'load', count: 1000 }] }), 'n2', 0, WALL);
+    peers.apply(report('n2', 1, { redirects: [{ toNode: 'n1', reason: 'load', count: 1000 }] }), 0);
     self.redirects = [{ toNode: 'n2', reason: 'session', count: 7 }];
     feed.tick(0);
-    peers.apply(report('n2', 2, { redirects: [{ toNode: 'n1', reason: 'load', count: 1010 }] }), 'n2', 1000, WALL);
+    peers.apply(report('n2', 2, { redirects: [{ toNode: 'n1', reason: 'load', count: 1010 }] }), 1000);
     self.redirects = [{ toNode: 'n2', reason: 'session', count: 9 }];
     const s = feed.tick(1000);
     expect(s.flows).toEqual([
@@ -56,10 +56,10 @@ describe('the cluster feed behind the page', () => {
 
   it('marks a silent peer off-line with no load, and keeps a peer that left for a minute as LEFT', () => {
     const { peers, feed } = setup();
-    peers.apply(report('n2', 1), 'n2', 0, WALL);
-    peers.apply(report('n3', 1), 'n3', 0, WALL);
+    peers.apply(report('n2', 1), 0);
+    peers.apply(report('n3', 1), 0);
     feed.tick(0);
-    peers.apply(report('n3', 2, { status: 'LEAVING' }), 'n3', 100, WALL);
+    peers.apply(report('n3', 2, { status: 'LEAVING' }), 100);
     peers.sweep(2000);
     const s = feed.tick(2000);
     expect(Object.fromEntries(s.nodes.map((n) => [n.id, n.status]))).toEqual({ n1: 'ONLINE', n2: 'OFFLINE', n3: 'LEFT' });
