@@ -14,7 +14,7 @@ export const LOG_FORMATS = ['pretty', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Keys whose values are secrets, at the top level and one or two levels down (`natsAuth.pass`). */
-const SECRET_KEYS = ['pass', 'password', 'token', 'secret', 'secrets', 'clusterSecrets', 'private_key', 'privateKey'];
+const SECRET_KEYS = ['pass', 'password', 'token', 'secret', 'secrets', 'clusterSecrets', 'private_key', 'privateKey', 'tlsLoaded'];
 const SECRET_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
 /**
@@ -74,15 +74,31 @@ export class RateLimitedLog {
   private readonly last = new Map<string, { at: number; suppressed: number }>();
   constructor(private readonly intervalMs = 10_000) {}
 
+  /**
+   * Whether a line with `key` may be written at `now`: how many were suppressed since the
+   * last one (0 or more), or -1 when one was written within the interval (this one is
+   * counted as suppressed). Hot paths ask before they build anything of the line.
+   */
+  allow(key: string, now: number): number {
+    const entry = this.last.get(key);
+    if (entry === undefined) {
+      if (this.last.size >= 1000) this.last.clear(); // bound memory under hostile input
+      this.last.set(key, { at: now, suppressed: 0 });
+      return 0;
+    }
+    if (now - entry.at < this.intervalMs) {
+      entry.suppressed++;
+      return -1;
+    }
+    const suppressed = entry.suppressed;
+    entry.at = now;
+    entry.suppressed = 0;
+    return suppressed;
+  }
+
   /** Calls `emit(suppressed)` unless a line with the same key was emitted within the interval. */
   maybe(key: string, now: number, emit: (suppressed: number) => void): void {
-    const entry = this.last.get(key);
-    if (entry && now - entry.at < this.intervalMs) {
-      entry.suppressed++;
-      return;
-    }
-    emit(entry?.suppressed ?? 0);
-    this.last.set(key, { at: now, suppressed: 0 });
-    if (this.last.size > 1000) this.last.clear(); // bound memory under hostile input
+    const suppressed = this.allow(key, now);
+    if (suppressed >= 0) emit(suppressed);
   }
 }

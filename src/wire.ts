@@ -8,7 +8,7 @@
  * as nodes advise (`peerbroker-advice`): such calls move only when they would queue.
  */
 export const MD_FOLLOW = 'peerbroker-follow';
-/** client → node: `1` asks for the current advice in this call's response headers. */
+/** client → node: `1` asks for the current advice in this call's response headers (read on calls marked `peerbroker-follow: 2`). */
 export const MD_ADVISE_ME = 'peerbroker-advise-me';
 /**
  * node → client: where to send the next calls of this service and for how long:
@@ -33,14 +33,22 @@ export function parseFollow(value: unknown): 0 | 1 | 2 | undefined | null {
 }
 
 /**
- * `peerbroker-hops` as a count. A value that is not a small non-negative integer is
- * treated as the hop limit: the call runs where it is and is never bounced again.
+ * `peerbroker-hops` as a count. A value that is not a small non-negative integer (at most
+ * three digits) is treated as the hop limit: the call runs where it is and is never
+ * bounced again. Read digit by digit: it runs on every call that follows.
  */
 export function parseHops(value: unknown, maxHops: number): number {
   if (value === undefined) return 0;
-  if (typeof value !== 'string' || value.length > 3 || !/^\d+$/.test(value)) return maxHops;
-  return Number(value);
+  if (typeof value !== 'string' || value.length === 0 || value.length > 3) return maxHops;
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    const digit = value.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return maxHops;
+    n = n * 10 + digit;
+  }
+  return n;
 }
+
 /**
  * node → node: the `peerbroker-hops` value of a call a node relays for a plain client
  * (`forwardLegacy`). The receiving node runs it or fails it, never moves it again,
@@ -69,13 +77,38 @@ export function splitMethodPath(path: string): { service: string; method: string
   return { service: path.slice(1, slash), method: path.slice(slash + 1) };
 }
 
-/** Parses `host:port` (IPv6 hosts in brackets); throws a message naming the value. */
-export function parseHostPort(value: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
-  if (!m) throw new Error(`'${value}' is not host:port`);
+/** A parsed `host:port`. */
+export interface HostPort {
+  /** The host as written: a name, an IPv4 address, or an IPv6 address in brackets. */
+  host: string;
+  port: number;
+  /** The host as `net` takes it (`listen`, `connect`, `isIP`): without IPv6 brackets. */
+  ip: string;
+}
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** Parses `host:port` (IPv6 hosts in brackets); undefined when it is not one. */
+function tryParseHostPort(value: string): HostPort | undefined {
+  const m = HOST_PORT.exec(value);
+  if (!m) return undefined;
   const port = Number(m[2]);
-  if (port > 65535) throw new Error(`'${value}': port ${port} is out of range`);
-  return { host: m[1], port };
+  if (port > 65535) return undefined;
+  const host = m[1];
+  return { host, port, ip: host.charCodeAt(0) === 91 ? host.slice(1, -1) : host };
+}
+
+/** Parses `host:port` (IPv6 hosts in brackets); throws a message naming the value. */
+export function parseHostPort(value: string): HostPort {
+  const hp = tryParseHostPort(value);
+  if (hp) return hp;
+  const m = HOST_PORT.exec(value);
+  throw new Error(m ? `'${value}': port ${Number(m[2])} is out of range` : `'${value}' is not host:port`);
+}
+
+/** True when `value` is `host:port` (what `parseHostPort` accepts); never throws. */
+export function isHostPort(value: string): boolean {
+  return tryParseHostPort(value) !== undefined;
 }
 
 /** Where a client should send its next calls of one service, as a node advises. */
@@ -108,12 +141,7 @@ export function parseAdvice(value: unknown): Advice | null {
     const eq = item.lastIndexOf('=');
     const endpoint = item.slice(0, eq).trim();
     const pct = Number(item.slice(eq + 1));
-    if (eq < 0 || !Number.isInteger(pct) || pct < 0 || pct > 100) return null;
-    try {
-      parseHostPort(endpoint);
-    } catch {
-      return null;
-    }
+    if (eq < 0 || !Number.isInteger(pct) || pct < 0 || pct > 100 || !isHostPort(endpoint)) return null;
     shares.push({ endpoint, share: pct / 100 });
     total += pct;
   }

@@ -158,7 +158,7 @@ class SimNode {
     readonly id: string,
     readonly o: SimOptions,
   ) {
-    this.view = new PeerView({ cluster: 'sim', selfId: id, offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+    this.view = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
     this.self = { nodeId: id, load: 0, running: 0, queued: 0, capacity: o.capacity, maxQueue: o.maxQueue, hosts: () => true };
   }
   get queued(): number {
@@ -226,7 +226,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
       callsRedirected: 0,
       maxQueue: o.maxQueue,
     };
-    for (const p of nodes) if (p !== n) heap.push(now + 0.5, () => p.view.apply({ ...r }, n.id, now, wall0 + now));
+    for (const p of nodes) if (p !== n) heap.push(now + 0.5, () => p.view.apply({ ...r }, now));
   };
   const crossing = (n: SimNode) => {
     const above = n.load() >= o.threshold;

@@ -65,9 +65,10 @@ class TicketList {
 
 /**
  * At most `capacity` handlers run at once; up to `maxQueue` more wait in FIFO order,
- * and a call past that is refused. Load is (running + queued) / capacity, capped at 1,
- * plus any sampled meter. The counts live in shared memory, where the reporter thread
- * reads them.
+ * and a call past that is refused. Occupancy is (running + queued) / capacity, or the
+ * highest sampled meter if higher, and is not capped (a queue is load); `load()` is the
+ * same capped at 1, as reports and people read it. The counts live in shared memory,
+ * where the reporter thread reads them.
  *
  * A freed slot goes at once to the first waiting call (so no newcomer overtakes it),
  * but that call starts on a later turn of the event loop: the call that freed the slot
@@ -83,9 +84,11 @@ export class Admission {
   private readonly onChange: () => void;
   private above = false;
   readonly counters: LoadCounters;
+  /** Calls by which occupancy must move from the last report for another to go out at once. */
+  private readonly step: number;
 
   constructor(
-    public capacity: number,
+    readonly capacity: number,
     public maxQueue: number,
     public threshold: number,
     /** A report is due: load crossed the threshold, or moved a step since the last report. */
@@ -94,6 +97,7 @@ export class Admission {
   ) {
     this.onChange = onChange;
     this.counters = counters;
+    this.step = Math.max(1, Math.ceil(capacity / 8));
   }
 
   /** Handlers running now, and calls given a slot that start on the next turn. */
@@ -213,18 +217,17 @@ export class Admission {
   // A report goes out at once when load crosses the threshold, and when it moved by a step
   // (an eighth of capacity, at least one call) from what the last report said: near
   // saturation a peer's view a period old is too old to place calls by (bench: saturation).
+  // Each shared count is read once (the threshold is at most 1, so capping the load at 1
+  // changes no comparison with it).
   private check(): void {
-    const above = this.load() >= this.threshold;
-    const moved = this.running + this.queued - this.counters.reportedOccupancy;
+    const occupied = this.running + this.queued;
+    const l = occupied / this.capacity;
+    const meter = this.meterLoad;
+    const above = (l > meter ? l : meter) >= this.threshold;
+    const moved = occupied - this.counters.reportedOccupancy;
     if (above !== this.above || moved >= this.step || -moved >= this.step) {
       this.above = above;
       this.onChange();
     }
   }
-
-  /** Calls by which occupancy must move from the last report for another to go out at once. */
-  private get step(): number {
-    return Math.max(1, Math.ceil(this.capacity / 8));
-  }
-
 }

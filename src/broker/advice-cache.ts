@@ -8,13 +8,13 @@ const ADVICE_REFRESH_MS = 20;
 const ADVICE_TTL_PERIODS = 20;
 
 /**
- * The `peerbroker-advice` value this node gives for calls of each method: how a client
+ * The `peerbroker-advice` value this node gives for calls of each service: how a client
  * should spread its next calls of that service (policy/advice.ts), encoded for the wire.
- * Kept per method path (one entry per method added, so bounded) and recomputed when older
+ * Kept per service (one entry per service added, so bounded) and recomputed when older
  * than 20 ms.
  */
 export class AdviceCache {
-  private readonly byPath = new Map<string, { at: number; value: string }>();
+  private readonly byService = new Map<string, { at: number; value: string }>();
 
   constructor(
     private readonly self: SelfState,
@@ -25,14 +25,16 @@ export class AdviceCache {
     private readonly periodMs: () => number,
   ) {}
 
-  /** The advice for calls of `path` at local time `now` (ms, monotonic), '' when there is none. */
-  get(path: string, now: number): string {
-    const hit = this.byPath.get(path);
+  /** The advice for calls of `service` at local time `now` (ms, monotonic), '' when there is none. */
+  get(service: string, now: number): string {
+    const hit = this.byService.get(service);
     if (hit && now - hit.at < ADVICE_REFRESH_MS) return hit.value;
-    const service = path.slice(1, path.lastIndexOf('/'));
     const shares = adviseSpread(this.self, this.endpoint(), this.peers.peers, service, now, this.config, this.choice());
     const value = shares.length === 0 ? '' : encodeAdvice({ ttlMs: ADVICE_TTL_PERIODS * this.periodMs(), shares });
-    this.byPath.set(path, { at: now, value });
+    if (hit) {
+      hit.at = now;
+      hit.value = value;
+    } else this.byService.set(service, { at: now, value });
     return value;
   }
 }

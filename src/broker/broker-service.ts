@@ -1,5 +1,7 @@
+import type * as grpc from '@grpc/grpc-js';
 import type { PeerRecord, PeerView } from '../cluster';
-import type { MemberInfo } from '../transport';
+import { brokerProto, type MemberInfo } from '../transport';
+import type { NodeSelf } from './node-self';
 
 /**
  * Most bytes of peers one `Members` answer carries: far below the 4 MiB grpc-js clients
@@ -30,6 +32,7 @@ export function peerMembers(peers: PeerView, now: number, maxBytes = MAX_MEMBERS
         services: [...p.services],
         endpoints: p.endpoints,
         inFlight: p.inFlight,
+        queued: p.queued,
         capacity: p.capacity,
         reportAgeMs: Math.round(now - p.receivedAt),
         httpUrl: p.httpUrl,
@@ -65,4 +68,12 @@ export function statusMessage(
     reportsDroppedByReason: asStrings(reportsDropped),
     configDropped: asStrings(configDropped),
   };
+}
+
+/** Serves `peerbroker.v1.Broker` on `server`: `Members` (every node `node` knows) and `Status` (its counters). */
+export function addBrokerService(server: grpc.Server, nodeId: string, node: NodeSelf): void {
+  server.addService(brokerProto().peerbroker.v1.Broker.service, {
+    Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { nodeId, members: node.members() }),
+    Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, node.statusMessage()),
+  });
 }

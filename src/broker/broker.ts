@@ -1,42 +1,45 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
-import { FORGET_AFTER_MS, InProcessBus, LoadCounters, MAX_CLOCK_SKEW_MS, MAX_REPORT_ENDPOINTS, PeerView, loadMeterByName, type ConfigDropReason, type ConfigMessage, type ControlPlane, type ExchangeStatus, type LoadMeter, type NodeInfo, type NodeStatusName } from '../cluster';
+import { FORGET_AFTER_MS, InProcessBus, LoadCounters, PeerView, loadMeterByName, type ConfigDropReason, type ControlPlane, type LoadMeter, type NodeStatusName } from '../cluster';
 import { ConfigError } from '../errors';
 import { createLogger, RateLimitedLog, type Logger } from '../log';
 import { CompiledRules, peerChoiceByName, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
-import { splitMethodPath, parseHostPort } from '../wire';
+import { splitMethodPath } from '../wire';
 import type { HttpGateway } from '../http';
+import type { MemberInfo } from '../transport';
 import { AdviceCache } from './advice-cache';
 import { Admission } from './admission';
-import { brokerProto, type MemberInfo } from '../transport';
-import { peerMembers, statusMessage } from './broker-service';
+import { addBrokerService } from './broker-service';
 import { BrokerMetrics } from './broker-metrics';
 import { CallGate } from './call-gate';
 import { ConnectionLimits } from './connection-limits';
-import { createControlPlane } from './control-plane-factory';
-import { PeerSweep, PeriodicTimer, UrgentReport } from './control-timers';
+import { controlPlaneHandlers, createControlPlane } from './control-plane-factory';
+import { PeerSweep, UrgentReport } from './control-timers';
 import { Forwarder } from './forwarder';
 import { createHttpGateway } from './http-factory';
-import { bindPort, IdentityTakeover } from './identity-takeover';
-import { NodeHealth } from './node-health';
+import { IdentityTakeover } from './identity-takeover';
+import { NodeListener } from './listen';
 import { MainLoopSampler } from './main-loop-sampler';
+import { NodeHealth } from './node-health';
+import { NodeSelf } from './node-self';
+import { NodeStatus } from './node-status';
+import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
 import { sessionRulesFromProto } from './proto-rules';
-import { reclaimAddress } from './reclaim';
-import { RedirectFlows } from './redirect-flows';
 import { ReportIntake } from './report-intake';
-import { TakeoverAddresses } from './takeover-addresses';
 import { OpenFiles, ResourcePressure } from './resource-pressure';
 import { RuntimeSettings, type CurrentConfig } from './runtime-settings';
 import { ServerReflection } from './server-reflection';
 import { grpcServerOptions } from './server-options';
 import { SessionTable, type SessionEndReason, type SessionInfo } from './session-table';
 import { drainOnSignals } from './signals';
-import { listenCredentials, loadTls, peerCredentials, securitySummary, type LoadedTls } from './tls';
-import { parseBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions, type RuntimeConfig } from './options';
+import { TakeoverAddresses } from './takeover-addresses';
+import { listenCredentials, peerCredentials, securitySummary } from './tls';
 
 /**
  * One node of a peerbroker cluster: hosts gRPC services, reports its load to its
  * peers, and on every call decides to run it here or redirect it to a better peer.
+ * This class wires the parts together (node-status.ts, node-self.ts, listen.ts, ...)
+ * and runs the node's life: start, stop, drain.
  */
 export class Broker {
   readonly options: ResolvedBrokerOptions;
@@ -51,52 +54,46 @@ export class Broker {
   private readonly added = new Set<string>();
   private readonly sessions: SessionTable;
   private readonly forwarder: Forwarder;
-  private readonly self: SelfState;
   private readonly policy: PolicyConfig;
-  private readonly incarnation = Date.now();
   private readonly counters = new LoadCounters();
   private readonly sampler: MainLoopSampler;
   private readonly dropLog = new RateLimitedLog(10_000);
-  private control?: ControlPlane;
   private readonly settings: RuntimeSettings;
   private readonly intake: ReportIntake;
   private readonly sweep: PeerSweep;
-  private readonly urgent = new UrgentReport(
-    () => Math.max(10, this.options.periodMs / 20, this.peers.peers.length),
-    () => this.control?.reportNow(),
-  );
-  private boundEndpoint?: string;
-  private state: 'new' | 'started' | 'stopped' = 'new';
+  private readonly urgent: UrgentReport;
   private readonly health: NodeHealth;
+  private readonly nodeStatus: NodeStatus;
+  /** This node as its reports, `Members`, `Status` and the cluster page describe it. */
+  private readonly node: NodeSelf;
+  private readonly listener: NodeListener;
   private readonly reflection = new ServerReflection();
-  private takeover?: IdentityTakeover;
-  private readonly healthTimer: PeriodicTimer;
-  private draining?: Promise<void>;
-  /** The node's certificate and key (from `tls`); never logged. */
-  private readonly tlsFiles?: LoadedTls;
   /** The HTTP/JSON listener and cluster page (`httpListen`). */
   private readonly http?: HttpGateway;
-  private readonly flows = new RedirectFlows();
   private readonly limits: ConnectionLimits;
-  private readonly openFiles = new OpenFiles();
-  private readonly pressure: ResourcePressure;
   private readonly observed: BrokerMetrics;
+  private control?: ControlPlane;
+  private takeover?: IdentityTakeover;
+  private boundEndpoint?: string;
+  private state: 'new' | 'started' | 'stopped' = 'new';
+  private draining?: Promise<void>;
+  private removeSignalHandlers?: () => void;
 
   constructor(options: BrokerOptions) {
     this.options = parseBrokerOptions(options);
     const o = this.options;
     this.log = (o.logger ?? createLogger({ level: o.logLevel, format: o.logFormat })).child({ node: o.nodeId });
-    this.peers = new PeerView({
-      cluster: o.cluster,
-      selfId: o.nodeId,
-      offlineAfterPeriods: o.offlineAfterPeriods,
-      forgetAfterMs: FORGET_AFTER_MS,
-      maxClockSkewMs: MAX_CLOCK_SKEW_MS,
-    });
+    this.peers = new PeerView({ offlineAfterPeriods: o.offlineAfterPeriods, forgetAfterMs: FORGET_AFTER_MS });
     const meters: LoadMeter[] = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
+    this.urgent = new UrgentReport(
+      () => Math.max(10, this.options.periodMs / 20, this.peers.peers.length),
+      () => this.control?.reportNow(),
+    );
     this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.state === 'started' && this.urgent.request(), this.counters);
+    this.sessions = new SessionTable(o.nodeId, o.maxSessions);
+    this.sessions.onListenerError = (err, why) => this.log.error({ err: (err as Error).message, why }, 'an onSessionEnd listener threw');
     const services = this.services;
-    this.self = {
+    const self: SelfState = {
       nodeId: o.nodeId,
       load: 0,
       running: 0,
@@ -104,12 +101,9 @@ export class Broker {
       capacity: o.capacity,
       maxQueue: o.maxQueue,
       hosts: (s) => services.has(s),
+      hasSession: (token) => this.sessions.touch(token, Date.now()),
     };
-    this.self.hasSession = (token) => this.sessions.touch(token, Date.now());
-    this.sessions = new SessionTable(o.nodeId, o.maxSessions);
-    this.sessions.onListenerError = (err, why) => this.log.error({ err: (err as Error).message, why }, 'an onSessionEnd listener threw');
-    this.tlsFiles = o.tls ? loadTls(o.tls) : undefined;
-    this.forwarder = new Forwarder(o.peerCredentials ?? (this.tlsFiles ? peerCredentials(this.tlsFiles) : undefined));
+    this.forwarder = new Forwarder(o.peerCredentials ?? (o.tlsLoaded ? peerCredentials(o.tlsLoaded) : undefined));
     this.policy = {
       threshold: o.threshold,
       margin: o.margin,
@@ -120,58 +114,91 @@ export class Broker {
     };
     this.gate = new CallGate({
       nodeId: o.nodeId,
-      self: this.self,
+      self,
       admission: this.admission,
       peers: this.peers,
       config: this.policy,
       choice: peerChoiceByName(o.peerChoice),
       sessions: this.sessions,
       forwarder: this.forwarder,
-      advice: new AdviceCache(this.self, () => this.boundEndpoint ?? '', this.peers, this.policy, () => this.gate.choice, () => this.options.periodMs),
+      advice: new AdviceCache(self, () => this.boundEndpoint ?? '', this.peers, this.policy, () => this.gate.choice, () => this.options.periodMs),
       periodMs: () => this.options.periodMs,
       cancelGraceMs: o.cancelGraceMs,
-      onOverload: (d) =>
-        this.dropLog.maybe('overload', performance.now(), (suppressed) => this.log.warn({ reason: d.reason, suppressed }, d.message)),
-      onOverrun: (path) =>
-        this.dropLog.maybe(`overrun ${path}`, performance.now(), (suppressed) =>
-          this.log.warn({ path, graceMs: o.cancelGraceMs, suppressed }, 'handler of a cancelled call still runs after the grace time; its slot is taken back'),
-        ),
-      // Under overload nearly every call is a redirect: build the log line only when it is written.
+      interceptors: (o.serverOptions?.interceptors?.length ?? 0) > 0,
+      // Refusals and overruns come in floods: nothing of the line is built unless it is written.
+      onOverload: (d, now) => {
+        const suppressed = this.dropLog.allow('overload', now);
+        if (suppressed >= 0) this.log.warn({ reason: d.reason, suppressed }, d.message);
+      },
+      onOverrun: (path) => {
+        const suppressed = this.dropLog.allow(`overrun ${path}`, performance.now());
+        if (suppressed >= 0) this.log.warn({ path, graceMs: o.cancelGraceMs, suppressed }, 'handler of a cancelled call still runs after the grace time; its slot is taken back');
+      },
       onRedirect: (d) => {
-        this.flows.count(d.peer.nodeId, d.reason);
         if (this.log.isLevelEnabled('debug')) this.log.debug({ to: d.peer.nodeId, reason: d.reason }, 'redirect');
       },
     });
     this.settings = new RuntimeSettings(o, this.policy, this.admission, this.gate, this.log, this.dropLog, () => {
       if (this.state !== 'started') return;
-      this.control?.update(this.nodeInfo());
+      this.control?.update(this.node.info());
       // The sweep and the health check follow the new period at once.
       this.sweep.reschedule();
-      this.healthTimer.reschedule();
+      this.nodeStatus.reschedule();
     });
     this.intake = new ReportIntake(o.cluster, this.peers, this.log, this.dropLog);
     this.sweep = new PeerSweep(this.peers, () => this.options.periodMs, () => {
       this.sessions.sweep(Date.now());
       this.takeover?.reconcile();
       // Redirect counts reach the reporter thread at most twice a period, and only when they moved.
-      if (this.flows.takeChanged()) this.control?.update(this.nodeInfo());
+      if (this.gate.counters.takeChanged()) this.control?.update(this.node.info());
     }, this.log);
-    this.healthTimer = new PeriodicTimer(() => this.options.periodMs, () => this.checkHealth());
     this.sampler = new MainLoopSampler(this.counters, meters, () => this.options.periodMs, () => this.gate.stats);
     this.health = new NodeHealth(o.maxLoopDelayMs, o.healthProbe, () => this.options.periodMs);
     this.server = new grpc.Server(grpcServerOptions(o));
     this.limits = new ConnectionLimits(o.nodeId, o.maxConnections, o.maxStreams, this.log, this.dropLog);
-    this.pressure = new ResourcePressure([...this.limits.resources(), this.openFiles]);
+    const openFiles = new OpenFiles();
+    const pressure = new ResourcePressure([...this.limits.resources(), openFiles]);
+    this.nodeStatus = new NodeStatus({
+      counters: this.counters,
+      self,
+      health: this.health,
+      log: this.log,
+      periodMs: () => this.options.periodMs,
+      offlineAfterPeriods: o.offlineAfterPeriods,
+      loopDelayMs: () => this.sampler.lastDelayMs,
+      pressure: () => {
+        openFiles.refresh();
+        return pressure.check();
+      },
+      reportNow: () => this.control?.reportNow(),
+      recheckPeers: () => this.takeover?.recheck(),
+    });
+    this.listener = new NodeListener(this.server, this.limits, this.log);
     this.http = createHttpGateway(o, {
       log: this.log,
       peers: this.peers,
-      tls: this.tlsFiles,
+      tls: o.tlsLoaded,
       limits: this.limits,
       acceptedHeaders: this.gate.acceptedHeaders,
       threshold: () => this.policy.threshold,
-      self: () => ({ ...this.selfMember(), id: o.nodeId, running: this.admission.running, queued: this.admission.queued, ...this.gate.stats, redirects: this.flows.list() }),
+      self: () => this.node.sample(),
     });
-    this.watchPeers();
+    this.node = new NodeSelf({
+      options: o,
+      incarnation: Date.now(),
+      counters: this.counters,
+      admission: this.admission,
+      gate: this.gate,
+      peers: this.peers,
+      services,
+      endpoint: () => this.boundEndpoint ?? '',
+      adopted: () => this.adoptedEndpoints(),
+      httpUrl: () => this.http?.url,
+      configDropped: () => this.configDropped as Record<string, number>,
+    });
+    this.peers.on('online', (p) => this.log.info({ peer: p.nodeId, endpoint: p.endpoint }, 'peer on-line'));
+    this.peers.on('offline', (p) => this.log.info({ peer: p.nodeId, endpoint: p.endpoint }, 'peer off-line'));
+    this.peers.on('left', (p) => this.log.info({ peer: p.nodeId }, 'peer left'));
     this.observed = new BrokerMetrics(
       {
         nodeId: o.nodeId,
@@ -207,7 +234,9 @@ export class Broker {
   /**
    * Calls `listener` for every session this node owned that ends: its exit call succeeded
    * (`exit`), it was idle past its idle time (`expired`, noticed within half a period), or the
-   * node stopped (`stopped`). Returns a function that removes the listener.
+   * node stopped (`stopped`); and for the token of a unary enter call whose handler answered
+   * after its client had gone (`aborted`: no session opened). Returns a function that removes
+   * the listener.
    */
   onSessionEnd(listener: (session: SessionInfo, why: SessionEndReason) => void): () => void {
     return this.sessions.onEnd(listener);
@@ -281,90 +310,73 @@ export class Broker {
       if (!this.added.has(s)) throw new ConfigError('services', `names '${s}', which the module did not add (added: ${[...this.added].join(', ')})`);
     }
     this.settings.startRules();
-    this.server.addService(brokerProto().peerbroker.v1.Broker.service, {
-      Members: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { nodeId: o.nodeId, members: this.members() }),
-      Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, this.statusMessage()),
-    });
+    addBrokerService(this.server, o.nodeId, this.node);
     this.health.addToServer(this.server, [...this.services]);
     if (o.reflection) this.log.info({ services: await this.reflection.addToServer(this.server) }, 'serving reflection');
-    const creds = listenCredentials(o, this.tlsFiles, this.log);
-    const { host, port: wanted } = parseHostPort(o.listen);
-    const port = await this.bind(creds).catch((err: NodeJS.ErrnoException) => {
-      // Our address may be held by the peer that adopted it while we were away:
-      // join the cluster first (unhealthy, so no redirects come here), ask, then bind.
-      if (wanted === 0 || !this.hasControlPlane() || err.code !== 'EADDRINUSE') {
-        throw new Error(`cannot listen on '${o.listen}': ${err.message}`);
+    const creds = listenCredentials(o, o.tlsLoaded, this.log);
+    const { endpoint, bound } = await this.listener.bindOwn(o.listen, o.advertise, creds, o.exchange !== undefined || o.nats.length > 0);
+    this.boundEndpoint = endpoint;
+    try {
+      await this.http?.start();
+      if (!bound) this.nodeStatus.set('UNHEALTHY');
+      this.takeover = new IdentityTakeover(
+        o.nodeId,
+        this.server,
+        creds,
+        this.peers,
+        {
+          allow: o.takeover,
+          onLeave: o.takeoverOnLeave,
+          addresses: o.takeoverAddresses ? TakeoverAddresses.of(o.takeoverAddresses) : TakeoverAddresses.defaultFor(endpoint),
+          onAdopt: o.onAdopt,
+          onRelease: o.onRelease,
+        },
+        this.log,
+        {
+          changed: () => {
+            this.listener.guardHeaders();
+            this.control?.update(this.node.info());
+            this.control?.reportNow();
+          },
+          connected: () => this.nodeStatus.controlConnected,
+          claimGraceMs: () => 2 * this.options.periodMs,
+          periodMs: () => this.options.periodMs,
+          selfEndpoint: () => endpoint,
+        },
+      );
+      this.sampler.start();
+      this.control = createControlPlane(o, this.counters);
+      if (this.control) {
+        const handlers = controlPlaneHandlers({
+          peers: this.peers,
+          intake: this.intake,
+          sweep: this.sweep,
+          settings: this.settings,
+          status: this.nodeStatus,
+          log: this.log,
+          dropLog: this.dropLog,
+          drain: () => void this.drain(),
+        });
+        await this.control.start(this.node.info(), handlers);
+      } else {
+        this.log.warn('no NATS servers and no exchange given: this node runs alone');
       }
-      return undefined;
-    });
-    this.boundEndpoint = o.advertise ?? `${host}:${port ?? wanted}`;
-    await this.http?.start().catch((err: Error) => {
-      this.server.forceShutdown();
+      this.sweep.start();
+      this.nodeStatus.start();
+      if (!bound) {
+        const r = { listen: o.listen, endpoint, peers: this.peers, periodMs: o.periodMs, timeoutMs: o.reclaimTimeoutMs };
+        await this.listener.reclaim(r, creds, this.nodeStatus);
+      }
+      if (o.metricsListen !== undefined) await this.observed.serve(o.metricsListen);
+    } catch (err) {
+      // A start that fails leaves nothing behind: no listener, timer or reporter thread.
+      await this.stop();
       throw err;
-    });
-    if (port === undefined) this.setStatus('UNHEALTHY');
-    this.takeover = new IdentityTakeover(
-      o.nodeId,
-      this.server,
-      creds,
-      this.peers,
-      {
-        allow: o.takeover,
-        onLeave: o.takeoverOnLeave,
-        addresses: o.takeoverAddresses ? TakeoverAddresses.of(o.takeoverAddresses) : TakeoverAddresses.defaultFor(this.boundEndpoint),
-        onAdopt: o.onAdopt,
-        onRelease: o.onRelease,
-      },
-      this.log,
-      {
-        changed: () => {
-          this.guardHeaders();
-          this.control?.update(this.nodeInfo());
-          this.control?.reportNow();
-        },
-        connected: () => this.controlConnected,
-        claimGraceMs: () => 2 * this.options.periodMs,
-        periodMs: () => this.options.periodMs,
-        selfEndpoint: () => this.boundEndpoint ?? '',
-      },
-    );
-    this.sampler.start();
-    this.control = createControlPlane(o, this.counters);
-    if (this.control) {
-      await this.control.start(this.nodeInfo(), {
-        onReports: (batch) => {
-          if (batch.lateMs !== undefined) this.sweep.reporterStalled(batch.lateMs);
-          this.intake.receive(batch);
-        },
-        knownPeers: () => this.peers.peers.map((p) => p.nodeId),
-        onReporter: (detail, fatal) => this.onReporter(detail, fatal),
-        onConfig: (m: ConfigMessage) => this.settings.applyMessage(m.values, m.version),
-        onStatus: (s, detail) => this.onExchangeStatus(s, detail),
-        onConfigError: (reason, drop) => this.settings.onError(reason, drop),
-        onError: (detail) =>
-          // One line per refused operation and subject (ours, so few), each at most every 10 s.
-          this.dropLog.maybe(`nats-error ${detail.slice(0, 200)}`, performance.now(), (suppressed) =>
-            this.log.warn({ detail, suppressed }, 'control plane: the NATS server refused an operation'),
-          ),
-      });
-    } else {
-      this.log.warn('no NATS servers and no exchange given: this node runs alone');
-    }
-    this.sweep.start();
-    this.healthTimer.start();
-    if (port === undefined) await this.reclaim(creds);
-    if (o.metricsListen !== undefined) {
-      try {
-        await this.observed.serve(o.metricsListen);
-      } catch (err) {
-        await this.stop();
-        throw err;
-      }
     }
     if (o.handleSignals) this.removeSignalHandlers = drainOnSignals(this);
     this.log.info(
       {
-        endpoint: this.boundEndpoint,
+        endpoint,
         services: [...this.services],
         control: this.control?.describe() ?? 'none',
         security: securitySummary(o),
@@ -379,9 +391,9 @@ export class Broker {
     if (this.state !== 'started') return;
     this.state = 'stopped';
     this.removeSignalHandlers?.();
-    this.setStatus('LEAVING');
+    this.nodeStatus.set('LEAVING');
     this.sweep.stop();
-    this.healthTimer.stop();
+    this.nodeStatus.stop();
     await this.takeover?.stop();
     this.urgent.stop();
     this.sampler.sample();
@@ -412,8 +424,8 @@ export class Broker {
   drain(graceMs = this.options.drainGraceMs): Promise<void> {
     if (this.state !== 'started') return Promise.resolve();
     this.draining ??= (async () => {
-      this.setStatus('DRAINING');
-      this.log.info({ graceMs, inFlight: this.admission.running + this.admission.queued }, 'draining');
+      this.nodeStatus.set('DRAINING');
+      this.log.info({ graceMs, running: this.admission.running, queued: this.admission.queued }, 'draining');
       const deadline = Date.now() + graceMs;
       while (this.admission.running + this.admission.queued > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
@@ -427,81 +439,12 @@ export class Broker {
 
   /** ONLINE, UNHEALTHY, DRAINING or LEAVING, as the reports say. */
   get status(): NodeStatusName {
-    return this.counters.status;
-  }
-
-  // Its own endpoint first, then those it adopted (at most MAX_ADOPTED: its reports stay valid).
-  private servedEndpoints(): string[] {
-    return this.boundEndpoint ? [this.boundEndpoint, ...this.adoptedEndpoints()].slice(0, MAX_REPORT_ENDPOINTS) : [];
+    return this.nodeStatus.status;
   }
 
   /** Endpoints this node serves for peers that went off-line. */
   adoptedEndpoints(): string[] {
     return this.takeover?.endpoints() ?? [];
-  }
-
-  private setStatus(s: NodeStatusName): void {
-    if (this.counters.status === s) return;
-    const from = this.counters.status;
-    // DRAINING and LEAVING are final; health checks do not undo them.
-    if ((from === 'DRAINING' || from === 'LEAVING') && (s === 'ONLINE' || s === 'UNHEALTHY')) return;
-    this.counters.status = s;
-    this.self.status = s === 'LEAVING' ? 'DRAINING' : s;
-    this.health.setServing(s === 'ONLINE');
-    this.log.info({ from, to: s }, 'status changed');
-    this.control?.reportNow();
-  }
-
-  private checkHealth(): void {
-    this.openFiles.refresh();
-    this.health.check(this.sampler.lastDelayMs, this.pressure.check(), (healthy, reason) => {
-      if (this.reclaiming) return;
-      if (!healthy && this.counters.status === 'ONLINE') this.log.warn({ reason }, 'self-check failed');
-      this.setStatus(healthy ? 'ONLINE' : 'UNHEALTHY');
-    });
-  }
-
-  private reclaiming = false;
-  private removeSignalHandlers?: () => void;
-  private controlConnected = false;
-
-  private async bind(creds: grpc.ServerCredentials): Promise<number> {
-    const port = await bindPort(this.server, this.options.listen, creds);
-    this.guardHeaders();
-    return port;
-  }
-
-  // After every bind (adopted addresses too): the caps on connections and calls, and the
-  // check of raw session tokens (grpc-js would drop a non-ASCII one unseen).
-  private guardHeaders(): void {
-    if (!this.limits.attach(this.server) && !this.headerGuardWarned) {
-      this.headerGuardWarned = true;
-      this.log.warn('this grpc-js version hides its HTTP/2 servers: no cap on connections and calls, and a session token that is not printable ASCII is dropped, not refused');
-    }
-  }
-
-  private headerGuardWarned = false;
-
-  private hasControlPlane(): boolean {
-    return this.options.exchange !== undefined || this.options.nats.length > 0;
-  }
-
-  // Our report (a new incarnation) tells the adopter we are back; it releases, we bind.
-  private async reclaim(creds: grpc.ServerCredentials): Promise<void> {
-    this.reclaiming = true;
-    const endpoint = this.boundEndpoint!;
-    this.log.info({ endpoint }, 'address in use: asking the adopter to release it');
-    const o = this.options;
-    try {
-      await reclaimAddress({ listen: o.listen, endpoint, peers: this.peers, periodMs: o.periodMs, timeoutMs: o.reclaimTimeoutMs, bind: () => this.bind(creds) });
-    } catch (err) {
-      this.reclaiming = false;
-      await this.stop();
-      throw err;
-    }
-    this.reclaiming = false;
-    this.log.info({ endpoint }, 'address reclaimed');
-    this.setStatus('ONLINE');
   }
 
   /** The threshold, margin, period and rules in force now. */
@@ -524,73 +467,7 @@ export class Broker {
 
   /** Every node this node knows, itself first. */
   members(): MemberInfo[] {
-    return [this.selfMember(), ...peerMembers(this.peers, performance.now())];
-  }
-
-  private selfMember(): MemberInfo {
-    return {
-      nodeId: this.nodeId,
-      endpoint: this.boundEndpoint ?? '',
-      status: this.counters.status,
-      load: this.admission.load(),
-      services: [...this.services],
-      endpoints: this.servedEndpoints(),
-      inFlight: this.admission.running + this.admission.queued,
-      capacity: this.options.capacity,
-      reportAgeMs: 0,
-      httpUrl: this.http?.url ?? '',
-    };
-  }
-
-  private statusMessage() {
-    return statusMessage(this.selfMember(), this.gate.stats, this.peers.dropped, this.configDropped);
-  }
-
-  /** What the reports say of this node that changes rarely. */
-  private nodeInfo(): NodeInfo {
-    return {
-      cluster: this.options.cluster,
-      nodeId: this.nodeId,
-      endpoint: this.boundEndpoint ?? '',
-      endpoints: this.servedEndpoints(),
-      services: [...this.services],
-      capacity: this.options.capacity,
-      maxQueue: this.options.maxQueue,
-      periodMs: this.options.periodMs,
-      incarnation: this.incarnation,
-      takeover: this.options.takeover,
-      httpUrl: this.http?.url,
-      redirects: this.flows.list(),
-    };
-  }
-
-  // The reporter thread died and was restarted, or the main thread took over reporting;
-  // when nothing can report, the node drains rather than look dead to its peers while serving.
-  private onReporter(detail: string, fatal: boolean): void {
-    if (!fatal) return this.log.warn({ detail }, 'reporter');
-    this.log.error({ detail }, 'reporter: no way to report load; draining');
-    void this.drain();
-  }
-
-  private watchPeers(): void {
-    this.peers.on('online', (p) => this.log.info({ peer: p.nodeId, endpoint: p.endpoint }, 'peer on-line'));
-    this.peers.on('offline', (p) => this.log.info({ peer: p.nodeId, endpoint: p.endpoint }, 'peer off-line'));
-    this.peers.on('left', (p) => this.log.info({ peer: p.nodeId }, 'peer left'));
-  }
-
-  // With NATS gone the node keeps serving locally; peers' reports go stale, so it
-  // stops redirecting to them by itself. Health says so under its own name.
-  private onExchangeStatus(s: ExchangeStatus, detail: string): void {
-    const up = s === 'connected' || s === 'reconnected';
-    if (up && !this.controlConnected && s === 'reconnected') {
-      // Peers that are alive report within a period or two; those still silent then are gone.
-      setTimeout(() => this.takeover?.recheck(), this.options.offlineAfterPeriods * this.options.periodMs).unref();
-    }
-    this.controlConnected = up;
-    this.health.setControlPlane(up);
-    if (up) this.log.info({ detail }, `control plane ${s}`);
-    else if (s === 'closed') this.log.info({ detail }, 'control plane closed');
-    else this.log.warn({ detail }, `control plane ${s}: serving locally, no redirects to peers with stale reports`);
+    return this.node.members();
   }
 }
 

@@ -1,6 +1,6 @@
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall } from '@grpc/grpc-js';
 import type { PeerRecord, PeerView } from '../cluster';
-import { decide, LOCAL, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
+import { decide, redirectDetail, type CallInfo, type CompiledRules, type Decision, type PeerChoice, type PolicyConfig, type SelfState, type SessionRole } from '../policy';
 import { HOPS_FORWARDED, MD_ADVICE, MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION, parseFollow, parseHops } from '../wire';
 import type { Context } from '@opentelemetry/api';
 import { tracingOn } from '../tracing';
@@ -9,7 +9,7 @@ import type { Admission } from './admission';
 import { CallCounters, type MethodCounts } from './call-counters';
 import { startCallSpan, traceDecision } from './call-tracing';
 import type { Forwarder } from './forwarder';
-import { ADVISE, AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, IN_SESSION, LocalCall, OPENS, type Call, type GateStats, type Handler, type LocalCallHost } from './local-call';
+import { ADVISE, AT_ANSWER, CLOSES, DEFAULT_CANCEL_GRACE_MS, FOLLOWS, IN_SESSION, LocalCall, OPENS, type Call, type CallTarget, type GateStats, type Handler, type LocalCallHost } from './local-call';
 import { NOT_PRINTABLE } from './session-header-guard';
 import { MAX_TOKEN_LENGTH, tokenOwner, type SessionTable } from './session-table';
 
@@ -31,9 +31,15 @@ export interface GateDeps {
   periodMs: () => number;
   /** How long the handler of a cancelled call keeps its slot at most, ms. Default 30 000. */
   cancelGraceMs?: number;
+  /**
+   * Server interceptors run on this node's server (`serverOptions.interceptors`): each call
+   * then sends a copy of the shared response headers. Default false.
+   */
+  interceptors?: boolean;
+  /** A redirect or forward was decided (for a debug log line; the gate counts it itself). */
   onRedirect?: (d: Extract<Decision, { kind: 'redirect' }>) => void;
-  /** A call was refused because this node (or a session's owner, or the session table) is full. */
-  onOverload?: (d: Extract<Decision, { kind: 'reject' }>) => void;
+  /** A call was refused at local time `now` because this node (or a session's owner, or the session table) is full. */
+  onOverload?: (d: Extract<Decision, { kind: 'reject' }>, now: number) => void;
   /** A cancelled call's handler still ran `cancelGraceMs` after the cancel; its slot was taken back. */
   onOverrun?: (path: string) => void;
 }
@@ -43,6 +49,28 @@ type Reject = Extract<Decision, { kind: 'reject' }>;
 const OVERLOAD = new Set<Reject['reason']>(['overloaded', 'session-overloaded', 'max-sessions']);
 
 type Redirect = Extract<Decision, { kind: 'redirect' }>;
+
+/** A method the gate wraps, and what is looked up once for it. */
+class GatedMethod implements CallTarget {
+  /** The rules `role` was looked up in; `config set` replaces them, and the role is looked up again. */
+  private rules: CompiledRules | undefined;
+  private role: SessionRole | null = null;
+
+  constructor(
+    readonly path: string,
+    readonly service: string,
+    readonly counts: MethodCounts,
+  ) {}
+
+  /** This method's session role under `rules`: a pointer comparison per call, a look-up per change of rules. */
+  roleIn(rules: CompiledRules | undefined): SessionRole | null {
+    if (rules !== this.rules) {
+      this.rules = rules;
+      this.role = rules !== undefined && rules.hasSessions ? rules.sessionRole(this.path) : null;
+    }
+    return this.role;
+  }
+}
 
 /** The answer to a call whose session token is malformed. */
 const MALFORMED_TOKEN: Decision = Object.freeze({
@@ -69,15 +97,19 @@ export class CallGate implements LocalCallHost {
   /** What the gate did, per method and target, for the metrics. */
   readonly counters = new CallCounters();
   readonly acceptedHeaders = new Metadata();
+  readonly shareHeaders: boolean;
   readonly admission: Admission;
   readonly sessions: SessionTable;
   private readonly call: CallInfo = { path: '', service: '', hops: 0, follows: false, advised: false, session: '', sessionOwner: '', forwarded: false };
   choice: PeerChoice;
   /** Mean time a local call holds its slot, ms (moving average); redirect accounting fades with it. */
   meanCallMs = 0;
+  /** The time of the decision in progress (local monotonic ms): one clock reading per call. */
+  private now = 0;
 
   constructor(private readonly d: GateDeps) {
     this.acceptedHeaders.set(MD_NODE, d.nodeId);
+    this.shareHeaders = d.interceptors !== true;
     this.choice = d.choice;
     this.admission = d.admission;
     this.sessions = d.sessions;
@@ -88,13 +120,14 @@ export class CallGate implements LocalCallHost {
     const h = handler as Handler;
     const path = method.path;
     const counts = this.counters.method(service, path.slice(service.length + 2));
+    const gated = new GatedMethod(path, service, counts);
     // Unary and client-streaming calls end with a callback; the others end their stream.
     const withCallback = !method.responseStream;
     const atAnswer = withCallback && !method.requestStream ? AT_ANSWER : 0;
     return ((call: Call, callback?: sendUnaryData<unknown>) => {
       const d = this.decideFor(path, service, call.metadata);
       const traced = tracingOn() ? startCallSpan(this.d.nodeId, path, service, call.metadata, this.call.hops, this.d.self.load) : undefined;
-      if (d !== LOCAL) {
+      if (d.kind !== 'local') {
         if (d.kind === 'redirect' && (!this.call.follows || cannotFollowTo(call, d.peer))) {
           this.stats.forwarded++;
           this.countRedirect(d, counts, 'forward');
@@ -106,12 +139,12 @@ export class CallGate implements LocalCallHost {
         return;
       }
       if (traced !== undefined) traceDecision(traced, d, false);
-      this.runLocal(path, call, withCallback ? callback! : undefined, h, atAnswer, counts, traced);
+      this.runLocal(gated, call, withCallback ? callback! : undefined, h, atAnswer, traced);
     }) as UntypedHandleCall;
   }
 
   /** The decision for a call to `path` with `md`, at this moment. */
-  decideFor(path: string, service: string, md: Metadata): Decision {
+  private decideFor(path: string, service: string, md: Metadata): Decision {
     const call = this.call;
     call.path = path;
     call.service = service;
@@ -142,43 +175,43 @@ export class CallGate implements LocalCallHost {
     self.running = a.running;
     self.queued = a.queued;
     const now = performance.now();
+    this.now = now;
     this.d.peers.fadeExtras(now, this.tauMs());
     return decide(call, self, this.d.peers.peers, this.d.config, this.choice, now);
   }
 
   private runLocal(
-    path: string,
+    m: GatedMethod,
     call: Call,
     callback: sendUnaryData<unknown> | undefined,
     handler: Handler,
     atAnswer: number,
-    counts: MethodCounts,
     traced: Context | undefined,
   ): void {
     const c = this.call;
-    const role = this.d.config.rules?.sessionRole(path) ?? null;
+    const role = m.roleIn(this.d.config.rules);
     let mode = (c.follows ? FOLLOWS : 0) | atAnswer;
-    // A stub that spreads its calls asks now and then for the current advice.
-    if (c.follows && call.metadata.get(MD_ADVISE_ME)[0] === '1') mode |= ADVISE;
+    // A stub that spreads its calls by advice (follow 2) asks now and then for the current one.
+    if (c.advised && call.metadata.get(MD_ADVISE_ME)[0] === '1') mode |= ADVISE;
     let idleMs = 0;
     if (role !== null) {
       if (role.enter) {
         // The place is taken before the handler runs: past the cap nothing runs, nothing is lost.
-        if (!this.sessions.reserve()) return refuse(call, callback, this.notLocal(this.sessionsFull(), counts, traced));
+        if (!this.sessions.reserve()) return refuse(call, callback, this.notLocal(this.sessionsFull(), m.counts, traced));
         mode |= OPENS;
         idleMs = role.idleMs;
       } else if (c.session !== '' && c.sessionOwner === this.d.nodeId) mode |= role.exit ? CLOSES | IN_SESSION : IN_SESSION;
     }
-    const run = new LocalCall(this, call, callback, handler, path, mode, c.session, idleMs, traced);
+    const run = new LocalCall(this, call, callback, handler, m, mode, c.session, idleMs, traced);
     if (this.admission.admit(run) === 'full') {
       run.refuse();
-      refuse(call, callback, this.notLocal(this.queueFull(), counts, traced));
-    } else counts.local++;
+      refuse(call, callback, this.notLocal(this.queueFull(), m.counts, traced));
+    } else m.counts.local++;
   }
 
   /** @internal */
-  advice(path: string): string {
-    return this.d.advice.get(path, performance.now());
+  advice(service: string): string {
+    return this.d.advice.get(service, performance.now());
   }
 
   cancelGraceMs(): number {
@@ -191,7 +224,7 @@ export class CallGate implements LocalCallHost {
     if (overran) this.d.onOverrun?.(path);
   }
 
-  private queueFull(): Decision {
+  private queueFull(): Reject {
     const a = this.admission;
     return {
       kind: 'reject',
@@ -201,7 +234,7 @@ export class CallGate implements LocalCallHost {
     };
   }
 
-  private sessionsFull(): Decision {
+  private sessionsFull(): Reject {
     return {
       kind: 'reject',
       code: status.RESOURCE_EXHAUSTED,
@@ -218,43 +251,40 @@ export class CallGate implements LocalCallHost {
   }
 
   // A forward counts as a redirect too in `stats` (what reports and Status say), as it always has.
-  private countRedirect(d: Redirect, counts: MethodCounts | undefined, kind: 'redirect' | 'forward'): void {
+  private countRedirect(d: Redirect, counts: MethodCounts, kind: 'redirect' | 'forward'): void {
     this.stats.redirected++;
-    counts?.count(kind, d.reason);
-    this.counters.sentTo(kind, d.peer.nodeId);
-    this.d.peers.account(d.peer, performance.now(), this.tauMs());
+    counts.count(kind, d.reason);
+    this.counters.sentTo(kind, d.peer.nodeId, d.reason);
+    this.d.peers.account(d.peer, this.now, this.tauMs());
     this.d.onRedirect?.(d);
   }
 
-  /** The status a redirect or reject is sent as; counts it (per method with `counts`), and ends the call's span. */
-  notLocal(d: Decision, counts?: MethodCounts, traced?: Context): ServerErrorResponse {
+  // The status a redirect or reject is sent as; counts it, and ends the call's span.
+  private notLocal(d: Redirect | Reject, counts: MethodCounts, traced: Context | undefined): ServerErrorResponse {
     if (traced !== undefined) traceDecision(traced, d, false);
     if (d.kind === 'redirect') {
       this.countRedirect(d, counts, 'redirect');
+      const c = this.call;
       const trailers = new Metadata();
       trailers.set(MD_LOCATION, d.peer.endpoint);
       trailers.set(MD_LOCATION_NODE, d.peer.nodeId);
       trailers.set(MD_REASON, d.reason);
       // A redirect says also where the client's next calls should go (MOVED, beside this
       // call's ASK): clients that spread their calls by it stop paying redirects.
-      const advice = this.d.advice.get(this.call.path, performance.now());
+      const advice = this.d.advice.get(c.service, this.now);
       if (advice) trailers.set(MD_ADVICE, advice);
+      const detail = redirectDetail(d, c.path, c.service, this.d.nodeId, this.d.config.threshold);
       return {
         name: 'Redirect',
         message: '',
         code: status.RESOURCE_EXHAUSTED,
-        details: `peerbroker: redirected to ${d.peer.nodeId} (${d.peer.endpoint}): ${d.detail}`,
+        details: `peerbroker: redirected to ${d.peer.nodeId} (${d.peer.endpoint}): ${detail}`,
         metadata: trailers,
       };
     }
     this.stats.rejected++;
-    if (d.kind !== 'reject') {
-      counts?.count('reject', 'internal');
-      const message = 'peerbroker: internal decision error';
-      return { name: 'Rejected', message, code: status.INTERNAL, details: message };
-    }
-    counts?.count('reject', d.reason);
-    if (OVERLOAD.has(d.reason)) this.d.onOverload?.(d);
+    counts.count('reject', d.reason);
+    if (OVERLOAD.has(d.reason)) this.d.onOverload?.(d, this.now);
     return { name: 'Rejected', message: d.message, code: d.code, details: d.message };
   }
 }

@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { Metadata, status, type MethodDefinition, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
 import type { Context } from '@opentelemetry/api';
-import { ChannelPool } from '../transport';
+import { ChannelPool, DEFAULT_MAX_CHANNELS } from '../transport';
+import { TokenBucket } from './token-bucket';
 import { HOPS_FORWARDED, MD_FOLLOW, MD_HOPS } from '../wire';
 import { injectTrace, traceEnd, traceStatus } from './call-tracing';
 
@@ -34,8 +35,12 @@ const HOP_BY_HOP = new Set(['content-type', 'user-agent', 'te', 'host', 'accept-
  */
 export class Forwarder {
   private readonly pool: ChannelPool;
-  /** Cancel tokens per peer endpoint (bounded as the pool's channels are: an entry per peer called). */
-  private readonly cancelBudget = new Map<string, { tokens: number; at: number }>();
+  /**
+   * Cancels each peer connection may still be sent (see CANCEL_RELAY_BURST). Bounded as the
+   * pool's channels are: past its bound, the budgets of peers whose channel the pool closed
+   * go (a new connection starts with a clean count on the peer's side too).
+   */
+  private readonly cancelBudget = new Map<string, TokenBucket>();
 
   constructor(credentials?: grpc.ChannelCredentials) {
     this.pool = new ChannelPool(credentials ?? grpc.credentials.createInsecure());
@@ -53,6 +58,8 @@ export class Forwarder {
     done?: grpc.sendUnaryData<unknown>,
     traced?: Context,
   ): void {
+    // Held for the call: the pool's bound and idle sweep close only channels no call holds.
+    const held = this.pool.acquire(endpoint);
     const client = this.pool.client(endpoint);
     const md = this.outgoing(call.metadata);
     if (traced !== undefined) injectTrace(traced, md);
@@ -95,7 +102,10 @@ export class Forwarder {
     // grpc-js says 'cancelled' after a normal end too: only a call still running upstream is
     // cancelled. Streams always (they may run long); unary calls while the budget lasts.
     let upstreamEnded = false;
-    upstream.on('status', () => (upstreamEnded = true));
+    upstream.on('status', () => {
+      upstreamEnded = true;
+      this.pool.release(held);
+    });
     const unary = !method.requestStream && !method.responseStream;
     (call as NodeJS.EventEmitter).on('cancelled', () => {
       if (!upstreamEnded && (!unary || this.mayCancel(endpoint))) upstream.cancel();
@@ -107,15 +117,17 @@ export class Forwarder {
     const now = performance.now();
     let b = this.cancelBudget.get(endpoint);
     if (!b) {
-      if (this.cancelBudget.size >= 1024) this.cancelBudget.clear();
-      b = { tokens: CANCEL_RELAY_BURST, at: now };
+      if (this.cancelBudget.size >= DEFAULT_MAX_CHANNELS) this.forgetClosed();
+      b = new TokenBucket(CANCEL_RELAY_BURST, CANCEL_RELAY_PER_SEC, now);
       this.cancelBudget.set(endpoint, b);
     }
-    b.tokens = Math.min(CANCEL_RELAY_BURST, b.tokens + ((now - b.at) * CANCEL_RELAY_PER_SEC) / 1000);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens--;
-    return true;
+    return b.take(now);
+  }
+
+  // The budgets of peers the pool holds no channel to any more: their connection is gone.
+  private forgetClosed(): void {
+    const open = new Set(this.pool.endpoints());
+    for (const endpoint of this.cancelBudget.keys()) if (!open.has(endpoint)) this.cancelBudget.delete(endpoint);
   }
 
   private relayStream(

@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { rendezvousRanking, rendezvousWinner, type PeerRecord, type PeerView } from '../cluster';
 import type { Logger } from '../log';
-import { parseHostPort } from '../wire';
+import { bindPort } from './listen';
 import type { TakeoverAddresses } from './takeover-addresses';
 
 /** Options of identity takeover. */
@@ -26,6 +25,8 @@ const RELEASE_GRACE_MS = 1_000;
 const ADOPT_RETRY_MS = 5_000;
 /** Longest a hook command may run, ms. */
 const HOOK_TIMEOUT_MS = 10_000;
+/** The last characters a hook wrote (stdout and stderr) that are logged. */
+const HOOK_OUTPUT_CHARS = 500;
 /** Most endpoints one node adopts (and claims) at once; with its own, its reports stay far below MAX_REPORT_ENDPOINTS. */
 export const MAX_ADOPTED = 16;
 /**
@@ -278,41 +279,6 @@ export class IdentityTakeover {
   }
 }
 
-/**
- * Binds `address`, first checking with a plain listen that it is free: grpc-js keeps a
- * failed bind and answers every later bind of the same address with the same failure,
- * so a taken address must never reach it. If one does (a race), the next try names the
- * address differently (`ipv4:`/`ipv6:` instead of the default `dns:`).
- */
-export async function bindPort(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
-  const { host, port } = parseHostPort(address);
-  if (port !== 0 && (await addressInUse(host, port))) {
-    throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${address}`), { code: 'EADDRINUSE' });
-  }
-  const tries = poisoned.get(server)?.get(address) ?? 0;
-  const target = tries === 0 ? address : `${host.startsWith('[') ? 'ipv6' : 'ipv4'}:${address}`;
-  return new Promise<number>((resolve, reject) =>
-    server.bindAsync(target, creds, (err, p) => {
-      if (!err) return resolve(p);
-      const m = poisoned.get(server) ?? new Map<string, number>();
-      m.set(address, tries + 1);
-      poisoned.set(server, m);
-      reject(err);
-    }),
-  );
-}
-
-const poisoned = new WeakMap<grpc.Server, Map<string, number>>();
-
-/** True when a plain listen on host:port fails with EADDRINUSE. */
-function addressInUse(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
-    probe.listen({ host: host.replace(/^\[|\]$/g, ''), port, exclusive: true }, () => probe.close(() => resolve(false)));
-  });
-}
-
 /** Runs a hook with the endpoint and node in its environment; rejects on failure or time-out. */
 function runHook(command: string, endpoint: string, node: string, log: Logger): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -322,8 +288,10 @@ function runHook(command: string, endpoint: string, node: string, log: Logger): 
       env: { ...process.env, PEERBROKER_ENDPOINT: endpoint, PEERBROKER_NODE: node },
     });
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    // Only the end is logged: a chatty hook must not hold all it wrote for up to HOOK_TIMEOUT_MS.
+    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-HOOK_OUTPUT_CHARS));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     const timer = setTimeout(() => child.kill('SIGKILL'), HOOK_TIMEOUT_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -331,7 +299,7 @@ function runHook(command: string, endpoint: string, node: string, log: Logger): 
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      log.info({ command, endpoint, node, code, output: output.slice(-500) }, 'takeover hook ran');
+      log.info({ command, endpoint, node, code, output }, 'takeover hook ran');
       if (code === 0) resolve();
       else reject(new Error(`hook '${command}' exited with ${code ?? signal}`));
     });

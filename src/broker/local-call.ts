@@ -18,17 +18,30 @@ export interface GateStats {
   rejected: number;
 }
 
+/** The method a local call is a call of. */
+export interface CallTarget {
+  /** `/pkg.Service/Method`. */
+  readonly path: string;
+  /** `pkg.Service`. */
+  readonly service: string;
+}
+
 /** What a local call needs of its gate. */
 export interface LocalCallHost {
   readonly admission: Admission;
   readonly sessions: SessionTable;
-  /** Response headers of an accepted call; shared because grpc-js only reads them. */
+  /**
+   * Response headers of an accepted call. Sent as they are while `shareHeaders` (grpc-js only
+   * reads them); a copy for each call when server interceptors run, since grpc-js hands the
+   * object to theirs and one may add to it.
+   */
   readonly acceptedHeaders: Metadata;
+  readonly shareHeaders: boolean;
   readonly stats: GateStats;
   /** How long the handler of a cancelled call keeps its slot at most, ms. */
   cancelGraceMs(): number;
-  /** The `peerbroker-advice` value for calls of `path` now ('' when there is none). */
-  advice(path: string): string;
+  /** The `peerbroker-advice` value for calls of `service` now ('' when there is none). */
+  advice(service: string): string;
   /** The call held its slot `ms`; `overran` when it was taken back after the cancel grace. */
   ended(ms: number, overran: boolean, path: string): void;
 }
@@ -82,7 +95,7 @@ export class LocalCall extends Ticket {
     private readonly call: Call,
     private readonly callback: sendUnaryData<unknown> | undefined,
     private readonly handler: Handler,
-    private readonly path: string,
+    private readonly target: CallTarget,
     private readonly mode: number,
     /** The call's session token; for an enter call, the token it issues (made when it starts). */
     private token: string,
@@ -107,7 +120,7 @@ export class LocalCall extends Ticket {
     const sessions = this.host.sessions;
     if ((this.mode & OPENS) !== 0) {
       if (this.phase === WAITING) return undefined;
-      return this.holdsPlace ? sessions.pending(this.token, Date.now(), this.idleMs, this.path) : sessions.info(this.token);
+      return this.holdsPlace ? sessions.pending(this.token, Date.now(), this.idleMs, this.target.path) : sessions.info(this.token);
     }
     return (this.mode & IN_SESSION) !== 0 ? sessions.info(this.token) : undefined;
   }
@@ -159,7 +172,12 @@ export class LocalCall extends Ticket {
     this.answered = true;
     if (this.traced !== undefined) traceStatus(this.traced, err ? (err.code ?? status.UNKNOWN) : status.OK, err?.details);
     if ((this.mode & AT_ANSWER) !== 0 && !err && !this.cancelled) this.sendSessionHeaders();
-    else this.sendHeaders(undefined);
+    else {
+      // The handler issued the token (it may have kept state under it), but the client is gone
+      // and never gets it: no session opens, and the listeners hear of it now, not never.
+      if ((this.mode & (OPENS | AT_ANSWER)) === (OPENS | AT_ANSWER) && !err) this.host.sessions.abort(this.token, Date.now(), this.idleMs, this.target.path);
+      this.sendHeaders(undefined);
+    }
     // The answer is handed to grpc-js before the slot goes to the next call.
     this.callback!(err, value, trailer, flags);
     this.finish();
@@ -190,7 +208,7 @@ export class LocalCall extends Ticket {
     if (this.grace !== undefined) clearTimeout(this.grace);
     this.dropPlace();
     this.host.admission.release();
-    this.host.ended(performance.now() - this.startedAt, overran, this.path);
+    this.host.ended(performance.now() - this.startedAt, overran, this.target.path);
     if (this.traced !== undefined) traceEnd(this.traced);
   }
 
@@ -210,7 +228,7 @@ export class LocalCall extends Ticket {
   private sendSessionHeaders(): void {
     if ((this.mode & OPENS) !== 0) {
       this.holdsPlace = false;
-      this.host.sessions.open(this.token, Date.now(), this.idleMs, this.path);
+      this.host.sessions.open(this.token, Date.now(), this.idleMs, this.target.path);
       this.sendHeaders(this.token);
     } else if ((this.mode & CLOSES) !== 0) {
       this.host.sessions.close(this.token);
@@ -221,12 +239,13 @@ export class LocalCall extends Ticket {
   private sendHeaders(sessionValue: string | undefined): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    const advice = (this.mode & ADVISE) !== 0 ? this.host.advice(this.path) : '';
+    const h = this.host;
+    const advice = (this.mode & ADVISE) !== 0 ? h.advice(this.target.service) : '';
     if (sessionValue === undefined && advice === '') {
-      if ((this.mode & FOLLOWS) !== 0) this.call.sendMetadata(this.host.acceptedHeaders);
+      if ((this.mode & FOLLOWS) !== 0) this.call.sendMetadata(h.shareHeaders ? h.acceptedHeaders : h.acceptedHeaders.clone());
       return;
     }
-    const md = this.host.acceptedHeaders.clone();
+    const md = h.acceptedHeaders.clone();
     if (sessionValue !== undefined) md.set(MD_SESSION, sessionValue);
     if (advice !== '') md.set(MD_ADVICE, advice);
     this.call.sendMetadata(md);

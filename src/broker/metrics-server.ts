@@ -13,7 +13,7 @@ export interface MetricsServer {
 
 /** Serves `registry` at `http://<listen>/metrics`; rejects naming the address when it cannot listen. */
 export function serveMetrics(listen: string, registry: Registry): Promise<MetricsServer> {
-  const { host, port } = parseHostPort(listen);
+  const { host, port, ip } = parseHostPort(listen);
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
@@ -29,7 +29,7 @@ export function serveMetrics(listen: string, registry: Registry): Promise<Metric
   server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on metrics-listen '${listen}': ${err.code ?? err.message}`)));
-    server.listen({ host: host.replace(/^\[|\]$/g, ''), port }, () => {
+    server.listen({ host: ip, port }, () => {
       const bound = (server.address() as AddressInfo).port;
       resolve({
         endpoint: `${host}:${bound}`,

@@ -72,8 +72,8 @@ class MetricsHub {
         return out;
       }),
     );
-    counter('redirects_total', 'redirect answers sent, by target node', ['target'], (s) => byKey('target', s.calls.redirectsTo));
-    counter('forwards_total', 'calls of plain clients forwarded, by target node', ['target'], (s) => byKey('target', s.calls.forwardsTo));
+    counter('redirects_total', 'redirect answers sent, by target node', ['target'], (s) => byKey('target', s.calls.totalsByTarget('redirect')));
+    counter('forwards_total', 'calls of plain clients forwarded, by target node', ['target'], (s) => byKey('target', s.calls.totalsByTarget('forward')));
     gauge('load', 'load of this node as its reports say it (0..1)', [], one((s) => s.load()));
     gauge('running_calls', 'calls running here (holding a slot)', [], one((s) => s.running()));
     gauge('queued_calls', 'calls waiting for a slot', [], one((s) => s.queued()));
@@ -94,7 +94,7 @@ class MetricsHub {
     counter('takeovers_total', 'endpoints of off-line peers this node adopted', [], one((s) => s.takeovers().adopted));
     gauge('adopted_endpoints', 'endpoints of off-line peers this node serves now', [], one((s) => s.takeovers().serving));
     gauge('sessions', 'live sessions this node owns', [], one((s) => s.sessions().live));
-    counter('sessions_ended_total', 'sessions ended, by why (exit, expired, stopped)', ['why'], (s) => byKey('why', s.sessions().ended));
+    counter('sessions_ended_total', 'sessions ended, by why (exit, expired, stopped, aborted)', ['why'], (s) => byKey('why', s.sessions().ended));
     gauge('connections', 'client connections open', [], one((s) => s.connections().open));
     gauge('max_connections', 'connections this node holds at most', [], one((s) => s.connections().max));
     counter('connections_refused_total', 'connections closed at once: the node held max-connections', [], one((s) => s.connections().refused));

@@ -1,11 +1,11 @@
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
 import type { ConnectionOptions } from 'nats';
 import { z } from 'zod';
-import { ClusterKey, isValidNodeId, loadMeterNames, natsAuthSchema, natsConnectionOptions, type Exchange, type LoadMeter, type NatsAuthOptions } from '../cluster';
+import { ClusterKey, isValidNodeId, loadMeterNames, MAX_PERIOD_MS, MIN_PERIOD_MS, natsAuthSchema, natsConnectionOptions, type Exchange, type LoadMeter, type NatsAuthOptions } from '../cluster';
 import { ConfigError } from '../errors';
 import { LOG_FORMATS, LOG_LEVELS, type Logger } from '../log';
 import { isMethodPattern, peerChoiceNames } from '../policy';
-import { parseHostPort } from '../wire';
+import { isHostPort } from '../wire';
 import { DEFAULT_HTTP_MAX_BODY_BYTES, MAX_HTTP_BODY_BYTES } from '../http';
 import { DEFAULT_CANCEL_GRACE_MS } from './local-call';
 import { DEFAULT_MAX_LOOP_DELAY_MS } from './node-health';
@@ -15,7 +15,7 @@ import { openFileLimit } from './resource-pressure';
 import { DEFAULT_MAX_CONNECTIONS, MIN_DEFAULT_MAX_STREAMS, serverOptionsShape } from './server-options';
 import { DEFAULT_MAX_SESSIONS } from './session-table';
 import { isCidr } from './takeover-addresses';
-import { loadTls, tlsFilesSchema } from './tls';
+import { loadTls, tlsFilesSchema, type LoadedTls } from './tls';
 
 /** Default reporting period (docs/design.md, The control plane). */
 export const DEFAULT_PERIOD_MS = 500;
@@ -38,17 +38,7 @@ export const DEFAULT_RECLAIM_TIMEOUT_MS = 30_000;
 /** Default time in-flight calls get to finish on drain, ms. */
 export const DEFAULT_DRAIN_GRACE_MS = 15_000;
 
-const hostPort = z.string().refine(
-  (v) => {
-    try {
-      parseHostPort(v);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'must be host:port' },
-);
+const hostPort = z.string().refine(isHostPort, { message: 'must be host:port' });
 const pattern = z.string().refine(isMethodPattern, { message: 'must be pkg.Service/Method, pkg.Service/* or *' });
 const patterns = z.union([pattern, z.array(pattern).min(1)]);
 const natsUrl = z.string().regex(/^(nats|tls|ws|wss):\/\/[^\s,]+$|^[A-Za-z0-9.-]+:\d+$/, 'must be a NATS URL');
@@ -121,7 +111,7 @@ export const brokerOptionsSchema = z
     ...serverOptionsShape,
     threshold: option(z.number().min(0).max(1).default(DEFAULT_THRESHOLD), { description: 'below this load (0..1) a call always runs here', arg: 'x', runtime: true }),
     margin: option(z.number().min(0).max(1).default(DEFAULT_MARGIN), { description: 'a peer must be this much less loaded to be sent a call', arg: 'x', runtime: true }),
-    periodMs: option(z.number().int().min(10).max(60_000).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),
+    periodMs: option(z.number().int().min(MIN_PERIOD_MS).max(MAX_PERIOD_MS).default(DEFAULT_PERIOD_MS), { description: 'load report period, ms; also the heartbeat', arg: 'ms', runtime: true }),
     offlineAfterPeriods: option(z.number().int().min(2).max(1000).default(DEFAULT_OFFLINE_AFTER_PERIODS), {
       description: 'missed periods before a silent peer is off-line',
       flag: 'offline-after',
@@ -227,12 +217,14 @@ export const brokerOptionsSchema = z
 /** Options of a Broker, as given (see `brokerOptionsSchema` for each one's meaning and default). */
 export type BrokerOptions = z.input<typeof brokerOptionsSchema>;
 
-/** Options with every default applied and the cluster key read. */
+/** Options with every default applied, and the cluster key and TLS files read. */
 export type ResolvedBrokerOptions = Omit<z.output<typeof brokerOptionsSchema>, 'maxQueue' | 'maxConnections' | 'maxStreams' | 'clusterKey' | 'clusterKeyFile'> & {
   maxQueue: number;
   maxConnections: number;
   maxStreams: number;
   clusterKey?: ClusterKey;
+  /** The contents of the `tls` files, read and checked once; never logged. */
+  tlsLoaded?: LoadedTls;
 };
 
 /** Validates options and applies defaults; a bad value throws a ConfigError naming the field. */
@@ -240,8 +232,10 @@ export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions 
   const r = brokerOptionsSchema.safeParse(input);
   if (!r.success) throw toConfigError(r.error);
   const o = r.data;
-  // Files are read now, so a bad path or key stops the start with the option's name.
-  if (o.tls) loadTls(o.tls);
+  // Files are read now, so a bad path or key stops the start with the option's name. The
+  // NATS options are built again where the connection is made: the reporter thread cannot
+  // be handed the authenticator functions.
+  const tlsLoaded = o.tls ? loadTls(o.tls) : undefined;
   natsConnectionOptions(o.natsAuth);
   const { clusterKeyFile, clusterKey, ...rest } = o;
   if (clusterKeyFile !== undefined && clusterKey !== undefined) throw new ConfigError('clusterKeyFile', "give the cluster key once: 'clusterKey' or 'clusterKeyFile'");
@@ -256,6 +250,7 @@ export function parseBrokerOptions(input: BrokerOptions): ResolvedBrokerOptions 
   return {
     ...rest,
     clusterKey: key,
+    tlsLoaded,
     maxQueue,
     // Connections past the open-file limit could not be accepted anyway: a quarter is left to NATS, peers and files.
     maxConnections: o.maxConnections ?? Math.max(1, Math.min(DEFAULT_MAX_CONNECTIONS, files === undefined ? Infinity : Math.floor(files * 0.75))),

@@ -23,9 +23,8 @@ export class ReportIntake {
       this.logDrop(reason, t.node, now, t.count, t.detail);
     }
     for (const id of batch.flooded) this.peers.flooded(id, now);
-    const wallNow = Date.now();
     for (const r of batch.reports) {
-      const reason = this.peers.apply(r, r.nodeId, now, wallNow);
+      const reason = this.peers.apply(r, now);
       if (reason) this.logDrop(reason, r.nodeId, now, 1);
     }
   }

@@ -32,8 +32,12 @@ export interface SessionInfo {
   idleMs: number;
 }
 
-/** Why a session ended: its exit call succeeded, it was idle too long, or the node stopped. */
-export type SessionEndReason = 'exit' | 'expired' | 'stopped';
+/**
+ * Why a session ended: its exit call succeeded, it was idle too long, the node stopped, or
+ * it never opened: its enter handler answered after the client had gone (cancel, deadline),
+ * so the client never got the token, though the handler may have kept state under it.
+ */
+export type SessionEndReason = 'exit' | 'expired' | 'stopped' | 'aborted';
 
 interface Entry {
   lastUsed: number;
@@ -52,7 +56,7 @@ export class SessionTable {
   /** Enter calls let in whose session is not open yet. */
   private reserved = 0;
   /** Sessions ended since start, by reason. */
-  readonly ended: Record<SessionEndReason, number> = { exit: 0, expired: 0, stopped: 0 };
+  readonly ended: Record<SessionEndReason, number> = { exit: 0, expired: 0, stopped: 0, aborted: 0 };
   private readonly listeners = new Set<(session: SessionInfo, why: SessionEndReason) => void>();
   /** A listener threw (it is not removed). */
   onListenerError?: (err: unknown, why: SessionEndReason) => void;
@@ -114,6 +118,15 @@ export class SessionTable {
     return this.infoOf(token, { lastUsed: now, idleMs, openedAt: now, enter });
   }
 
+  /**
+   * An enter call's handler answered `token` after its client had gone: the session is not
+   * opened (nobody can use it), and the listeners hear of it at once (`aborted`).
+   */
+  abort(token: string, now: number, idleMs: number, enter: string): void {
+    this.ended.aborted++;
+    this.tell(token, { lastUsed: now, idleMs, openedAt: now, enter }, 'aborted');
+  }
+
   /** Ends a session (its exit call succeeded). */
   close(token: string): void {
     const s = this.sessions.get(token);
@@ -139,6 +152,10 @@ export class SessionTable {
   private end(token: string, s: Entry, why: SessionEndReason): void {
     this.sessions.delete(token);
     this.ended[why]++;
+    this.tell(token, s, why);
+  }
+
+  private tell(token: string, s: Entry, why: SessionEndReason): void {
     if (this.listeners.size === 0) return;
     const info = this.infoOf(token, s);
     for (const listener of this.listeners) {

@@ -17,20 +17,22 @@ export function isCidr(v: string): boolean {
 /** The host of `host:port` without IPv6 brackets. */
 function hostOf(endpoint: string): string | undefined {
   try {
-    return parseHostPort(endpoint).host.replace(/^\[|\]$/g, '');
+    return parseHostPort(endpoint).ip;
   } catch {
     return undefined;
   }
 }
 
+/** The IPv6 addresses that mean every interface. */
+const UNSPECIFIED_V6 = new net.BlockList();
+UNSPECIFIED_V6.addAddress('::', 'ipv6');
+UNSPECIFIED_V6.addAddress('::ffff:0.0.0.0', 'ipv6');
+
 // Listening there means every interface: never adopted, whatever the ranges say.
 function isUnspecified(ip: string): boolean {
   const family = net.isIP(ip);
   if (family === 4) return ip.startsWith('0.') || ip === '255.255.255.255';
-  const b = new net.BlockList();
-  b.addAddress('::', 'ipv6');
-  b.addAddress('::ffff:0.0.0.0', 'ipv6');
-  return b.check(ip, 'ipv6');
+  return UNSPECIFIED_V6.check(ip, 'ipv6');
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Exchange, ExchangeStatus } from './exchange';
 import type { LoadCounters } from './load-counters';
 import type { NodeInfo } from './report-builder';
 import type { ClusterKey } from './cluster-key';
+import { PeriodicTimer } from '../timers';
 import { ReportFilter, tickMs, type ReportBatch } from './report-filter';
 import { ReportLoop } from './report-loop';
 import { ConfigWatcher, type ConfigDropReason, type ConfigMessage } from './runtime-config';
@@ -53,7 +54,7 @@ export interface ControlPlane {
 export class LocalControlPlane implements ControlPlane {
   private loop?: ReportLoop;
   private watcher?: ConfigWatcher;
-  private tick?: NodeJS.Timeout;
+  private tick?: PeriodicTimer;
   private periodMs = 0;
   private stopped = false;
 
@@ -83,23 +84,19 @@ export class LocalControlPlane implements ControlPlane {
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
     this.exchange.onError = (d) => h.onError?.(d);
     await this.exchange.start((nodeId, data) => filter.offer(nodeId, data, Date.now()));
+    if (this.stopped) return;
     // One hand-over per tick: the main thread's cost does not grow with the traffic. A tick
     // over half a period late means this thread could not read for that long (starved of
     // CPU, or the process was stopped): the batch says so, and the broker judges nobody
     // until what arrived meanwhile is read.
-    let dueAt = performance.now();
-    const deliver = () => {
-      if (this.stopped) return;
-      const tick = tickMs(this.periodMs);
-      const late = performance.now() - dueAt;
-      let batch = filter.take(Date.now(), tick);
-      if (late > this.periodMs / 2) (batch ??= { reports: [], drops: {}, flooded: [] }).lateMs = Math.round(late);
+    const deliver = (lateMs: number) => {
+      let batch = filter.take(Date.now(), tickMs(this.periodMs));
+      if (lateMs > this.periodMs / 2) (batch ??= { reports: [], drops: {}, flooded: [] }).lateMs = Math.round(lateMs);
       if (batch) h.onReports(batch);
-      dueAt = performance.now() + tick;
-      this.tick = setTimeout(deliver, tick);
-      if (!this.keepAlive) this.tick.unref();
     };
-    deliver();
+    this.tick = new PeriodicTimer(() => tickMs(this.periodMs), deliver, !this.keepAlive);
+    deliver(0);
+    this.tick.start();
     const nc = this.exchange.connection?.();
     if (nc) {
       this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError, this.clusterKey);
@@ -119,7 +116,7 @@ export class LocalControlPlane implements ControlPlane {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.tick);
+    this.tick?.stop();
     this.watcher?.stop();
     this.loop?.stop();
     await this.exchange.flush();

@@ -3,12 +3,12 @@ export { DEFAULT_MAX_PEERS, PeerView, type PeerRecord, type PeerViewOptions } fr
 export { NatsExchange, type NatsExchangeOptions } from './nats-exchange';
 export { InProcessBus } from './in-process-exchange';
 export { loadSubject, type Exchange, type ExchangeStatus } from './exchange';
-export { encodeReport, decodeReport, isRejected, isValidNodeId, MAX_PERIOD_MS, MAX_REPORT_BYTES, MAX_REPORT_ENDPOINTS, MAX_REPORT_REDIRECTS, type LoadReport, type DropReason, type RedirectCount } from './report-codec';
+export { encodeReport, decodeReport, isRejected, isValidNodeId, MAX_PERIOD_MS, MIN_PERIOD_MS, MAX_REPORT_BYTES, MAX_REPORT_ENDPOINTS, MAX_REPORT_REDIRECTS, type LoadReport, type DropReason, type RedirectCount } from './report-codec';
 export { type ReportBatch } from './report-filter';
 export { eventLoopMeter, loadMeterByName, loadMeterNames, registerLoadMeter, LoopDelay, type LoadMeter } from './load-meter';
 export { LoadCounters, type NodeStatusName } from './load-counters';
 export { HEARTBEAT_MS, type NodeInfo } from './report-builder';
-export { FORGET_AFTER_MS, LocalControlPlane, MAX_CLOCK_SKEW_MS, type ControlPlane } from './control-plane';
+export { FORGET_AFTER_MS, LocalControlPlane, MAX_CLOCK_SKEW_MS, type ControlPlane, type ControlPlaneHandlers } from './control-plane';
 export { WorkerControlPlane } from './worker-control-plane';
 export { rendezvousRanking, rendezvousWinner } from './rendezvous';
 export {

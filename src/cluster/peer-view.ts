@@ -1,15 +1,21 @@
 import { EventEmitter } from 'node:events';
 import type { PeerEntry, PeerStatus } from '../policy';
-import { checkReportFields, DROP_REASONS, type DropReason, type LoadReport, type RedirectCount } from './report-codec';
+import { DROP_REASONS, type DropReason, type LoadReport, type RedirectCount } from './report-codec';
 
 /** Default most peers a node keeps (on-line and off-line together); see `PeerViewOptions.maxPeers`. */
 export const DEFAULT_MAX_PEERS = 1024;
 
-/** Accounted flow below this is gone (a fade never reaches 0 by itself). */
-const FLOW_GONE = 1e-6;
+/** Accounted flow below this is gone (an exponential fade never reaches 0 by itself). */
+const FLOW_GONE = 1e-4;
+/** `fadeExtras` skips a pass that comes within this share of tau of the last one: the flows moved by under 1 %. */
+const FADE_STEP = 0.01;
 
 /** A peer with everything its last report said. */
 export interface PeerRecord extends PeerEntry {
+  /** Load from the last report, 0..1 (for people: a full node reads 1); decisions compare `occupancy`. */
+  load: number;
+  /** Calls running there at the last report (`in_flight`: queued ones are in `queued`). */
+  inFlight: number;
   incarnation: number;
   seq: number;
   endpoints: string[];
@@ -32,25 +38,24 @@ export interface PeerRecord extends PeerEntry {
   /** Local time its subject last carried more than the reporter could read (a flood): silence is not proven since. */
   floodedAt?: number;
   /** This node's redirected calls estimated running there, in load units (see `account`). */
-  flow?: number;
+  flow: number;
   /** When `flow` was last faded, local monotonic ms. */
-  flowAt?: number;
+  flowAt: number;
   /** `flow` when the last report arrived: the report counted those calls already. */
-  flowAtReport?: number;
+  flowAtReport: number;
+  /** In the view's list of peers whose flow still fades. */
+  flowing: boolean;
 }
 
 /** Options of the peer view; all durations in ms. */
 export interface PeerViewOptions {
-  cluster: string;
-  selfId: string;
   /** Missed periods before a silent peer is off-line. Default 3. */
   offlineAfterPeriods: number;
   /** Off-line peers are forgotten after this long. Default 60 000. */
   forgetAfterMs: number;
-  /** Reports sent further ahead of our clock than this are dropped. Default 30 000. */
-  maxClockSkewMs: number;
   /**
-   * Most peers kept, on-line and off-line together. Default 1024. A new id past it takes
+   * Most peers kept, on-line and off-line together. Default `DEFAULT_MAX_PEERS` (1024), the
+   * number of ids the reporter thread remembers too; smaller in tests. A new id past it takes
    * the place of the peer off-line longest; with none off-line it is dropped (`peer-limit`)
    * and known peers are unaffected.
    */
@@ -67,7 +72,10 @@ export interface PeerViewEvents {
 
 /**
  * Membership and load of every peer, from their reports. The policy reads `peers`
- * (an array updated in place) on every call; this class is the only writer.
+ * (an array updated in place) on every call; this class is the only writer. Reports come
+ * checked by the reporter thread (report-filter.ts: fields, age, order per subject); the
+ * view checks only what needs its own memory: incarnation and order against the peers it
+ * knows and those it buried, which a restarted reporter does not remember.
  */
 export class PeerView extends EventEmitter<PeerViewEvents> {
   /** Every known peer, off-line ones included until forgotten. Never replaced, only mutated. */
@@ -83,11 +91,12 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   private readonly maxPeers: number;
   /** Reports dropped, by reason. */
   readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-  accepted = 0;
-  /** Some peer has accounted flow left to fade. */
-  private flowing = false;
+  /** Peers with accounted flow left to fade: the few this node redirected to lately. */
+  private readonly flows: PeerRecord[] = [];
   /** The fading time last given to `account` or `fadeExtras`, ms. */
   private tauMs = Infinity;
+  /** When `fadeExtras` last faded the flows, local monotonic ms. */
+  private fadedAt = -Infinity;
 
   constructor(private readonly opts: PeerViewOptions) {
     super();
@@ -107,11 +116,11 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   }
 
   /**
-   * Applies a decoded report that arrived on `subjectNode`'s subject at local time `now`
-   * (monotonic ms) and wall time `wallNow`. Returns the reason when it was dropped.
+   * Applies a report the reporter thread read and checked, at local time `now` (monotonic
+   * ms). Returns the reason when it was dropped.
    */
-  apply(r: LoadReport, subjectNode: string, now: number, wallNow: number): DropReason | undefined {
-    const reason = this.check(r, subjectNode, wallNow);
+  apply(r: LoadReport, now: number): DropReason | undefined {
+    const reason = this.check(r);
     if (reason) {
       this.drop(reason, r.nodeId);
       return reason;
@@ -121,7 +130,6 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       this.drop('peer-limit', r.nodeId);
       return 'peer-limit';
     }
-    this.accepted++;
     if (r.status === 'LEAVING') {
       this.bury(r.nodeId, { incarnation: r.incarnation, seq: r.seq, at: now });
       if (p) {
@@ -132,7 +140,17 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     }
     const wasOnline = p !== undefined && p.status !== 'OFFLINE';
     if (!p) {
-      p = { nodeId: r.nodeId, services: new Set(r.services), ...reportedFields(r, now), onlineSince: now, reportsSinceOnline: 0 };
+      p = {
+        nodeId: r.nodeId,
+        services: new Set(r.services),
+        ...reportedFields(r, now),
+        onlineSince: now,
+        reportsSinceOnline: 0,
+        flow: 0,
+        flowAt: now,
+        flowAtReport: 0,
+        flowing: false,
+      };
       this.byId.set(p.nodeId, p);
       this.slot.set(p.nodeId, this.peers.length);
       this.peers.push(p);
@@ -144,11 +162,8 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       this.offline.delete(p.nodeId);
       // The report counts the calls this node sent there so far: accounting starts again from
       // here, from the flow as it is now (faded since the last redirect), not as it was then.
-      if (p.flow !== undefined && p.flow > 0) {
-        p.flow = fade(p.flow, now - (p.flowAt ?? now), this.tauMs);
-        p.flowAt = now;
-      }
-      p.flowAtReport = p.flow ?? 0;
+      if (p.flowing) this.fadeTo(p, now);
+      p.flowAtReport = p.flow;
       if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
       Object.assign(p, reportedFields(r, now));
     }
@@ -166,11 +181,10 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
     return true;
   }
 
-  private check(r: LoadReport, subjectNode: string, wallNow: number): DropReason | undefined {
-    // Older than any tombstone (maxAgeMs = forgetAfterMs) is dropped: a replay of it could otherwise revive a forgotten peer.
-    const expectations = { cluster: this.opts.cluster, selfId: this.opts.selfId, maxClockSkewMs: this.opts.maxClockSkewMs, maxAgeMs: this.opts.forgetAfterMs };
-    const fields = checkReportFields(r, subjectNode, expectations, wallNow);
-    if (fields) return fields;
+  // What the reporter thread cannot know: a restarted one starts afresh, and only the view
+  // remembers peers that left or were forgotten (a replay must not revive them). Reports older
+  // than a tombstone lives (forgetAfterMs) were dropped as expired on the reporter thread.
+  private check(r: LoadReport): DropReason | undefined {
     const last = this.byId.get(r.nodeId) ?? this.tombstones.get(r.nodeId);
     if (last) {
       if (r.incarnation < last.incarnation) return 'old-incarnation';
@@ -209,39 +223,59 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   }
 
   /**
-   * Counts a redirect sent to `peer` against its load. `flow` estimates this node's
-   * calls still running there: each redirect adds one slot, fading with the mean call
-   * time `tauMs` (rate × duration, Little's law). The peer's last report already
+   * Counts a redirect sent to `peer` at local time `now` against its load. `flow` estimates
+   * this node's calls still running there: each redirect adds one slot, fading with the mean
+   * call time `tauMs` (rate × duration, Little's law). The peer's last report already
    * counted the flow as it was then, so only the change since is added:
-   * `extra = flow(now) - flow(report)`. A burst raises it; in a steady stream it
-   * stays near 0 instead of counting the same calls twice.
+   * `extra = flow(now) - flow(report)`. A burst raises it; in a steady stream it stays near
+   * 0 instead of counting the same calls twice.
    */
-  account(peer: PeerEntry, now = 0, tauMs = Infinity): void {
-    const r = peer as PeerRecord;
-    this.flowing = true;
+  account(peer: PeerEntry, now: number, tauMs: number): void {
+    const p = peer as PeerRecord;
     this.tauMs = tauMs;
-    r.flow = fade(r.flow ?? 0, now - (r.flowAt ?? now), tauMs) + 1 / Math.max(1, peer.capacity);
-    r.flowAt = now;
-    r.extra = r.flow - (r.flowAtReport ?? 0);
+    const one = 1 / Math.max(1, p.capacity);
+    if (p.flowing) {
+      // The gate faded the flows to `now` for its decision just before: no second fade then.
+      if (p.flowAt !== now) this.fadeTo(p, now);
+      p.flow += one;
+    } else {
+      p.flowing = true;
+      p.flow = one;
+      p.flowAt = now;
+      p.flowAtReport ??= 0; // a peer made elsewhere (tests, the simulator's fakes) has none
+      this.flows.push(p);
+    }
+    p.extra = p.flow - p.flowAtReport;
   }
 
-  /** Fades every peer's accounted flow to time `now` (called before every decision; free once all flows died out). */
+  /**
+   * Fades the accounted flows to time `now` (called before every decision): free while no
+   * flow lives, a pass over the peers redirected to lately otherwise, skipped when the last
+   * pass was less than a hundredth of `tauMs` ago.
+   */
   fadeExtras(now: number, tauMs: number): void {
-    if (!this.flowing) return;
+    const flows = this.flows;
+    if (flows.length === 0 || now - this.fadedAt < FADE_STEP * tauMs) return;
     this.tauMs = tauMs;
-    let any = false;
-    const peers = this.peers;
-    for (let i = 0; i < peers.length; i++) {
-      const p = peers[i];
-      if (p.flow !== undefined && p.flow > 0) {
-        const f = fade(p.flow, now - (p.flowAt ?? now), tauMs);
-        p.flow = f < FLOW_GONE ? 0 : f;
-        p.flowAt = now;
-        p.extra = p.flow - (p.flowAtReport ?? 0);
-        any ||= p.flow > 0;
-      }
+    this.fadedAt = now;
+    for (let i = flows.length - 1; i >= 0; i--) {
+      const p = flows[i];
+      this.fadeTo(p, now);
+      if (p.flow === 0) this.stopFlow(p, i);
     }
-    this.flowing = any;
+  }
+
+  private fadeTo(p: PeerRecord, now: number): void {
+    p.flow = fade(p.flow, now - p.flowAt, this.tauMs);
+    p.flowAt = now;
+    p.extra = p.flow - p.flowAtReport;
+  }
+
+  // Out of the list of flows (swapped with the last: the order does not matter).
+  private stopFlow(p: PeerRecord, i = this.flows.indexOf(p)): void {
+    p.flowing = false;
+    const last = this.flows.pop()!;
+    if (last !== p) this.flows[i] = last;
   }
 
   /** Status as a person would read it: `UNKNOWN` when the last report is over two periods old. */
@@ -252,6 +286,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
 
   private remove(p: PeerRecord, now: number): void {
     if (!this.tombstones.has(p.nodeId)) this.bury(p.nodeId, { incarnation: p.incarnation, seq: p.seq, at: now });
+    if (p.flowing) this.stopFlow(p);
     this.byId.delete(p.nodeId);
     this.offline.delete(p.nodeId);
     const i = this.slot.get(p.nodeId);
@@ -274,9 +309,8 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
 function fade(flow: number, dtMs: number, tauMs: number): number {
   if (flow === 0 || dtMs <= 0 || tauMs === Infinity) return flow;
   const v = flow * Math.exp(-dtMs / tauMs);
-  return v < 1e-4 ? 0 : v;
+  return v < FLOW_GONE ? 0 : v;
 }
-
 
 /** What a report (received at local time `now`) sets in a peer's record. */
 function reportedFields(r: LoadReport, now: number) {
@@ -304,6 +338,7 @@ function reportedFields(r: LoadReport, now: number) {
     offlineSince: 0,
   };
 }
+
 function sameMembers(a: ReadonlySet<string>, b: readonly string[]): boolean {
   if (a.size !== b.length) return false;
   for (const s of b) if (!a.has(s)) return false;

@@ -44,13 +44,13 @@ export function delayLoad(delayMs: number, periodMs: number): number {
   return Math.min(1, (delayMs - floor) / (periodMs - floor));
 }
 
-/** A report from the shared counters. */
+/** A report from the shared counters (each read once: the main thread changes them meanwhile). */
 export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNow: number): LoadReport {
   const delay = loopDelay(c, wallNow);
-  c.reportedOccupancy = c.running + c.queued;
-  const inFlight = (c.running + c.queued) / info.capacity;
+  const running = c.running;
+  const queued = c.queued;
   const blocked = delayLoad(delay, info.periodMs);
-  const load = Math.min(1, Math.max(inFlight, c.meterLoad, blocked));
+  const load = Math.min(1, Math.max((running + queued) / info.capacity, c.meterLoad, blocked));
   return {
     cluster: info.cluster,
     nodeId: info.nodeId,
@@ -59,13 +59,13 @@ export function buildReport(info: NodeInfo, c: LoadCounters, seq: number, wallNo
     seq,
     sentAtMs: wallNow,
     load,
-    inFlight: c.running,
+    inFlight: running,
     capacity: info.capacity,
     status: c.status,
     services: info.services,
     endpoints: info.endpoints,
     periodMs: info.periodMs,
-    queued: c.queued,
+    queued,
     loopDelayMs: delay,
     callsRun: c.callsRun,
     callsRedirected: c.callsRedirected,

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { PROTO_DIR } from '../proto-path';
-import { parseHostPort } from '../wire';
+import { isHostPort } from '../wire';
 import { isWireFormat } from './wire-scan';
 
 /** A load report, decoded and checked. Field meanings: proto/peerbroker/v1/cluster.proto. */
@@ -104,6 +104,9 @@ export function isValidNodeId(id: string): boolean {
   return NODE_ID.test(id);
 }
 
+/** What a message that is not protobuf wire format is dropped as. */
+export const NOT_WIRE_FORMAT: Rejected = Object.freeze({ reason: 'malformed', message: 'not protobuf wire format' });
+
 /** Encodes a report to protobuf bytes. */
 export function encodeReport(r: LoadReport): Uint8Array {
   const t = type();
@@ -134,12 +137,15 @@ export function encodeReport(r: LoadReport): Uint8Array {
     .finish();
 }
 
-/** Decodes and validates a report; never throws. */
-export function decodeReport(bytes: Uint8Array): LoadReport | Rejected {
+/**
+ * Decodes and validates a report; never throws. `scanned`: the caller checked already
+ * that `bytes` are protobuf wire format (`isWireFormat`), so they are not scanned twice.
+ */
+export function decodeReport(bytes: Uint8Array, scanned = false): LoadReport | Rejected {
   if (bytes.length === 0 || bytes.length > MAX_REPORT_BYTES) {
     return { reason: 'malformed', message: `size ${bytes.length} bytes` };
   }
-  if (!isWireFormat(bytes)) return { reason: 'malformed', message: 'not protobuf wire format' };
+  if (!scanned && !isWireFormat(bytes)) return NOT_WIRE_FORMAT;
   let o: Record<string, unknown>;
   try {
     const t = type();
@@ -158,11 +164,7 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
   if (!isValidNodeId(nodeId)) return bad(`node id '${String(nodeId).slice(0, 64)}' is not valid`);
   if (typeof o.cluster !== 'string' || o.cluster.length === 0) return bad('cluster is empty');
   const endpoint = o.endpoint as string;
-  try {
-    parseHostPort(endpoint);
-  } catch {
-    return bad(`endpoint '${String(endpoint).slice(0, 64)}' is not host:port`);
-  }
+  if (!isHostPort(endpoint)) return bad(`endpoint '${String(endpoint).slice(0, 64)}' is not host:port`);
   const load = o.load as number;
   if (!Number.isFinite(load) || load < 0 || load > 1) return bad(`load ${load} is outside 0..1`);
   const capacity = o.capacity as number;
@@ -176,11 +178,7 @@ function validate(o: Record<string, unknown>): LoadReport | Rejected {
   const endpoints = o.endpoints as string[];
   if (endpoints.length > MAX_REPORT_ENDPOINTS) return bad('too many endpoints');
   for (const e of endpoints) {
-    try {
-      parseHostPort(e);
-    } catch {
-      return bad(`endpoint '${String(e).slice(0, 64)}' is not host:port`);
-    }
+    if (!isHostPort(e)) return bad(`endpoint '${String(e).slice(0, 64)}' is not host:port`);
   }
   for (const k of ['incarnation', 'seq', 'sentAtMs', 'inFlight', 'queued', 'callsRun', 'callsRedirected', 'maxQueue'] as const) {
     if (!Number.isSafeInteger(o[k]) || (o[k] as number) < 0) return bad(`${k} is not a count`);

@@ -1,4 +1,5 @@
 import type { ClusterKey } from './cluster-key';
+import { DEFAULT_MAX_PEERS } from './peer-view';
 import { checkReportFields, isRejected, type DropReason, type LoadReport, type ReportExpectations } from './report-codec';
 import { openReport } from './report-signing';
 
@@ -15,8 +16,9 @@ export const TOTAL_BUDGET_MS_PER_SEC = 250;
 /** Longest a small message can take to read, ms (a fixed part, and one per byte: 64 KB, about 6.5 ms). */
 const MAX_READ_MS = 0.05;
 const MAX_READ_MS_PER_BYTE = 1e-4;
-/** Most node ids the filter remembers as known (the size of the peer table). */
-export const MAX_KNOWN_SUBJECTS = 1024;
+/** Most node ids the filter remembers as known: as many as the peer table holds. */
+export const MAX_KNOWN_SUBJECTS = DEFAULT_MAX_PEERS;
+
 /** What the filter remembers of a known node. */
 interface Known {
   /** Wall time of its last good report. */

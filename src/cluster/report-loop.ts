@@ -48,7 +48,10 @@ export class ReportLoop {
 
   /** Publishes one report now. */
   publish(): void {
-    const bytes = encodeReport(buildReport(this.info, this.counters, this.counters.nextSeq(), Date.now()));
+    const report = buildReport(this.info, this.counters, this.counters.nextSeq(), Date.now());
+    // What peers now believe: the main thread reports again at once when it moves a step from this.
+    this.counters.reportedOccupancy = report.inFlight + report.queued;
+    const bytes = encodeReport(report);
     this.exchange.publish(this.info.nodeId, this.key ? sealReport(bytes, this.key) : bytes);
   }
 

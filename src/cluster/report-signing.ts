@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { PROTO_DIR } from '../proto-path';
 import { SIGNATURE_ALG, type ClusterKey } from './cluster-key';
-import { decodeReport, MAX_REPORT_BYTES, type LoadReport, type Rejected } from './report-codec';
+import { decodeReport, MAX_REPORT_BYTES, NOT_WIRE_FORMAT, type LoadReport, type Rejected } from './report-codec';
 import { isWireFormat } from './wire-scan';
 
 /** Largest envelope accepted: a report at its limit plus the signature fields. */
@@ -29,10 +29,9 @@ export function sealReport(report: Uint8Array, key: ClusterKey): Uint8Array {
   return t.encode(t.create({ report, signature: key.sign('report', report), alg: SIGNATURE_ALG, keyId: key.id })).finish();
 }
 
-// The envelope in `data`, or undefined when `data` is not one (no `alg`: a plain
-// report, or bytes that do not decode). Never throws.
+// The envelope in `data` (protobuf wire format), or undefined when it is not one (no
+// `alg`: a plain report, or bytes that do not decode). Never throws.
 function envelope(data: Uint8Array): Envelope | undefined {
-  if (!isWireFormat(data)) return undefined;
   let m: Record<string, unknown>;
   try {
     // A plain view: protobufjs's Buffer reader clamps a cut-off field instead of failing.
@@ -63,8 +62,10 @@ export function openReport(data: Uint8Array, key: ClusterKey | undefined): LoadR
   if (data.length === 0 || data.length > MAX_SIGNED_REPORT_BYTES) {
     return { reason: 'malformed', message: `size ${data.length} bytes` };
   }
-  const env = envelope(data);
-  if (!key) return decodeReport(env ? env.report : data);
+  // Scanned once: a plain report is not scanned again when decoded.
+  const wire = isWireFormat(data);
+  const env = wire ? envelope(data) : undefined;
+  if (!key) return env ? decodeReport(env.report) : wire ? decodeReport(data, true) : NOT_WIRE_FORMAT;
   if (!env) return { reason: 'unsigned', message: 'not a signed report, and this cluster requires signatures' };
   if (env.alg !== SIGNATURE_ALG) return { reason: 'bad-signature', message: `algorithm '${env.alg.slice(0, 32)}' is not ${SIGNATURE_ALG}` };
   if (!key.knows(env.keyId)) return { reason: 'bad-signature', message: `signed with an unknown key '${env.keyId.slice(0, 32)}'` };

@@ -13,7 +13,6 @@ export interface AdviceShare {
 /** Room counted above a full node's load: the larger, the more even and the steadier the shares. */
 const ADVICE_HEADROOM = 0.5;
 
-
 /**
  * How a client should spread its next calls for `service` over this node and its peers
  * (online, fresh, hosting it): in proportion to each one's room below a common headroom,

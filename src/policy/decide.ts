@@ -18,9 +18,10 @@ export function isEligible(peer: PeerEntry, service: string, now: number, cfg: P
 }
 
 /**
- * The decision of docs/design.md: session affinity, hop limit, content, dedicated homes,
- * load (threshold and margin), overload. Pure: a function of the call, this node,
- * the peers, the config and the time.
+ * The decision of docs/design.md, its steps in order: 1 session, 2 hop limit, 3 content
+ * (services hosted elsewhere, dedicated homes), 4 draining or unhealthy, 5 load (threshold
+ * and margin), 6 overload. Pure: a function of the call, this node, the peers, the config
+ * and the time.
  */
 export function decide(
   call: CallInfo,
@@ -32,23 +33,24 @@ export function decide(
 ): Decision {
   const canMove = call.forwarded !== true && (call.follows || cfg.forwardLegacy === true);
   const full = self.running >= self.capacity && self.queued >= self.maxQueue;
+  const rules = cfg.rules;
 
-  // Step 2 first: a pinned call goes to its owner whatever the hops or the load.
-  if (call.session !== '' && cfg.rules) {
-    const role = cfg.rules.sessionRole(call.path);
+  // 1. Session: a pinned call goes to its owner whatever the hops or the load.
+  if (call.session !== '' && rules !== undefined && rules.hasSessions) {
+    const role = rules.sessionRole(call.path);
     // An enter call is balanced as any other: it may start a new session elsewhere.
     if (role !== null && role.within && !role.enter) return sessionDecision(call, self, peers, canMove, full);
   }
 
   const hosted = self.hosts(call.service);
 
-  // Step 1: a call at the hop limit is never bounced again.
+  // 2. Hop limit: a call at the limit (or relayed by a peer) is never bounced again.
   if (call.hops >= cfg.maxHops) {
     if (!hosted) return notHosted(call, self, 'the call reached the hop limit');
     return full ? overloaded(self) : LOCAL;
   }
 
-  // Step 3: content. A service not hosted here goes to the least-loaded host.
+  // 3. Content: a service not hosted here goes to the least-loaded host.
   if (!hosted) {
     collect(peers, call.service, now, cfg, choice, Infinity, null, false);
     if (scratch.length === 0) {
@@ -61,49 +63,70 @@ export function decide(
     }
     const peer = pick(choice);
     if (!canMove) return notHosted(call, self, `it is hosted on ${peer.nodeId}, but this client does not follow redirects`);
-    return redirect(peer, 'service', `service '${call.service}' is not hosted on ${self.nodeId}`);
+    return redirect(peer, 'service');
   }
   if (!canMove) return full ? overloaded(self) : LOCAL;
 
-  // A draining or unhealthy node moves every call it can, to a peer with a free slot; when
-  // it is full itself, to any peer with room (queue space included).
-  if (self.status !== undefined && self.status !== 'ONLINE') {
-    collect(peers, call.service, now, cfg, choice, full ? Infinity : 1 + 1e-9, null, true);
-    if (scratch.length > 0) {
-      return redirect(pick(choice), self.status === 'DRAINING' ? 'draining' : 'unhealthy', `node ${self.nodeId} is ${self.status.toLowerCase()}`);
-    }
-    return full ? overloaded(self) : LOCAL;
-  }
-
-  // Dedicated homes: a home below threshold gets the call; above, other hosts share it.
-  const homes = cfg.rules?.homes(call.path) ?? null;
-  if (homes !== null && !homes.has(self.nodeId)) {
+  // 3. Content, dedicated homes: a home below threshold gets the call (a home has a free
+  // slot, so this sends a draining node's call where step 4 could too); above, the other
+  // hosts share it under the load rule.
+  const homes = rules !== undefined && rules.hasHomes ? rules.homes(call.path) : null;
+  const awayFromHome = homes !== null && !homes.has(self.nodeId);
+  if (awayFromHome) {
     scratch.length = 0;
     for (let i = 0; i < peers.length; i++) {
       const p = peers[i];
       if (homes.has(p.nodeId) && isEligible(p, call.service, now, cfg) && choice.loadOf(p) < cfg.threshold) scratch.push(p);
     }
-    if (scratch.length > 0) return redirect(pick(choice), 'service', `${call.path} prefers its home`);
+    if (scratch.length > 0) return redirect(pick(choice), 'service', true);
   }
 
-  // Step 4: below threshold, run here.
+  // 4. Draining or unhealthy: every call that can move goes to a peer with a free slot; when
+  // this node is full itself, to any peer with room (queue space included).
+  if (self.status !== undefined && self.status !== 'ONLINE') {
+    collect(peers, call.service, now, cfg, choice, full ? Infinity : 1 + 1e-9, null, true);
+    if (scratch.length > 0) return redirect(pick(choice), self.status === 'DRAINING' ? 'draining' : 'unhealthy');
+    return full ? overloaded(self) : LOCAL;
+  }
+
+  // 5. Load: below threshold, run here.
   if (self.load < cfg.threshold && !full) return LOCAL;
 
   // A call moved once moves again only when it would wait here behind more than the margin's
   // worth of queue: every hop costs a round trip, and the node that sent it judged this one
   // the better place. So does the call of a client that spreads its calls as nodes advise:
-  // the spread keeps the balance, redirects only take what would queue.
-  if ((call.hops > 0 || call.advised) && self.load <= 1 + cfg.margin + 1e-9) return LOCAL;
+  // the spread keeps the balance, redirects only take what would queue. A full node keeps
+  // nothing: with no queue space (maxQueue below margin × capacity, even 0) the call would
+  // be refused here while a peer may have room.
+  if ((call.hops > 0 || call.advised) && !full && self.load <= 1 + cfg.margin + 1e-9) return LOCAL;
 
   // Join the shortest queue, as far as this node can tell: the call goes to a peer whose load
   // with it (reported, plus this node's redirects since the report) stays at least the margin
   // below this node's with it; when this node is full, to any peer with room. Loads are not
   // capped at 1: a queue is load, and a peer with queue space has room.
   const limit = full ? Infinity : self.load + 1 / self.capacity - cfg.margin + 1e-9;
-  collect(peers, call.service, now, cfg, choice, limit, homes !== null && !homes.has(self.nodeId) ? homes : null, true);
+  collect(peers, call.service, now, cfg, choice, limit, awayFromHome ? homes : null, true);
+  // 6. Overload: full, and no peer with room.
   if (scratch.length === 0) return full ? overloaded(self) : LOCAL;
   const peer = pick(choice);
-  return redirect(peer, 'load', `load ${self.load.toFixed(2)} > ${cfg.threshold.toFixed(2)}, peer at ${choice.loadOf(peer).toFixed(2)}`);
+  return { kind: 'redirect', peer, reason: 'load', home: false, selfLoad: self.load, peerLoad: choice.loadOf(peer) };
+}
+
+/**
+ * The details text of a redirect sent for a call of `path` (`service`) by node `selfId`
+ * with `threshold`, for a person reading a log: `load 0.81 > 0.50, peer at 0.10`.
+ */
+export function redirectDetail(d: Extract<Decision, { kind: 'redirect' }>, path: string, service: string, selfId: string, threshold: number): string {
+  switch (d.reason) {
+    case 'load':
+      return `load ${d.selfLoad.toFixed(2)} > ${threshold.toFixed(2)}, peer at ${d.peerLoad.toFixed(2)}`;
+    case 'service':
+      return d.home ? `${path} prefers its home` : `service '${service}' is not hosted on ${selfId}`;
+    case 'session':
+      return `session belongs to ${d.peer.nodeId}`;
+    default:
+      return `node ${selfId} is ${d.reason}`;
+  }
 }
 
 /**
@@ -140,8 +163,8 @@ function pick(choice: PeerChoice): PeerEntry {
   return peer;
 }
 
-function redirect(peer: PeerEntry, reason: RedirectReason, detail: string): Decision {
-  return { kind: 'redirect', peer, reason, detail };
+function redirect(peer: PeerEntry, reason: RedirectReason, home = false): Decision {
+  return { kind: 'redirect', peer, reason, home, selfLoad: 0, peerLoad: 0 };
 }
 
 function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEntry[], canMove: boolean, full: boolean): Decision {
@@ -174,7 +197,7 @@ function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEn
       message: `peerbroker: session belongs to node '${owner.nodeId}' and this client does not follow redirects`,
     };
   }
-  return redirect(owner, 'session', `session belongs to ${owner.nodeId}`);
+  return redirect(owner, 'session');
 }
 
 function notHosted(call: CallInfo, self: SelfState, why: string): Decision {
@@ -198,7 +221,7 @@ function pinnedOverloaded(call: CallInfo, self: SelfState): Decision {
   };
 }
 
-// Step 5: nothing ran, and no location is given.
+// 6. Overload: nothing ran, and no location is given.
 function overloaded(self: SelfState): Decision {
   return {
     kind: 'reject',

@@ -1,4 +1,4 @@
-export { decide, isEligible, LOCAL } from './decide';
+export { decide, isEligible, LOCAL, redirectDetail } from './decide';
 export { adviseSpread, type AdviceShare } from './advice';
 export { leastLoaded, leastLoadedAccounted, twoChoices, peerChoiceByName, peerChoiceNames, registerPeerChoice } from './peer-choice';
 export { compilePattern, isMethodPattern, type MethodPattern } from './method-pattern';

@@ -37,6 +37,10 @@ export class CompiledRules {
   private readonly dedicatedMatchers: Array<{ match: (p: string) => boolean; homes: ReadonlySet<string> }>;
   private readonly roleCache = new Map<string, SessionRole | null>();
   private readonly homeCache = new Map<string, ReadonlySet<string> | null>();
+  /** Some session rule exists: without one, no call needs its role looked up. */
+  readonly hasSessions: boolean;
+  /** Some dedicated home exists: without one, no call needs its homes looked up. */
+  readonly hasHomes: boolean;
 
   constructor(sessions: readonly SessionRule[] = [], dedicated: DedicatedRules = {}) {
     const list = (v: MethodPattern | MethodPattern[]) => (Array.isArray(v) ? v : [v]).map(compilePattern);
@@ -51,6 +55,8 @@ export class CompiledRules {
       match: compilePattern(pattern),
       homes: new Set(homes),
     }));
+    this.hasSessions = this.sessionMatchers.length > 0;
+    this.hasHomes = this.dedicatedMatchers.length > 0;
   }
 
   /** The session role of `path`, or null when no rule names it. */

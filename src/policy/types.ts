@@ -8,15 +8,12 @@ export interface PeerEntry {
   endpoint: string;
   /** `ONLINE`, `DRAINING`, `UNHEALTHY`, `LEAVING` or `OFFLINE`. */
   status: PeerStatus;
-  /** Load from the last report, 0..1 (for people: a full node reads 1). */
-  load: number;
   /** Calls running and queued over capacity at the last report, uncapped (a meter's load if higher): what decisions compare. */
   occupancy: number;
   /** Calls the peer queues when its slots are full: it has room while its occupancy is below 1 + maxQueue / capacity. */
   maxQueue: number;
   /** Change of this node's redirected load there since that report (local accounting; may be negative). */
   extra: number;
-  inFlight: number;
   capacity: number;
   services: ReadonlySet<string>;
   /** Local monotonic time (ms) the last report arrived. */
@@ -93,10 +90,22 @@ export type RejectReason =
   | 'max-sessions'
   | 'internal';
 
-/** The outcome of the decision: a tagged union, as grpc-js's PickResult. */
+/**
+ * The outcome of the decision: a tagged union, as grpc-js's PickResult. A redirect carries
+ * what its details text needs (`redirectDetail`), formatted only when it is sent.
+ */
 export type Decision =
   | { readonly kind: 'local' }
-  | { readonly kind: 'redirect'; readonly peer: PeerEntry; readonly reason: RedirectReason; readonly detail: string }
+  | {
+      readonly kind: 'redirect';
+      readonly peer: PeerEntry;
+      readonly reason: RedirectReason;
+      /** A `service` redirect to the method's dedicated home (this node hosts the service too). */
+      readonly home: boolean;
+      /** This node's load with the call, and the peer's as the rule compared them (`load` redirects; 0 otherwise). */
+      readonly selfLoad: number;
+      readonly peerLoad: number;
+    }
   | { readonly kind: 'reject'; readonly code: status; readonly reason: RejectReason; readonly message: string };
 
 /** Picks one peer among eligible candidates (all online, fresh, hosting the service). */

@@ -158,7 +158,7 @@ const started = new Set<Broker>();
 
 /** Options of `startBroker()`: broker options plus what to host. */
 export type TestBrokerOptions = BrokerOptions & {
-  /** Register the bank example (Banking, Securities). Default true, unless `services` is given. */
+  /** Register the bank example (Banking, Securities). Default true, unless `host` is given. */
   register?: boolean;
   /** Simulated work per bank call, ms, for this broker only. Default: $BANK_WORK_MS, else 1. */
   workMs?: number;
@@ -166,23 +166,23 @@ export type TestBrokerOptions = BrokerOptions & {
    * Registers what the broker hosts (services, session listeners) instead of the bank
    * example; runs before `start()`.
    */
-  services?: (broker: Broker) => void;
+  host?: (broker: Broker) => void;
 };
 
 /**
  * Starts a Broker in this process, listening on 127.0.0.1 (port 0 unless `listen`
- * says otherwise), with the bank example registered, or what `services` registers.
+ * says otherwise), with the bank example registered, or what `host` registers.
  * `stopAllBrokers()` stops it.
  */
 export async function startBroker(options: TestBrokerOptions): Promise<Broker> {
-  const { register = options.services === undefined, workMs, services, ...brokerOptions } = options;
+  const { register = options.host === undefined, workMs, host, ...brokerOptions } = options;
   const broker = new Broker({
     listen: '127.0.0.1:0',
     logger: createLogger({ level: process.env.PEERBROKER_LOG_LEVEL ?? 'error' }),
     ...brokerOptions,
   });
   if (register) addBank(broker, broker.nodeId, workMs);
-  services?.(broker);
+  host?.(broker);
   started.add(broker);
   await broker.start();
   return broker;

@@ -25,7 +25,7 @@ export async function postJson<T = Record<string, unknown>>(baseUrl: string, pat
   const res = await fetch(baseUrl + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...o.headers },
-    body: o.rawBody ?? JSON.stringify(body),
+    body: o.rawBody === undefined ? JSON.stringify(body) : typeof o.rawBody === 'string' ? o.rawBody : new Uint8Array(o.rawBody),
     redirect: o.redirect ?? 'follow',
   });
   const text = await res.text();

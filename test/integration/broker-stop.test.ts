@@ -56,6 +56,42 @@ const call = (client, method, req, md = new grpc.Metadata()) =>
 });
 `;
 
+// A start that fails after the gRPC server was bound (the reporter thread cannot reach NATS:
+// nothing listens at the URL) leaves nothing behind either: start() rejects, the ports it had
+// bound are free again, and the process exits by itself.
+const failedStartScript = () => `
+const net = require('net');
+const { Broker } = require(${JSON.stringify(LIB)});
+const { addBank } = require(${JSON.stringify(BANK_MODULE_PATH)});
+const { createLogger } = require(${JSON.stringify(LIB.replace(/index\.js$/, 'log.js'))});
+const freePort = () => new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+const refused = (host, port) => new Promise((resolve) => {
+  const s = net.connect(port, host);
+  s.on('connect', () => { s.destroy(); resolve(false); });
+  s.on('error', (e) => resolve(e.code === 'ECONNREFUSED'));
+});
+(async () => {
+  const nobody = await freePort();
+  const b = new Broker({ nodeId: 'n1', cluster: 'failed-start-' + process.pid, nats: ['nats://127.0.0.1:' + nobody], httpListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+  addBank(b, 'n1', 1);
+  try {
+    await b.start();
+    console.log('started');
+  } catch (err) {
+    console.log('start failed: ' + err.message);
+  }
+  const grpcPort = Number(b.endpoint.split(':')[1]);
+  const httpPort = Number(new URL(b.httpUrl).port);
+  console.log('grpc port closed: ' + (await refused('127.0.0.1', grpcPort)));
+  console.log('http port closed: ' + (await refused('127.0.0.1', httpPort)));
+  console.log('checked');
+  setTimeout(() => console.log('still open: ' + JSON.stringify(process.getActiveResourcesInfo())), 3000).unref();
+})().catch((err) => {
+  console.log('failed: ' + (err && err.stack));
+  process.exitCode = 1;
+});
+`;
+
 describe('a stopped broker', () => {
   const nats = natsForSuite();
 
@@ -70,6 +106,20 @@ describe('a stopped broker', () => {
       expect(exited!.code).toBe(0);
       expect(outputOf(child)).toMatch(/^forwarded \{.*"servedBy":"n2"/m);
       expect(outputOf(child)).toMatch(/^session object$/m);
+    } finally {
+      await killTracked(child, 'SIGKILL');
+    }
+  });
+
+  it('leaves nothing open when start() fails after binding: ports free again, and the process exits by itself', async () => {
+    const child = spawnTracked(process.execPath, ['-e', failedStartScript()], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
+    try {
+      await waitForLine(child, /^checked$/, 30_000);
+      const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      expect(exited, `still running after the failed start:\n${outputOf(child)}`).not.toBeNull();
+      expect(outputOf(child)).toMatch(/^start failed: control plane: /m);
+      expect(outputOf(child)).toMatch(/^grpc port closed: true$/m);
+      expect(outputOf(child)).toMatch(/^http port closed: true$/m);
     } finally {
       await killTracked(child, 'SIGKILL');
     }

@@ -9,11 +9,11 @@ import { bankClient, callError, cleanupBrokers, holdSlots, plainBankClient, star
 // when calls are cancelled, time out, or pile up on a busy owner.
 
 /** A broker hosting the bank example with `GetBalance` replaced; stopped after the suite. */
-function brokerWith(options: Omit<TestBrokerOptions, 'nodeId' | 'services'>, getBalance: grpc.handleUnaryCall<unknown, unknown>): Promise<Broker> {
+function brokerWith(options: Omit<TestBrokerOptions, 'nodeId' | 'host'>, getBalance: grpc.handleUnaryCall<unknown, unknown>): Promise<Broker> {
   return startBroker({
     nodeId: 'n1',
     ...options,
-    services: (broker) => {
+    host: (broker) => {
       const proto = bankProto();
       const impl = bankImplementations('n1', 1);
       broker.addService(proto.bank.Banking.service, { ...impl.banking, GetBalance: getBalance } as unknown as grpc.UntypedServiceImplementation);
@@ -84,7 +84,7 @@ describe('slots of cancelled calls', () => {
       Array.from({ length: 50 }, (_, i) => callError(unary(client, 'GetBalance', { accountId: `late${i}-${big}` }, { timeoutMs: 40 }))),
     );
     expect(new Set(expired.map((e) => e.code))).toEqual(new Set([status.DEADLINE_EXCEEDED]));
-    await waitFor(() => broker.members()[0].inFlight === 1, 5_000, 20, 'the queue to be empty');
+    await waitFor(() => broker.members()[0].queued === 0, 5_000, 20, 'the queue to be empty');
     release();
     await hold;
     expect((await unary(client, 'GetBalance', { accountId: 'next' })).servedBy).toBe('n1');

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Broker } from '../../src';
+import type { ChannelPool, PooledChannel } from '../../src/transport';
 import { followMetadata, holdSlots, plainBankClient, sleep, startBrokerGroup, unary, waitForLoad, type SlotHold } from '../helpers/brokers';
 import { natsForSuite } from '../helpers/suite';
 
@@ -45,6 +46,25 @@ describe('a call forwarded for a plain client (two in-process brokers)', () => {
     }
     expect(n1.stats.forwarded - forwardedBefore).toBe(3);
     expect(n2.stats.redirected - redirectedByN2).toBe(0);
+  });
+
+  it('holds its pooled channel to the peer for each forwarded call, and gives it back when the call ends', async () => {
+    // A channel no call holds may be closed by the pool's bound or idle sweep under a starting call.
+    const pool = (n1 as unknown as { forwarder: { pool: ChannelPool } }).forwarder.pool;
+    const acquire = vi.spyOn(pool, 'acquire');
+    const release = vi.spyOn(pool, 'release');
+    const client = plainBankClient(n1.endpoint);
+    const forwardedBefore = n1.stats.forwarded;
+    for (let i = 0; i < 3; i++) {
+      expect((await unary(client, 'GetBalance', { accountId: `h${i}` }, { timeoutMs: 5_000 })).servedBy).toBe('n2');
+    }
+    expect(n1.stats.forwarded - forwardedBefore).toBe(3);
+    expect(acquire).toHaveBeenCalledTimes(3);
+    expect(release).toHaveBeenCalledTimes(3);
+    expect(acquire.mock.calls.map((c) => c[0])).toEqual([n2.endpoint, n2.endpoint, n2.endpoint]);
+    expect((acquire.mock.results[2].value as PooledChannel).held).toBe(0);
+    acquire.mockRestore();
+    release.mockRestore();
   });
 });
 

@@ -204,7 +204,7 @@ describe('HTTP/JSON calls (in-process brokers, real nats-server)', () => {
 
   it('streams in Connect envelopes for Connect clients, ending with an end-of-stream message', async () => {
     const body = envelope(0, Buffer.from(JSON.stringify({ symbols: ['ACME'], count: 2 })));
-    const res = await fetch(url(n1) + '/bank.Securities/WatchQuotes', { method: 'POST', headers: { 'content-type': 'application/connect+json' }, body });
+    const res = await fetch(url(n1) + '/bank.Securities/WatchQuotes', { method: 'POST', headers: { 'content-type': 'application/connect+json' }, body: new Uint8Array(body) });
     expect(res.headers.get('content-type')).toBe('application/connect+json');
     const bytes = Buffer.from(await res.arrayBuffer());
     const frames: Array<{ flags: number; json: Record<string, unknown> }> = [];

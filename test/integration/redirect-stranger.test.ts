@@ -16,9 +16,9 @@ function redirectEverythingTo(broker: Broker, endpoint: string): void {
     nodeId: 'stranger',
     endpoint,
     status: 'ONLINE',
-    load: 0,
+    occupancy: 0,
+    maxQueue: 0,
     extra: 0,
-    inFlight: 0,
     capacity: 100,
     services: new Set(['bank.Banking']),
     receivedAt: performance.now(),
@@ -26,7 +26,7 @@ function redirectEverythingTo(broker: Broker, endpoint: string): void {
   };
   gate.decideFor = (...args: unknown[]) => {
     const d = decide(...args);
-    return gate.call.follows ? { kind: 'redirect', peer, reason: 'load', detail: 'patched to send everything away' } : d;
+    return gate.call.follows ? { kind: 'redirect', peer, reason: 'load', home: false, selfLoad: 1, peerLoad: 0 } : d;
   };
 }
 

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src';
-import { bankClient, callError, plainBankClient, securitiesClient, startBrokerGroup, unary } from '../helpers/brokers';
+import { bankClient, callError, cleanupBrokers, followMetadata, plainBankClient, securitiesClient, startBroker, startBrokerGroup, unary } from '../helpers/brokers';
 import { natsForSuite } from '../helpers/suite';
 
 /** What a server interceptor saw of a call: its path and the status it ended with. */
@@ -99,5 +99,28 @@ describe('server options: interceptors and message size (in-process brokers)', (
     expect(err.details).toMatch(/larger than max \(\d+ vs 1024\)/);
     expect(n1.stats).toEqual(before);
     expect((await unary(client, 'GetQuote', { symbol: 'ACME' }, { metadata: withToken() })).servedBy).toBe('n1');
+  });
+});
+
+describe('server interceptors that change the response headers (an in-process broker alone)', () => {
+  afterAll(() => cleanupBrokers());
+
+  it('gives each call its own headers: what an interceptor adds to one call is not sent with the next', async () => {
+    // Stamps every call's response headers, as a tracing or version interceptor does.
+    const stamp: grpc.ServerInterceptor = (_method, call) =>
+      new grpc.ServerInterceptingCall(call, {
+        sendMetadata: (md, next) => {
+          md.add('x-stamp', 'one');
+          next(md);
+        },
+      });
+    const broker = await startBroker({ nodeId: 'alone', cluster: 'interceptor-headers', serverOptions: { interceptors: [stamp] } });
+    const client = plainBankClient(broker.endpoint);
+    for (let i = 0; i < 3; i++) {
+      // A following client gets the node's accepted-call headers (peerbroker-node).
+      const r = await unary(client, 'GetBalance', { accountId: `h${i}` }, { metadata: followMetadata() });
+      expect(r.metadata.get('peerbroker-node')).toEqual(['alone']);
+      expect(r.metadata.get('x-stamp')).toEqual(['one']);
+    }
   });
 });

@@ -46,7 +46,7 @@ function sessionBroker(nats: string, cluster: string, idleMs: number, seen: Reco
     periodMs: 100,
     // Before the .proto's rules: Abort ends nothing here.
     sessions: [{ enter: 'bank.Banking/BeginTransaction', within: 'bank.Banking/*', exit: 'bank.Banking/Commit', idleMs }],
-    services: (broker) => {
+    host: (broker) => {
       broker.addService(bankProto().bank.Banking.service, bankingApp('n1', seen));
       broker.onSessionEnd((s, why) => ended.push({ id: s.id, why }));
     },

@@ -44,9 +44,10 @@ function outcome(call: Duplex): Promise<{ fills: Fill[]; error?: grpc.ServiceErr
 const order = (i: number) => ({ orderId: `o${i}`, symbol: 'ACME', quantity: i + 1 });
 const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `o${from + i}`);
 
-/** The in-flight count (running + queued) a node reports of itself. */
+/** The calls running and queued that a node reports of itself. */
 async function inFlight(endpoint: string, nodeId: string): Promise<number> {
-  return (await members(endpoint)).find((m) => m.nodeId === nodeId)!.inFlight;
+  const m = (await members(endpoint)).find((m) => m.nodeId === nodeId)!;
+  return m.inFlight + m.queued;
 }
 
 describe('client-streaming and bidi calls through the stub', () => {

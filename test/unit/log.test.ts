@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, prettyLine } from '../../src/log';
+import { createLogger, prettyLine, RateLimitedLog } from '../../src/log';
 import { ConfigError } from '../../src/errors';
 
 describe('the pretty log format', () => {
@@ -18,5 +18,25 @@ describe('createLogger', () => {
   it('refuses an unknown level naming where it came from', () => {
     expect(() => createLogger({ level: 'loud' })).toThrow(ConfigError);
     expect(() => createLogger({ level: 'loud' })).toThrow("'logLevel': must be one of fatal, error, warn, info, debug, trace, silent");
+  });
+});
+
+describe('RateLimitedLog', () => {
+  it('allows one line per key per interval and says how many were held back since the last', () => {
+    const log = new RateLimitedLog(1_000);
+    expect(log.allow('a', 0)).toBe(0);
+    expect(log.allow('a', 10)).toBe(-1);
+    expect(log.allow('a', 999)).toBe(-1);
+    expect(log.allow('b', 999)).toBe(0);
+    expect(log.allow('a', 1_000)).toBe(2);
+    expect(log.allow('a', 1_500)).toBe(-1);
+    expect(log.allow('a', 2_000)).toBe(1);
+  });
+
+  it('calls maybe()\'s emitter only for a line that is allowed', () => {
+    const log = new RateLimitedLog(1_000);
+    const emitted: number[] = [];
+    for (const t of [0, 1, 2, 1_000]) log.maybe('k', t, (suppressed) => emitted.push(suppressed));
+    expect(emitted).toEqual([0, 2]);
   });
 });

@@ -13,13 +13,15 @@ describe('parseHops', () => {
     ['1', 1],
     ['2', 2],
     ['7', 7],
+    ['12', 12],
+    ['999', 999],
   ])('reads %j as %i hops', (value, hops) => {
     expect(parseHops(value, MAX_HOPS)).toBe(hops);
   });
 
   // Documented: a malformed hop count is treated as at the hop limit, so the call
   // runs where it is and is never bounced (a bad value cannot start a loop).
-  it.each(['-1', 'abc', '99999', '1.5', ' 1', '1 ', '', '0x1', '1e1', '+1', '١'])(
+  it.each(['-1', 'abc', '99999', '1000', 'forwarded', '1.5', ' 1', '1 ', '', '0x1', '1e1', '+1', '١'])(
     'treats the malformed value %j as the hop limit',
     (value) => {
       expect(parseHops(value, MAX_HOPS)).toBe(MAX_HOPS);

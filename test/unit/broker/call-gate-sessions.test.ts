@@ -1,5 +1,6 @@
 import { status, type sendUnaryData, type UntypedHandleCall } from '@grpc/grpc-js';
 import { describe, expect, it, vi } from 'vitest';
+import { sessionOf } from '../../../src/broker/local-call';
 import { NOT_PRINTABLE } from '../../../src/broker/session-header-guard';
 import { answers, BANK_SESSIONS, FakeCall, FakeStreamCall, gateFor, heldHandler, invoke, md, method, turn } from './gate-fakes';
 
@@ -131,6 +132,50 @@ describe('CallGate: sessions', () => {
       held.pending[0](null, {});
       await turn();
       expect(held.calls).toHaveLength(2);
+    });
+  });
+
+  describe('an enter call whose client goes away before the handler answers', () => {
+    /** A gate whose BeginTransaction handler keeps its callbacks; `ended` lists every session end. */
+    function heldBegin(o: Parameters<typeof gateFor>[0] = {}) {
+      const g = gateFor({ sessions: BANK_SESSIONS, maxSessions: 1, ...o });
+      const ended: Array<[string, string]> = [];
+      g.sessions.onEnd((session, why) => ended.push([session.id, why]));
+      const held = heldHandler();
+      const call = new FakeCall(md({ follow: true }));
+      invoke(g.gate.wrap(BEGIN, SERVICE, held.handler), call, () => {});
+      // What the handler learned, and may keep state under.
+      const token = sessionOf(held.calls[0])!.id;
+      return { ...g, ended, held, call, token };
+    }
+
+    it('opens no session and tells the listeners it was aborted when the handler answers OK after a cancel', () => {
+      const { sessions, ended, held, call, token } = heldBegin();
+      call.cancel();
+      held.pending[0](null, {});
+      expect(call.sessionHeader()).toBeUndefined();
+      expect(sessions.size).toBe(0);
+      expect(ended).toEqual([[token, 'aborted']]);
+      expect(sessions.ended.aborted).toBe(1);
+      // Its place is given back.
+      expect(sessions.reserve()).toBe(true);
+    });
+
+    it('says aborted also when the handler answers after the cancel grace took its slot back', async () => {
+      const { ended, held, call, token, onOverrun } = heldBegin({ cancelGraceMs: 5 });
+      call.cancel();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(onOverrun).toHaveBeenCalled();
+      held.pending[0](null, {});
+      expect(ended).toEqual([[token, 'aborted']]);
+    });
+
+    it('calls no listener when the handler fails after the cancel: it knows the call failed', () => {
+      const { sessions, ended, held, call } = heldBegin();
+      call.cancel();
+      held.pending[0]({ code: status.INTERNAL, details: 'x' }, null);
+      expect(ended).toEqual([]);
+      expect(sessions.ended.aborted).toBe(0);
     });
   });
 

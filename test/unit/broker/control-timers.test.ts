@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PeerSweep, PeriodicTimer } from '../../../src/broker/control-timers';
+import { PeerSweep } from '../../../src/broker/control-timers';
+import { PeriodicTimer } from '../../../src/timers';
 import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
 import { createLogger } from '../../../src/log';
@@ -30,7 +31,7 @@ function sweepOf(view: PeerView): PeerSweep {
 }
 
 function newView(): PeerView {
-  return new PeerView({ cluster: 'c', selfId: 'self', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  return new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
 }
 
 const stops: Array<() => void> = [];
@@ -63,13 +64,13 @@ describe('PeerSweep', () => {
     view.on('offline', () => wentOffline.push(performance.now()));
     const sweep = sweepOf(view);
     let seq = 0;
-    view.apply(report(++seq), 'p', performance.now(), Date.now());
+    view.apply(report(++seq), performance.now());
     sweep.start();
     vi.advanceTimersByTime(PERIOD);
     // Stalled for 5 periods: the sweep's tick runs that late, before the peer's report that
     // "arrived" meanwhile is read.
     stall(5 * PERIOD);
-    view.apply(report(++seq), 'p', performance.now(), Date.now());
+    view.apply(report(++seq), performance.now());
     vi.advanceTimersByTime(PERIOD / 2);
     expect(wentOffline).toEqual([]);
     expect(view.get('p')?.status).toBe('ONLINE');
@@ -84,7 +85,7 @@ describe('PeerSweep', () => {
   it('holds its judgement for a period when the reporter says it could not read', () => {
     const view = newView();
     const sweep = sweepOf(view);
-    view.apply(report(1), 'p', performance.now() - 3 * PERIOD - 1, Date.now());
+    view.apply(report(1), performance.now() - 3 * PERIOD - 1);
     sweep.reporterStalled(4 * PERIOD);
     sweep.start();
     vi.advanceTimersByTime(PERIOD * 0.8);

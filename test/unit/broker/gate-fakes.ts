@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Metadata, type MethodDefinition, type sendUnaryData, type ServiceError, type UntypedHandleCall } from '@grpc/grpc-js';
 import { vi } from 'vitest';
+import { AdviceCache } from '../../../src/broker/advice-cache';
 import { Admission } from '../../../src/broker/admission';
 import { CallGate } from '../../../src/broker/call-gate';
 import type { Forwarder } from '../../../src/broker/forwarder';
@@ -99,7 +100,7 @@ export function gateFor(o: GateSetup = {}) {
   const sessions = new SessionTable('n1', o.maxSessions);
   const self: SelfState = { nodeId: 'n1', load: 0, running: 0, queued: 0, capacity, maxQueue, hosts: () => true };
   self.hasSession = (t) => sessions.touch(t, Date.now());
-  const peers = new PeerView({ cluster: 'c', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const peers = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
   const config: PolicyConfig = { threshold: 0.5, margin: 0.2, maxHops: 2, staleAfterPeriods: 2, rules: new CompiledRules(o.sessions ?? []) };
   const onOverrun = vi.fn();
   const onOverload = vi.fn();
@@ -112,6 +113,7 @@ export function gateFor(o: GateSetup = {}) {
     choice: leastLoaded,
     sessions,
     forwarder: { forward: vi.fn() } as unknown as Forwarder,
+    advice: new AdviceCache(self, () => '127.0.0.1:1', peers, config, () => leastLoaded, () => 500),
     periodMs: () => 500,
     cancelGraceMs: o.cancelGraceMs,
     onOverrun,

@@ -85,7 +85,7 @@ async function setup(
 ) {
   const lostEndpoint = lostOver.endpoint ?? `127.0.0.1:${await freePort()}`;
   const other = peerId(lostEndpoint, otherAboveSelf);
-  const view = new PeerView({ cluster: 'c', selfId: SELF, offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const view = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
   const server = new grpc.Server();
   servers.push(server);
   const changes: string[][] = [];
@@ -101,7 +101,7 @@ async function setup(
   let seq = 0;
   let clock = performance.now();
   const feed = (nodeId: string, endpoint: string, over: Partial<LoadReport> = {}) =>
-    view.apply(report(nodeId, endpoint, ++seq, nodeId === other ? { ...otherOver, ...over } : over), nodeId, clock, Date.now());
+    view.apply(report(nodeId, endpoint, ++seq, nodeId === other ? { ...otherOver, ...over } : over), clock);
   const otherEndpoint = '127.0.0.9:1';
   for (let i = 0; i <= onlinePeriods; i++) {
     feed('lost', lostEndpoint, lostOver);

@@ -1,4 +1,4 @@
-import type { ServerInterceptor } from '@grpc/grpc-js';
+import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { parseBrokerOptions, type BrokerOptions } from '../../../src/broker/options';
 import { openFileLimit, ResourcePressure, type Resource } from '../../../src/broker/resource-pressure';
@@ -28,7 +28,7 @@ describe('server options', () => {
   });
 
   it('applies serverOptions over the named options, interceptors included', () => {
-    const interceptor: ServerInterceptor = (_method, call) => call;
+    const interceptor: ServerInterceptor = (_method, call) => new ServerInterceptingCall(call);
     const o = grpcServerOptions(resolved({ maxConcurrentStreams: 10, serverOptions: { 'grpc.max_concurrent_streams': 20, interceptors: [interceptor] } }));
     expect(o['grpc.max_concurrent_streams']).toBe(20);
     expect(o.interceptors).toEqual([interceptor]);

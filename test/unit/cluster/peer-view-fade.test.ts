@@ -18,8 +18,8 @@ function report(seq: number): LoadReport {
 
 /** A view with peer n2 (capacity 10) reported at t=1000; one redirect is 0.1 of its load. */
 function setup() {
-  const view = new PeerView({ cluster: 'prod', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
-  view.apply(report(1), 'n2', 1000, WALL);
+  const view = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
+  view.apply(report(1), 1000);
   return { view, p: view.get('n2')! };
 }
 
@@ -65,7 +65,7 @@ describe('PeerView.fadeExtras', () => {
     const { view, p } = setup();
     view.account(p, 1000, TAU);
     view.account(p, 1000, TAU);
-    view.apply(report(2), 'n2', 1000, WALL);
+    view.apply(report(2), 1000);
     expect(p.extra).toBe(0);
     // Calls the report counted finish: the peer is now less loaded than it said.
     view.fadeExtras(1000 + TAU, TAU);
@@ -75,11 +75,48 @@ describe('PeerView.fadeExtras', () => {
 
   it('leaves peers nothing was redirected to alone', () => {
     const { view, p } = setup();
-    view.apply({ ...report(1), nodeId: 'n3', endpoint: '127.0.0.3:7003', endpoints: ['127.0.0.3:7003'] }, 'n3', 1000, WALL);
+    view.apply({ ...report(1), nodeId: 'n3', endpoint: '127.0.0.3:7003', endpoints: ['127.0.0.3:7003'] }, 1000);
     const other = view.get('n3')!;
     view.account(p, 1000, TAU);
     view.fadeExtras(1000 + TAU, TAU);
     expect(other.extra).toBe(0);
     expect(p.extra).toBeGreaterThan(0);
+  });
+
+  it('skips a pass within a hundredth of tau of the last one (the flows moved by under 1 %), and fades on the next', () => {
+    const { view, p } = setup();
+    view.account(p, 1000, TAU);
+    view.fadeExtras(1000 + TAU, TAU);
+    const faded = p.extra;
+    view.fadeExtras(1000 + TAU + 0.5, TAU);
+    expect(p.extra).toBe(faded);
+    view.fadeExtras(1000 + TAU + 1, TAU);
+    expect(p.extra).toBeCloseTo(0.1 * Math.exp(-1.01), 12);
+  });
+
+  it('fades the peer a redirect goes to up to its time, whether or not a pass ran just before', () => {
+    const a = setup();
+    const b = setup();
+    a.view.account(a.p, 1000, TAU);
+    b.view.account(b.p, 1000, TAU);
+    a.view.fadeExtras(1000 + TAU, TAU);
+    a.view.account(a.p, 1000 + TAU, TAU);
+    b.view.account(b.p, 1000 + TAU, TAU);
+    expect(a.p.extra).toBeCloseTo(0.1 * Math.exp(-1) + 0.1, 12);
+    expect(b.p.extra).toBeCloseTo(a.p.extra, 12);
+  });
+
+  it('passes only over the peers with a live flow: one that died out, or was forgotten, leaves the list', () => {
+    const { view, p } = setup();
+    const flows = () => (view as unknown as { flows: unknown[] }).flows;
+    view.account(p, 1000, TAU);
+    expect(flows()).toEqual([p]);
+    view.fadeExtras(1000 + 20 * TAU, TAU);
+    expect(flows()).toEqual([]);
+    view.account(p, 5000, TAU);
+    view.account(p, 5000, TAU);
+    expect(flows()).toEqual([p]);
+    view.apply({ ...report(2), status: 'LEAVING' }, 5000);
+    expect(flows()).toEqual([]);
   });
 });

@@ -13,7 +13,7 @@ function report(nodeId: string, seq: number, over: Partial<LoadReport> = {}): Lo
 }
 
 function setup() {
-  const peers = new PeerView({ cluster: 'c', selfId: 'n1', offlineAfterPeriods: 3, forgetAfterMs: 60_000, maxClockSkewMs: 30_000 });
+  const peers = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
   const self: SelfSample = {
     id: 'n1', status: 'ONLINE', load: 0.75, running: 3, queued: 0, capacity: 4, run: 0, redirected: 0,
     httpUrl: 'http://127.0.0.1:8001', endpoint: '127.0.0.1:7001', services: ['bank.Banking'], redirects: [],
@@ -25,9 +25,9 @@ function setup() {
 describe('the cluster feed behind the page', () => {
   it('lists this node and every peer, with calls per second from the counts in their reports', () => {
     const { peers, self, feed } = setup();
-    peers.apply(report('n2', 1, { callsRun: 100 }), 'n2', 0, WALL);
+    peers.apply(report('n2', 1, { callsRun: 100 }), 0);
     feed.tick(0);
-    peers.apply(report('n2', 2, { callsRun: 400 }), 'n2', 500, WALL);
+    peers.apply(report('n2', 2, { callsRun: 400 }), 500);
     self.run = 50;
     const s = feed.tick(500);
     expect(s.nodes.map((n) => [n.id, n.status, n.self, n.runPerSec])).toEqual([
@@ -40,10 +40,10 @@ describe('the cluster feed behind the page', () => {
 
   it('shows recent redirects per source, target and reason, from the change of their counts (not what came before)', () => {
     const { peers, self, feed } = setup();
-    peers.apply(report('n2', 1, { redirects: [{ toNode: 'n1', reason: 'load', count: 1000 }] }), 'n2', 0, WALL);
+    peers.apply(report('n2', 1, { redirects: [{ toNode: 'n1', reason: 'load', count: 1000 }] }), 0);
     self.redirects = [{ toNode: 'n2', reason: 'session', count: 7 }];
     feed.tick(0);
-    peers.apply(report('n2', 2, { redirects: [{ toNode: 'n1', reason: 'load', count: 1010 }] }), 'n2', 1000, WALL);
+    peers.apply(report('n2', 2, { redirects: [{ toNode: 'n1', reason: 'load', count: 1010 }] }), 1000);
     self.redirects = [{ toNode: 'n2', reason: 'session', count: 9 }];
     const s = feed.tick(1000);
     expect(s.flows).toEqual([
@@ -56,10 +56,10 @@ describe('the cluster feed behind the page', () => {
 
   it('marks a silent peer off-line with no load, and keeps a peer that left for a minute as LEFT', () => {
     const { peers, feed } = setup();
-    peers.apply(report('n2', 1), 'n2', 0, WALL);
-    peers.apply(report('n3', 1), 'n3', 0, WALL);
+    peers.apply(report('n2', 1), 0);
+    peers.apply(report('n3', 1), 0);
     feed.tick(0);
-    peers.apply(report('n3', 2, { status: 'LEAVING' }), 'n3', 100, WALL);
+    peers.apply(report('n3', 2, { status: 'LEAVING' }), 100);
     peers.sweep(2000);
     const s = feed.tick(2000);
     expect(Object.fromEntries(s.nodes.map((n) => [n.id, n.status]))).toEqual({ n1: 'ONLINE', n2: 'OFFLINE', n3: 'LEFT' });
@@ -105,18 +105,18 @@ describe('the cluster feed behind the page', () => {
   it('counts redirects by tick, and not those that came while nobody watched for longer than the window', () => {
     const { peers, feed } = setup();
     const counted = (n: number) => ({ redirects: [{ toNode: 'n1', reason: 'load', count: n }] });
-    peers.apply(report('n2', 1, counted(1000)), 'n2', 0, WALL);
+    peers.apply(report('n2', 1, counted(1000)), 0);
     feed.tick(0);
-    peers.apply(report('n2', 2, counted(1010)), 'n2', 1000, WALL);
+    peers.apply(report('n2', 2, counted(1010)), 1000);
     expect(feed.tick(1000).flows.map((f) => f.lastMinute)).toEqual([10]);
     // Two minutes without a page: where the counts stand then is not the last minute.
-    peers.apply(report('n2', 3, counted(5000)), 'n2', 121_000, WALL);
+    peers.apply(report('n2', 3, counted(5000)), 121_000);
     const after = feed.tick(121_000);
     expect(after.flows).toEqual([]);
     // Ticks nobody sampled read as unknown in the load history, which keeps a minute.
     expect(after.nodes[0].loads).toHaveLength(120);
     expect(after.nodes[0].loads.slice(-2)).toEqual([null, 0.75]);
-    peers.apply(report('n2', 4, counted(5020)), 'n2', 122_000, WALL);
+    peers.apply(report('n2', 4, counted(5020)), 122_000);
     expect(feed.tick(122_000).flows).toMatchObject([{ from: 'n2', to: 'n1', reason: 'load', lastMinute: 20, perSec: 20 }]);
   });
 });

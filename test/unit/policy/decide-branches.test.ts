@@ -1,10 +1,11 @@
 import { status } from '@grpc/grpc-js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   CompiledRules,
   decide,
   LOCAL,
   leastLoaded,
+  redirectDetail,
   type CallInfo,
   type Decision,
   type PeerEntry,
@@ -164,7 +165,7 @@ describe('decide: a draining or unhealthy node', () => {
   ] as const)('moves every call it can while %s, even at load 0, to any peer with a free slot', (s, reason) => {
     const d = expectRedirect(run(self(0, { status: s }), [peer('n2', 0.9)], get()));
     expect(d.reason).toBe(reason);
-    expect(d.detail).toContain(`node n1 is ${reason}`);
+    expect(redirectDetail(d, '/bank.Banking/GetBalance', BANKING, 'n1', cfg.threshold)).toBe(`node n1 is ${reason}`);
   });
 
   it('runs the call here when no peer has a free slot', () => {
@@ -191,7 +192,7 @@ describe('decide: dedicated homes', () => {
     const d = expectRedirect(run(self(0), [peer('n2', 0.4), peer('n3', 0)], quote()));
     expect(d.peer.nodeId).toBe('n2');
     expect(d.reason).toBe('service');
-    expect(d.detail).toContain('prefers its home');
+    expect(redirectDetail(d, '/bank.Securities/GetQuote', SECURITIES, 'n1', cfg.threshold)).toBe('/bank.Securities/GetQuote prefers its home');
   });
 
   it('runs the call here under the load rule when every home is at or over the threshold', () => {
@@ -223,5 +224,36 @@ describe('decide: dedicated homes', () => {
 
   it('applies only to the methods its pattern names', () => {
     expect(run(self(0), [peer('n2', 0)], call('/bank.Banking/GetBalance'))).toBe(LOCAL);
+  });
+
+  it("sends a draining node's call to its home below the threshold first (step 3 comes before step 4)", () => {
+    const d = expectRedirect(run(self(0, { status: 'DRAINING' }), [peer('n3', 0), peer('n2', 0.4)], quote()));
+    expect(d.peer.nodeId).toBe('n2');
+    expect(d.reason).toBe('service');
+  });
+});
+
+describe('decide: no rules of a kind, no look-up', () => {
+  it('looks up neither a session role nor homes when no rule names any', () => {
+    const none = new CompiledRules([], {});
+    const role = vi.spyOn(none, 'sessionRole');
+    const homes = vi.spyOn(none, 'homes');
+    const c = { ...cfg, rules: none };
+    expect(run(self(0), [peer('n2', 0)], deposit('n1.live-session'), c)).toBe(LOCAL);
+    expectRedirect(run(self(0.9), [peer('n2', 0)], call('/bank.Securities/GetQuote'), c));
+    expect(role).not.toHaveBeenCalled();
+    expect(homes).not.toHaveBeenCalled();
+  });
+
+  it('looks up homes but no session role with dedicated homes only, and the reverse', () => {
+    const homesOnly = new CompiledRules([], { 'bank.Securities/*': ['n2'] });
+    const sessionsOnly = new CompiledRules(SESSIONS, {});
+    const role = vi.spyOn(homesOnly, 'sessionRole');
+    const homes = vi.spyOn(sessionsOnly, 'homes');
+    run(self(0), [peer('n2', 0)], deposit('n1.live-session'), { ...cfg, rules: homesOnly });
+    run(self(0.9), [peer('n2', 0)], deposit('n1.live-session'), { ...cfg, rules: sessionsOnly });
+    run(self(0.9), [peer('n2', 0)], call('/bank.Securities/GetQuote'), { ...cfg, rules: sessionsOnly });
+    expect(role).not.toHaveBeenCalled();
+    expect(homes).not.toHaveBeenCalled();
   });
 });

@@ -10,6 +10,7 @@ import {
   leastLoadedAccounted,
   peerChoiceByName,
   peerChoiceNames,
+  redirectDetail,
   twoChoices,
   type CallInfo,
   type Decision,
@@ -97,6 +98,18 @@ describe('decide', () => {
       expectRedirect(run(self(1.3, { running: 10, queued: 3 }), [peer('n2', 0)], call({ advised: true })));
     });
 
+    it('moves an advised or redirected call off a full node with no queue (maxQueue 0) to a peer with room, instead of refusing it here', () => {
+      // Every slot busy and no queue at all: load 1, within 1 + margin, yet nothing more fits here.
+      const noQueue = self(1, { running: 10, queued: 0, maxQueue: 0 });
+      for (const c of [call({ advised: true }), call({ hops: 1 })]) {
+        const d = expectRedirect(run(noQueue, [peer('n2', 0.5)], c));
+        expect(d.peer.nodeId).toBe('n2');
+        expect(d.reason).toBe('load');
+      }
+      // With no peer that has room, it is refused as before.
+      expectReject(run(noQueue, [peer('n2', 5)], call({ advised: true })), status.RESOURCE_EXHAUSTED);
+    });
+
     it('never redirects a call at the hop limit: a full node rejects it instead', () => {
       expectReject(run(fullSelf(), [peer('n2', 0)], call({ hops: 2 })), status.RESOURCE_EXHAUSTED);
     });
@@ -120,9 +133,8 @@ describe('decide', () => {
 
     it('writes a detail text that names both the own load and the peer load', () => {
       const d = expectRedirect(run(self(0.81), [peer('n2', 0.3)]));
-      expect(d.detail).toContain('0.81');
-      expect(d.detail).toContain('0.30');
-      expect(d.detail).toContain('0.50');
+      const detail = redirectDetail(d, '/bank.Banking/GetBalance', SERVICE, 'n1', cfg.threshold);
+      expect(detail).toBe('load 0.81 > 0.50, peer at 0.30');
     });
 
     it('runs a call here when no peer is lower by the margin', () => {
@@ -288,13 +300,7 @@ describe('peer choice', () => {
   });
 
   describe('ten redirects sent before the next report arrives', () => {
-    const view = new PeerView({
-      cluster: 'c',
-      selfId: 'n1',
-      offlineAfterPeriods: 3,
-      forgetAfterMs: 60_000,
-      maxClockSkewMs: 30_000,
-    });
+    const view = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
 
     function redirectTen(choice: PeerChoice): Map<string, number> {
       const peers = [peer('a', 0.1), peer('b', 0.15)];
@@ -306,7 +312,7 @@ describe('peer choice', () => {
         const d = run(self(0.9), peers, call(), choice);
         if (d.kind !== 'redirect') throw new Error(`redirect ${i} was ${d.kind}`);
         // What the call gate does for every redirect it sends: +1/capacity on that peer.
-        view.account(d.peer);
+        view.account(d.peer, NOW, Infinity);
         counts.set(d.peer.nodeId, counts.get(d.peer.nodeId)! + 1);
       }
       return counts;
@@ -335,7 +341,7 @@ describe('peer choice', () => {
       for (let i = 0; i < 10; i++) {
         const d = decide(call(), self(0.875, { capacity: 8, running: 7 }), peers, c, leastLoadedAccounted, NOW);
         if (d.kind !== 'redirect') break;
-        view.account(d.peer);
+        view.account(d.peer, NOW, Infinity);
         redirects++;
       }
       // With the call: 1 here; there 0.375, 0.5, 0.625 and 0.75 are ≤ 1 - 0.25; 0.875 is not.
