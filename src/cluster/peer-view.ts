@@ -208,7 +208,7 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       const p = this.peers[i];
       if (p.status === 'OFFLINE') {
         if (now - p.offlineSince > this.opts.forgetAfterMs) this.remove(p, now);
-      } else if (judge && now - Math.max(p.receivedAt, p.floodedAt ?? 0) > this.opts.offlineAfterPeriods * p.periodMs) {
+      } else if (judge && now - Math.max(p.receivedAt, p.floodedAt ?? -Infinity) > this.opts.offlineAfterPeriods * p.periodMs) {
         p.status = 'OFFLINE';
         p.offlineSince = now;
         this.offline.set(p.nodeId, p);
