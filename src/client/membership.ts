@@ -84,9 +84,9 @@ export class Membership {
     return this.pending;
   }
 
-  /** Refreshes unless the list is younger than `minAgeMs`. */
+  /** Refreshes unless the list is younger than `minAgeMs`; joins a refresh under way. */
   async refreshIfOlder(minAgeMs: number, from?: string): Promise<void> {
-    if (performance.now() - this.lastRefresh >= minAgeMs) await this.refresh(from);
+    if (this.pending || performance.now() - this.lastRefresh >= minAgeMs) await this.refresh(from);
   }
 
   private schedule(): void {

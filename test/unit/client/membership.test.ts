@@ -39,6 +39,17 @@ describe('membership', () => {
     expect(asks).toBe(1);
   });
 
+  it('makes a caller that comes while a refresh is under way wait for its answer', async () => {
+    let answerNow!: () => void;
+    const ask: MembersAsk = () => new Promise((resolve) => (answerNow = () => resolve(answer(member('n2:1')))));
+    const m = new Membership(['a:1'], ask, { refreshMs: 0 });
+    m.start();
+    const asked = m.refreshIfOlder(200);
+    answerNow();
+    await asked;
+    expect(m.has('n2:1')).toBe(true);
+  });
+
   it('tries the next few when the first ones fail, and keeps the list when none answers', async () => {
     const ask: MembersAsk = (endpoint) => (endpoint === 'e:1' ? Promise.resolve(answer(member('f:1'))) : Promise.reject(new Error('down')));
     const m = new Membership(['a:1', 'b:1', 'c:1', 'e:1'], ask, { refreshMs: 0 });
