@@ -50,11 +50,11 @@ describe('slots of cancelled calls', () => {
       });
       return { call, ended };
     });
-    // Two handlers run, six calls wait in the queue: load (2 + 6) / 2.
-    await waitFor(() => ran === 2 && broker.load() === 4, 5_000, 10, 'two handlers to start and six calls to wait');
+    // Two handlers run, six calls wait in the queue.
+    await waitFor(() => ran === 2 && broker.members()[0].queued === 6, 5_000, 10, 'two handlers to start and six calls to wait');
     for (const c of calls) c.call.cancel();
     // The waiting calls leave the queue at once; the two handlers still run.
-    await waitFor(() => broker.load() === 1, 1_000, 10, 'the cancelled calls to leave the queue');
+    await waitFor(() => broker.members()[0].queued === 0, 1_000, 10, 'the cancelled calls to leave the queue');
     // What `peerbroker status` shows: both slots taken, full load.
     const self = broker.members()[0];
     expect(self.inFlight).toBe(2);

@@ -105,17 +105,22 @@ describe('the decision on every call (three in-process brokers over NATS)', () =
     expect(share(n3)).toBeGreaterThan(share(n1));
   });
 
-  it('tells a client that asks how to spread its calls, in the headers of a call it runs', async () => {
+  it('tells a client that spreads by advice and asks how to spread its calls, in the headers of a call it runs', async () => {
     const raw = plainBankClient(n1.endpoint);
     const asked = followMetadata();
+    asked.set('peerbroker-follow', '2');
     asked.set('peerbroker-advise-me', '1');
     const r = await unary(raw, 'GetBalance', { accountId: 'ask' }, { metadata: asked });
     expect(r.servedBy).toBe('n1');
     const advice = parseAdvice(r.metadata.get('peerbroker-advice')[0]);
     expect(advice?.shares.map((x) => x.endpoint).sort()).toEqual([n1.endpoint, n2.endpoint, n3.endpoint].sort());
-    // A call that does not ask is answered without it.
+    // A call that does not ask is answered without it, and so is one of a client that only follows.
     const plain = await unary(raw, 'GetBalance', { accountId: 'no-ask' }, { metadata: followMetadata() });
     expect(plain.metadata.get('peerbroker-advice')).toEqual([]);
+    const followOnly = followMetadata();
+    followOnly.set('peerbroker-advise-me', '1');
+    const only = await unary(raw, 'GetBalance', { accountId: 'follow-only' }, { metadata: followOnly });
+    expect(only.metadata.get('peerbroker-advice')).toEqual([]);
   });
 
   it('sends the calls of a following client over threshold to the idle peer, never to the saturated one', async () => {
