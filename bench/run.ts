@@ -85,7 +85,12 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Median of every metric of every row over the runs; rows keep the first run's order. */
+/**
+ * Median of every metric of every row over the runs; rows keep the first run's order. A ratio
+ * taken inside one run (a key ending in `Ratio`, or with `Vs`: one system over its anchor of
+ * the same run) also keeps its smallest and largest value over the runs, as `<key>Min` and
+ * `<key>Max`, so the noise shows beside the median (`spread()` prints them).
+ */
 function medianRows(runs: ScenarioRun[]): Row[] {
   const ids: string[] = [];
   for (const r of runs) for (const row of r.rows) if (!ids.includes(row.id)) ids.push(row.id);
@@ -93,9 +98,23 @@ function medianRows(runs: ScenarioRun[]): Row[] {
     const rows = runs.map((r) => r.rows.find((x) => x.id === id)).filter((x): x is Row => !!x);
     const keys = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))];
     const metrics: Record<string, number> = {};
-    for (const k of keys) metrics[k] = median(rows.map((r) => r.metrics[k]));
+    for (const k of keys) {
+      const values = rows.map((r) => r.metrics[k]);
+      metrics[k] = median(values);
+      if (isPairRatio(k)) {
+        const finite = values.filter((v) => Number.isFinite(v));
+        if (finite.length > 1) {
+          metrics[`${k}Min`] = Math.min(...finite);
+          metrics[`${k}Max`] = Math.max(...finite);
+        }
+      }
+    }
     return { id, labels: rows[0].labels, metrics };
   });
+}
+
+function isPairRatio(key: string): boolean {
+  return key.endsWith('Ratio') || key.includes('Vs');
 }
 
 interface ResultsFile {

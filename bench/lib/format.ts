@@ -27,6 +27,17 @@ export function ratio(v: number | undefined, limit?: number, better: 'low' | 'hi
   return ok ? `${s} ✓` : `**${s} ✗**`;
 }
 
+/**
+ * `ratio()` of `m[key]`, followed by its min–max over the runs when the runner kept them
+ * (`<key>Min`, `<key>Max`: see medianRows in run.ts), e.g. `1.03 ✓ (0.98–1.10)`.
+ */
+export function spread(m: Record<string, number>, key: string, limit?: number, better: 'low' | 'high' = 'low'): string {
+  const text = ratio(m[key], limit, better);
+  const lo = m[`${key}Min`];
+  const hi = m[`${key}Max`];
+  return lo === undefined || hi === undefined ? text : `${text} (${lo.toFixed(2)}–${hi.toFixed(2)})`;
+}
+
 /** Integer with thousands separators. */
 export function int(v: number | undefined): string {
   return v === undefined || !Number.isFinite(v) ? '–' : Math.round(v).toLocaleString('en-US');

@@ -1,4 +1,4 @@
-import { n3, ratio, table } from '../lib/format';
+import { n3, ratio, spread, table } from '../lib/format';
 import type { Row, ScenarioResult } from '../scenarios/types';
 
 type Results = Record<string, ScenarioResult>;
@@ -54,13 +54,13 @@ export function renderSummary(results: Results): string {
       lines.push([
         '1. overhead',
         `${r.labels.inFlight} in flight: throughput ≥ 0.95, p50 ≤ 1.05 × plain grpc-js`,
-        `${ratio(r.metrics.throughputRatio, 0.95, 'high')}, ${ratio(r.metrics.p50Ratio, 1.05, 'low')}`,
+        `${spread(r.metrics, 'throughputRatio', 0.95, 'high')}, ${spread(r.metrics, 'p50Ratio', 1.05, 'low')}`,
       ]);
     }
   }
   for (const level of [1, 16]) {
     const m = row('redirect', `ratio@${level}`);
-    if (m) lines.push(['2. redirect', `${level} in flight: redirected / direct latency ≤ 2.0 (p50, p99)`, `${ratio(m.p50Ratio, 2, 'low')}, ${ratio(m.p99Ratio, 2, 'low')}`]);
+    if (m) lines.push(['2. redirect', `${level} in flight: redirected / direct latency ≤ 2.0 (p50, p99)`, `${spread(m, 'p50Ratio', 2, 'low')}, ${spread(m, 'p99Ratio', 2, 'low')}`]);
   }
   const cells = ruleCells(results);
   for (const [rule, list] of cells) {
@@ -68,7 +68,7 @@ export function renderSummary(results: Results): string {
       lines.push([
         c.where.startsWith('skew') ? '3. skew' : '4. stale',
         `${rule}${c.where.startsWith('stale') ? ` @ ${c.where.slice(6)}` : ''}: p99 ≤ 1.25 ×, calls/s ≥ 0.95 × ideal`,
-        `${ratio(c.m.p99VsIdeal, 1.25, 'low')}, ${ratio(c.m.throughputVsIdeal, 0.95, 'high')}`,
+        `${spread(c.m, 'p99VsIdeal', 1.25, 'low')}, ${spread(c.m, 'throughputVsIdeal', 0.95, 'high')}`,
       ]);
     }
   }

@@ -4,7 +4,7 @@
  * above one node's capacity and below the cluster's; only the way calls are spread differs.
  */
 import type { LoadConfig, Target } from '../load/protocol';
-import { int, loadMetrics, n3, pct, ratio, table } from '../lib/format';
+import { int, loadMetrics, n3, pct, ratio, spread, table } from '../lib/format';
 import { runLoad, split, summarize } from '../lib/load';
 import type { NatsServer } from '../lib/nats';
 import type { Node } from '../lib/nodes';
@@ -141,8 +141,8 @@ export function balanceTable(rows: Row[], nodeIds: string[], firstColumns: Array
         n3(m.p50),
         n3(m.p99),
         n3(m.p999),
-        isPb ? ratio(m.p99VsIdeal, 1.25, 'low') : ratio(m.p99VsIdeal),
-        isPb ? ratio(m.throughputVsIdeal, 0.95, 'high') : ratio(m.throughputVsIdeal),
+        isPb ? spread(m, 'p99VsIdeal', 1.25, 'low') : spread(m, 'p99VsIdeal'),
+        isPb ? spread(m, 'throughputVsIdeal', 0.95, 'high') : spread(m, 'throughputVsIdeal'),
         int(m.errorsPerSec + m.skippedPerSec),
         ...nodeIds.map((id) => pct(100 * (m[`share:${id}`] ?? NaN))),
         isPb ? n3(m.redirectsPerCall) : '–',

@@ -1,5 +1,5 @@
 import type { LoadConfig } from '../load/protocol';
-import { int, loadMetrics, n3, ratio, rowOf, table } from '../lib/format';
+import { int, loadMetrics, n3, ratio, spread, rowOf, table } from '../lib/format';
 import { runLoad, split, summarize } from '../lib/load';
 import { startBroker, startPlainServer, stopNodes, type Node } from '../lib/nodes';
 import type { Ctx, Row, Scenario, ScenarioResult } from './types';
@@ -102,13 +102,13 @@ export const overhead: Scenario = {
       const m = rowOf(r.rows, `ratio@${level}`).metrics;
       return [
         level,
-        ratio(m.throughputRatio, 0.95, 'high'),
-        ratio(m.p50Ratio, 1.05, 'low'),
-        ratio(m.p99Ratio),
-        ratio(m.brokerThroughputRatio),
-        ratio(m.brokerP50Ratio),
-        ratio(m.serverEfficiencyRatio),
-        ratio(m.clientEfficiencyRatio),
+        spread(m, 'throughputRatio', 0.95, 'high'),
+        spread(m, 'p50Ratio', 1.05, 'low'),
+        spread(m, 'p99Ratio'),
+        spread(m, 'brokerThroughputRatio'),
+        spread(m, 'brokerP50Ratio'),
+        spread(m, 'serverEfficiencyRatio'),
+        spread(m, 'clientEfficiencyRatio'),
       ];
     });
     return [

@@ -1,5 +1,5 @@
 import type { LoadConfig } from '../load/protocol';
-import { int, loadMetrics, n3, ratio, rowOf, table } from '../lib/format';
+import { int, loadMetrics, n3, ratio, spread, rowOf, table } from '../lib/format';
 import { runLoad, summarize } from '../lib/load';
 import { NatsServer } from '../lib/nats';
 import { startBroker, startBrokerHost, stopNodes, waitForMembers, type Node } from '../lib/nodes';
@@ -107,7 +107,7 @@ export const redirect: Scenario = {
     );
     const ratios = LEVELS.map((level) => {
       const m = rowOf(r.rows, `ratio@${level}`).metrics;
-      return [level, ratio(m.p50Ratio, 2.0), ratio(m.p99Ratio, 2.0), ratio(m.throughputRatio), ratio(m.clientCpuRatio), ratio(m.bounceP50Ratio)];
+      return [level, spread(m, 'p50Ratio', 2.0), spread(m, 'p99Ratio', 2.0), spread(m, 'throughputRatio'), spread(m, 'clientCpuRatio'), spread(m, 'bounceP50Ratio')];
     });
     return [
       table(

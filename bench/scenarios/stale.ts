@@ -1,5 +1,5 @@
 import { peerChoiceNames } from '../../src/policy';
-import { n3, ratio, table } from '../lib/format';
+import { n3, ratio, spread, table } from '../lib/format';
 import { NatsServer } from '../lib/nats';
 import { configureCluster, startBrokerCluster, stopNodes } from '../lib/nodes';
 import { sleep } from '../lib/proc';
@@ -78,8 +78,8 @@ export const stale: Scenario = {
         return [
           rule,
           ...PERIODS.map((p) => n3(at(p).p99)),
-          ...PERIODS.map((p) => ratio(at(p).p99VsIdeal, 1.25, 'low')),
-          ...PERIODS.map((p) => ratio(at(p).throughputVsIdeal, 0.95, 'high')),
+          ...PERIODS.map((p) => spread(at(p), 'p99VsIdeal', 1.25, 'low')),
+          ...PERIODS.map((p) => spread(at(p), 'throughputVsIdeal', 0.95, 'high')),
         ];
       }),
     );
