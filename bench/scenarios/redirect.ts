@@ -6,15 +6,20 @@ import { startBroker, startBrokerHost, stopNodes, waitForMembers, type Node } fr
 import type { Ctx, Row, Scenario, ScenarioResult } from './types';
 
 const LEVELS = [1, 16];
-/** direct: the stub to n2; redirected: the stub to n1, sent on to n2; bounce: n1's redirect answer alone. */
-const KINDS = ['direct', 'redirected', 'bounce'] as const;
+/**
+ * direct: a per-call follower (load/follower.ts) to n2; redirected: the same client to n1, every
+ * call sent on to n2 (a follower keeps no memory, so each call pays the redirect); bounce: n1's
+ * redirect answer alone; stub: the project's stub to n1, which learns from the first redirect's
+ * advice where to send its next calls (what a stub pays in steady state).
+ */
+const KINDS = ['direct', 'redirected', 'bounce', 'stub'] as const;
 type Kind = (typeof KINDS)[number];
 const CAPACITY = 10_000;
 
 /** Scenario 2: a call redirected once vs. a direct call, both on a warm stub. */
 export const redirect: Scenario = {
   name: 'redirect',
-  title: '2. Redirect cost: redirected once vs. direct, warm stub',
+  title: '2. Redirect cost: a call redirected once vs. direct (per-call follower), and the stub that learns',
   async run(ctx: Ctx) {
     const warmupMs = ctx.quick ? 300 : 1000;
     const durationMs = ctx.quick ? 900 : 2500;
@@ -33,13 +38,13 @@ export const redirect: Scenario = {
       await waitForMembers([n1, n2], 10_000);
       const rows: Row[] = [];
       for (const level of LEVELS) {
-        let order: Kind[] = ['direct', 'redirected', 'bounce'];
+        let order: Kind[] = [...KINDS];
         if (ctx.run % 2 === 1) order = order.reverse();
         for (const kind of order) {
-          const endpoints = kind === 'direct' ? [n2.endpoint, n1.endpoint] : [n1.endpoint, n2.endpoint];
+          const endpoints = kind === 'direct' ? [n2.endpoint] : kind === 'stub' ? [n1.endpoint, n2.endpoint] : [n1.endpoint];
           const cfg: LoadConfig = {
             id: `${kind}-${level}`,
-            target: { kind: kind === 'bounce' ? 'bounce' : 'stub', endpoints },
+            target: { kind: kind === 'bounce' ? 'bounce' : kind === 'stub' ? 'stub' : 'follower', endpoints },
             call: { kind: 'quote' },
             mode: { kind: 'closed', concurrency: level },
             warmupMs,
@@ -68,6 +73,7 @@ export const redirect: Scenario = {
         const d = rowOf(rows, `direct@${level}`).metrics;
         const r = rowOf(rows, `redirected@${level}`).metrics;
         const b = rowOf(rows, `bounce@${level}`).metrics;
+        const st = rowOf(rows, `stub@${level}`).metrics;
         rows.push({
           id: `ratio@${level}`,
           labels: { inFlight: String(level) },
@@ -77,6 +83,8 @@ export const redirect: Scenario = {
             throughputRatio: r.throughput / d.throughput,
             clientCpuRatio: r.clientCpuUsPerCall / d.clientCpuUsPerCall,
             bounceP50Ratio: b.p50 / d.p50,
+            stubP50Ratio: st.p50 / d.p50,
+            stubP99Ratio: st.p99 / d.p99,
           },
         });
       }
@@ -107,7 +115,16 @@ export const redirect: Scenario = {
     );
     const ratios = LEVELS.map((level) => {
       const m = rowOf(r.rows, `ratio@${level}`).metrics;
-      return [level, spread(m, 'p50Ratio', 2.0), spread(m, 'p99Ratio', 2.0), spread(m, 'throughputRatio'), spread(m, 'clientCpuRatio'), spread(m, 'bounceP50Ratio')];
+      return [
+        level,
+        spread(m, 'p50Ratio', 2.0),
+        spread(m, 'p99Ratio', 2.0),
+        spread(m, 'throughputRatio'),
+        spread(m, 'clientCpuRatio'),
+        spread(m, 'bounceP50Ratio'),
+        spread(m, 'stubP50Ratio'),
+        spread(m, 'stubP99Ratio'),
+      ];
     });
     return [
       table(
@@ -115,10 +132,11 @@ export const redirect: Scenario = {
         lines,
       ),
       '',
-      'Redirected over direct; target: latency ratio ≤ 2.0. "Redirect answer alone" is the bounce row over direct: ' +
-        'what the first leg costs (a plain client that sends `peerbroker-follow` and stops at the redirect).',
+      'Redirected over direct (a per-call follower both times); target: latency ratio ≤ 2.0. "Redirect answer alone" is the bounce row over direct: ' +
+        'what the first leg costs (a plain client that sends `peerbroker-follow` and stops at the redirect). ' +
+        '"Stub" is the stub sent to n1 over direct: n1 reads as full, so its advice moves most calls to n2, and the few it keeps run there (advised calls stay unless they would queue).',
       '',
-      table(['in flight', 'p50 ratio', 'p99 ratio', 'throughput ratio', 'client CPU/call ratio', 'redirect answer alone: p50 ratio'], ratios),
+      table(['in flight', 'p50 ratio', 'p99 ratio', 'throughput ratio', 'client CPU/call ratio', 'redirect answer alone: p50 ratio', 'stub: p50 ratio', 'stub: p99 ratio'], ratios),
     ].join('\n');
   },
 };
