@@ -34,11 +34,13 @@ export class PeriodicTimer {
   private schedule(): void {
     const ms = this.everyMs();
     this.dueAt = performance.now() + ms;
-    this.timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       const late = Math.max(0, performance.now() - this.dueAt);
       this.fn(late);
-      if (this.timer) this.schedule();
+      // Not when `fn` stopped this timer or rescheduled it (which started the next tick itself).
+      if (this.timer === timer) this.schedule();
     }, ms);
-    if (this.unref) this.timer.unref();
+    this.timer = timer;
+    if (this.unref) timer.unref();
   }
 }

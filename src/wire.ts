@@ -89,7 +89,7 @@ export interface HostPort {
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /** Parses `host:port` (IPv6 hosts in brackets); undefined when it is not one. */
-function tryParseHostPort(value: string): HostPort | undefined {
+export function tryParseHostPort(value: string): HostPort | undefined {
   const m = HOST_PORT.exec(value);
   if (!m) return undefined;
   const port = Number(m[2]);

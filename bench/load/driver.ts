@@ -38,6 +38,8 @@ export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promi
   let redirects0 = noRedirects;
   let redirects = noRedirects;
   const redirectsNow = () => caller.redirects?.() ?? noRedirects;
+  /** Open loops (`open`, `poisson`) count the calls scheduled in the window, each followed to its end. */
+  const scheduledWindow = cfg.mode.kind !== 'closed';
 
   const bump = (arr: number[], i: number) => {
     while (arr.length <= i) arr.push(0);
@@ -49,8 +51,8 @@ export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promi
     const finish = () => {
       if (finished) return;
       finished = true;
-      // Poisson: the calls scheduled in the window end after it; their redirects count too.
-      if (cfg.mode.kind === 'poisson') redirects = redirectsNow();
+      // Open loops: the calls scheduled in the window end after it; their redirects count too.
+      if (scheduledWindow) redirects = redirectsNow();
       resolve({
         id: cfg.id,
         started,
@@ -73,7 +75,8 @@ export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promi
 
     /**
      * Starts one call whose latency counts from `began`. `counted` says whether it belongs to
-     * the window (Poisson: by its scheduled time); undefined counts it by when it ends.
+     * the window (open loops: by its scheduled time); undefined (closed loops) counts it by
+     * when it ends.
      */
     const startOne = (began: number, counted: boolean | undefined, closedLoop: boolean) => {
       started++;
@@ -118,9 +121,12 @@ export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promi
             // Call number `offered` is due at t0 + offered / rate: its latency counts from then,
             // not from this (possibly late) tick, so a stalled generator or system cannot hide it.
             const scheduled = t0 + (offered * 1000) / mode.ratePerSec;
+            // It belongs to the window by when it was due, not by when it ends: the slowest
+            // calls at the window's end count too.
+            const counted = scheduled >= windowStart && scheduled < windowEnd;
             if (inflight >= mode.maxInFlight) {
-              if (inWindow) skipped++;
-            } else startOne(scheduled, undefined, false);
+              if (counted) skipped++;
+            } else startOne(scheduled, counted, false);
           }
         }, mode.tickMs ?? 1);
       } else {
@@ -157,8 +163,8 @@ export function drive(caller: Caller, cfg: LoadConfig, atEpochMs: number): Promi
       () => {
         inWindow = false;
         stopped = true;
-        // Poisson: the window is a span of the schedule, whatever the timers' lateness.
-        windowMs = cfg.mode.kind === 'poisson' ? cfg.durationMs : performance.now() - wStart;
+        // Open loops: the window is a span of the schedule, whatever the timers' lateness.
+        windowMs = scheduledWindow ? cfg.durationMs : performance.now() - wStart;
         const c = process.cpuUsage(cpuAt0);
         cpuMs = (c.user + c.system) / 1000;
         redirects = redirectsNow();

@@ -10,9 +10,10 @@ const LEVELS = [1, 16];
  * direct: a per-call follower (load/follower.ts) to n2; redirected: the same client to n1, every
  * call sent on to n2 (a follower keeps no memory, so each call pays the redirect); bounce: n1's
  * redirect answer alone; stub: the project's stub to n1, which learns from the first redirect's
- * advice where to send its next calls (what a stub pays in steady state).
+ * advice where to send its next calls (what a stub pays in steady state), against stub-direct,
+ * the stub to n2.
  */
-const KINDS = ['direct', 'redirected', 'bounce', 'stub'] as const;
+const KINDS = ['direct', 'redirected', 'bounce', 'stub', 'stub-direct'] as const;
 type Kind = (typeof KINDS)[number];
 const CAPACITY = 10_000;
 
@@ -28,7 +29,7 @@ export const redirect: Scenario = {
     try {
       const n2 = await startBroker({ id: 'n2', nats: [nats.url], cluster: 'redirect', capacity: CAPACITY, workMs: 0 });
       nodes.push(n2);
-      // n1 always reads as fully loaded (a fixed meter), so it redirects every following call to n2.
+      // n1 always reads as fully loaded (a fixed meter), so it redirects every call of a per-call follower to n2.
       const n1 = await startBrokerHost('n1', {
         broker: { nodeId: 'n1', listen: '127.0.0.1:0', nats: [nats.url], cluster: 'redirect', capacity: CAPACITY },
         fixedLoad: 1,
@@ -41,10 +42,10 @@ export const redirect: Scenario = {
         let order: Kind[] = [...KINDS];
         if (ctx.run % 2 === 1) order = order.reverse();
         for (const kind of order) {
-          const endpoints = kind === 'direct' ? [n2.endpoint] : kind === 'stub' ? [n1.endpoint, n2.endpoint] : [n1.endpoint];
+          const endpoints = kind === 'direct' || kind === 'stub-direct' ? [n2.endpoint] : kind === 'stub' ? [n1.endpoint, n2.endpoint] : [n1.endpoint];
           const cfg: LoadConfig = {
             id: `${kind}-${level}`,
-            target: { kind: kind === 'bounce' ? 'bounce' : kind === 'stub' ? 'stub' : 'follower', endpoints },
+            target: { kind: kind === 'bounce' ? 'bounce' : kind.startsWith('stub') ? 'stub' : 'follower', endpoints },
             call: { kind: 'quote' },
             mode: { kind: 'closed', concurrency: level },
             warmupMs,
@@ -74,6 +75,7 @@ export const redirect: Scenario = {
         const r = rowOf(rows, `redirected@${level}`).metrics;
         const b = rowOf(rows, `bounce@${level}`).metrics;
         const st = rowOf(rows, `stub@${level}`).metrics;
+        const sd = rowOf(rows, `stub-direct@${level}`).metrics;
         rows.push({
           id: `ratio@${level}`,
           labels: { inFlight: String(level) },
@@ -83,8 +85,8 @@ export const redirect: Scenario = {
             throughputRatio: r.throughput / d.throughput,
             clientCpuRatio: r.clientCpuUsPerCall / d.clientCpuUsPerCall,
             bounceP50Ratio: b.p50 / d.p50,
-            stubP50Ratio: st.p50 / d.p50,
-            stubP99Ratio: st.p99 / d.p99,
+            stubP50Ratio: st.p50 / sd.p50,
+            stubP99Ratio: st.p99 / sd.p99,
           },
         });
       }
@@ -134,7 +136,7 @@ export const redirect: Scenario = {
       '',
       'Redirected over direct (a per-call follower both times); target: latency ratio ≤ 2.0. "Redirect answer alone" is the bounce row over direct: ' +
         'what the first leg costs (a plain client that sends `peerbroker-follow` and stops at the redirect). ' +
-        '"Stub" is the stub sent to n1 over direct: n1 reads as full, so its advice moves most calls to n2, and the few it keeps run there (advised calls stay unless they would queue).',
+        '"Stub" is the stub sent to n1 over the stub sent to n2 (stub-direct): n1 reads as full, so its advice moves most calls to n2, and the few it keeps run there (advised calls stay unless they would queue).',
       '',
       table(['in flight', 'p50 ratio', 'p99 ratio', 'throughput ratio', 'client CPU/call ratio', 'redirect answer alone: p50 ratio', 'stub: p50 ratio', 'stub: p99 ratio'], ratios),
     ].join('\n');

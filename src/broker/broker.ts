@@ -304,20 +304,26 @@ export class Broker {
   /** Binds the gRPC server, joins the control plane and starts reporting. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`broker '${this.nodeId}' was already started`);
-    this.state = 'started';
     const o = this.options;
     for (const s of o.services ?? []) {
       if (!this.added.has(s)) throw new ConfigError('services', `names '${s}', which the module did not add (added: ${[...this.added].join(', ')})`);
     }
-    this.settings.startRules();
-    addBrokerService(this.server, o.nodeId, this.node);
-    this.health.addToServer(this.server, [...this.services]);
-    if (o.reflection) this.log.info({ services: await this.reflection.addToServer(this.server) }, 'serving reflection');
-    const creds = listenCredentials(o, o.tlsLoaded, this.log);
-    const { endpoint, bound } = await this.listener.bindOwn(o.listen, o.advertise, creds, o.exchange !== undefined || o.nats.length > 0);
-    this.boundEndpoint = endpoint;
+    this.state = 'started';
+    // stop() may run while start() waits: then nothing more is started.
+    const stillStarting = () => {
+      if (this.state !== 'started') throw new Error(`broker '${this.nodeId}' was stopped while it started`);
+    };
     try {
+      this.settings.startRules();
+      addBrokerService(this.server, o.nodeId, this.node);
+      this.health.addToServer(this.server, [...this.services]);
+      if (o.reflection) this.log.info({ services: await this.reflection.addToServer(this.server) }, 'serving reflection');
+      const creds = listenCredentials(o, o.tlsLoaded, this.log);
+      const { endpoint, bound } = await this.listener.bindOwn(o.listen, o.advertise, creds, o.exchange !== undefined || o.nats.length > 0);
+      this.boundEndpoint = endpoint;
+      stillStarting();
       await this.http?.start();
+      stillStarting();
       if (!bound) this.nodeStatus.set('UNHEALTHY');
       this.takeover = new IdentityTakeover(
         o.nodeId,
@@ -358,6 +364,7 @@ export class Broker {
           drain: () => void this.drain(),
         });
         await this.control.start(this.node.info(), handlers);
+        stillStarting();
       } else {
         this.log.warn('no NATS servers and no exchange given: this node runs alone');
       }
@@ -366,17 +373,25 @@ export class Broker {
       if (!bound) {
         const r = { listen: o.listen, endpoint, peers: this.peers, periodMs: o.periodMs, timeoutMs: o.reclaimTimeoutMs };
         await this.listener.reclaim(r, creds, this.nodeStatus);
+        stillStarting();
       }
       if (o.metricsListen !== undefined) await this.observed.serve(o.metricsListen);
+      stillStarting();
     } catch (err) {
-      // A start that fails leaves nothing behind: no listener, timer or reporter thread.
-      await this.stop();
+      // A start that fails leaves nothing behind: no listener, timer or reporter thread. One
+      // that stop() overtook closes what it opened after stop() had run.
+      if (this.state === 'started') await this.stop();
+      else {
+        await this.http?.stop();
+        await this.observed.stop();
+        this.server.forceShutdown();
+      }
       throw err;
     }
     if (o.handleSignals) this.removeSignalHandlers = drainOnSignals(this);
     this.log.info(
       {
-        endpoint,
+        endpoint: this.boundEndpoint,
         services: [...this.services],
         control: this.control?.describe() ?? 'none',
         security: securitySummary(o),

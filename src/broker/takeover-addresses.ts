@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { parseHostPort } from '../wire';
+import { tryParseHostPort } from '../wire';
 
 /** An IP address, or a CIDR range such as `10.0.5.0/24` or `fd00::/64`. */
 const CIDR = /^([0-9A-Fa-f:.]+)(?:\/(\d{1,3}))?$/;
@@ -16,11 +16,7 @@ export function isCidr(v: string): boolean {
 
 /** The host of `host:port` without IPv6 brackets. */
 function hostOf(endpoint: string): string | undefined {
-  try {
-    return parseHostPort(endpoint).ip;
-  } catch {
-    return undefined;
-  }
+  return tryParseHostPort(endpoint)?.ip;
 }
 
 /** The IPv6 addresses that mean every interface. */

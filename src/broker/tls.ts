@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import * as fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
@@ -65,7 +66,9 @@ export function loadTls(files: TlsFiles): LoadedTls {
     const why = String((err as Error).message).replace(/^error:[0-9A-F]+:/i, '').slice(0, 80);
     throw new ConfigError('tls.keyFile', `'${files.keyFile}' is not the key of '${files.certFile}' (${why})`);
   }
-  return { cert, key, ca };
+  // The key is kept out of JSON and console output (resolved options hold this object).
+  const hidden = (): string => '[TLS files: certificate and key]';
+  return { cert, key, ca, toJSON: hidden, [inspect.custom]: hidden } as LoadedTls;
 }
 
 /** Server credentials: this node's certificate; with a CA, client certificates are required. */

@@ -80,7 +80,12 @@ export class Membership {
    * the first answer wins. A call waiting for it bounds its own wait by its deadline.
    */
   refresh(from?: string): Promise<void> {
-    this.pending ??= this.doRefresh(from).finally(() => (this.pending = undefined));
+    this.pending ??= this.doRefresh(from).finally(() => {
+      this.pending = undefined;
+      // Stamped when it ends, failed or not: while no member answers, redirects to an unknown
+      // node must not start a new round of asks each.
+      this.lastRefresh = performance.now();
+    });
     return this.pending;
   }
 
@@ -97,9 +102,6 @@ export class Membership {
   }
 
   private async doRefresh(from?: string): Promise<void> {
-    // A failed refresh counts too: while no member answers, redirects to an unknown node
-    // must not start a new round of asks each.
-    this.lastRefresh = performance.now();
     const order = [...new Set([...(from && this.has(from) ? [from] : []), ...this.configured, ...this.learned])];
     for (let i = 0; i < order.length && i < MAX_ROUNDS * PARALLEL_ASKS && !this.stopped; i += PARALLEL_ASKS) {
       const asks = order.slice(i, i + PARALLEL_ASKS).map((e) => this.ask(e, this.askMs));

@@ -101,6 +101,7 @@ export class LocalControlPlane implements ControlPlane {
     if (nc) {
       this.watcher = new ConfigWatcher(nc, info.cluster, h.onConfig, h.onConfigError, this.clusterKey);
       await this.watcher.start();
+      if (this.stopped) return;
     }
     this.loop.start();
   }

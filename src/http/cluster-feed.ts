@@ -145,6 +145,12 @@ export class ClusterFeed {
   subscribe(fn: (s: ClusterSnapshot) => void): () => void {
     this.listeners.add(fn);
     if (!this.timer) {
+      // Sampling starts again: what changed while nobody watched cannot be placed in time, so
+      // rates and redirect counts start from here (else the gap's calls would read as "now").
+      for (const t of this.nodes.values()) {
+        t.samples = [];
+        t.baseline = true;
+      }
       this.timer = setInterval(() => this.tick(), this.tickMs);
       this.timer.unref();
     }

@@ -97,11 +97,11 @@ export class HttpGateway {
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res));
     this.o.limits?.attachNetServer(server);
-    const { host, port } = parseHostPort(this.o.listen);
+    const { host, ip, port } = parseHostPort(this.o.listen);
     await new Promise<void>((resolve, reject) => {
       const failed = (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for HTTP on '${this.o.listen}': ${err.code ?? err.message}`));
       server.once('error', failed);
-      server.listen(port, host.replace(/^\[|\]$/g, ''), () => {
+      server.listen(port, ip, () => {
         server.off('error', failed);
         resolve();
       });

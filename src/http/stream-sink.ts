@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { status, type Metadata, type ServerErrorResponse } from '@grpc/grpc-js';
-import { connectError, messageOf } from './connect-errors';
+import { connectError, errorBody, messageOf } from './connect-errors';
 import type { StreamSink } from './http-call';
 import type { MethodCodec } from './json-codec';
 import { SLOW_READER_MS } from './limits';
@@ -86,8 +86,16 @@ export function streamSink(res: ServerResponse, o: SinkOptions): StreamSink {
     if (done) return;
     done = true;
     clearTimeout(stall);
-    if (!connect) return void res.end(error ? `{"error":${JSON.stringify(connectError(error.code ?? status.UNKNOWN, messageOf(error)))}}\n` : '');
-    res.end(endStreamFrame(error, trailers));
+    stall = undefined;
+    if (!connect) res.end(error ? `{"error":${errorBody(error.code ?? status.UNKNOWN, messageOf(error))}}\n` : '');
+    else res.end(endStreamFrame(error, trailers));
+    // What is still buffered waits for the reader as long as any write does, then the
+    // connection goes (Node's server has no timeout on sending an answer).
+    if (res.writableNeedDrain) {
+      stall = setTimeout(() => res.destroy(), SLOW_READER_MS);
+      stall.unref();
+      res.once('finish', () => clearTimeout(stall));
+    }
   };
   const drained = () => {
     clearTimeout(stall);

@@ -15,7 +15,7 @@ const ADVICE_HEADROOM = 0.5;
 
 /**
  * How a client should spread its next calls for `service` over this node and its peers
- * (online, fresh, hosting it): in proportion to each one's room below a common headroom,
+ * (each online, fresh and hosting it): in proportion to each one's room below a common headroom,
  * times its capacity. Balanced nodes of equal capacity get equal shares; a busier node a
  * smaller one. Pure: reads the same view as the decision (peer loads with accounting).
  */
@@ -29,7 +29,9 @@ export function adviseSpread(
   choice: PeerChoice,
 ): AdviceShare[] {
   const nodes: Array<{ nodeId: string; endpoint: string; load: number; capacity: number }> = [];
-  if (self.status === undefined || self.status === 'ONLINE') {
+  // This node only when it runs such calls itself (a redirect for a service it does not host
+  // must not send the client's next calls back here).
+  if ((self.status === undefined || self.status === 'ONLINE') && self.hosts(service)) {
     nodes.push({ nodeId: self.nodeId, endpoint: selfEndpoint, load: self.load, capacity: self.capacity });
   }
   for (const p of peers) {

@@ -102,7 +102,7 @@ export type Decision =
       readonly reason: RedirectReason;
       /** A `service` redirect to the method's dedicated home (this node hosts the service too). */
       readonly home: boolean;
-      /** This node's load with the call, and the peer's as the rule compared them (`load` redirects; 0 otherwise). */
+      /** This node's load and the peer's (with accounting) when the rule compared them, without the call (`load` redirects; 0 otherwise). */
       readonly selfLoad: number;
       readonly peerLoad: number;
     }

@@ -37,8 +37,8 @@ interface Tracked {
 const running = new Map<number, ChildProcess>();
 /**
  * Process groups of detached children, by their leader's PID, not yet killed whole: the
- * leader's exit does not end the group (a browser's renderers outlive it), so they are
- * killed when the child is, and when the test process ends.
+ * leader's exit does not end the group (a browser's renderers outlive it), so a group is
+ * killed when its leader exits or is killed, and when the test process ends.
  */
 const groups = new Set<number>();
 const tracked = new WeakMap<ChildProcess, Tracked>();
@@ -101,6 +101,8 @@ export function spawnTracked(cmd: string, args: readonly string[] = [], opts: Sp
   child.once('exit', (code, signal) => {
     state.exit = { code, signal };
     if (child.pid !== undefined) running.delete(child.pid);
+    // What the leader left in its group goes now, while the group id is surely still ours.
+    if (group && child.pid !== undefined) killGroup(child.pid);
     resolveExited(state.exit);
   });
   if (child.pid !== undefined) running.set(child.pid, child);

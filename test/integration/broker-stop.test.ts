@@ -92,6 +92,26 @@ const refused = (host, port) => new Promise((resolve) => {
 });
 `;
 
+// stop() called while start() still runs (an application that does not await start(), or a
+// fatal error during it): start() rejects, and nothing it would have started runs.
+const overtakenStartScript = (natsUrl: string) => `
+const { Broker } = require(${JSON.stringify(LIB)});
+const { addBank } = require(${JSON.stringify(BANK_MODULE_PATH)});
+const { createLogger } = require(${JSON.stringify(LIB.replace(/index\.js$/, 'log.js'))});
+(async () => {
+  const b = new Broker({ nodeId: 'n1', cluster: 'overtaken-' + process.pid, nats: [${JSON.stringify(natsUrl)}], periodMs: 200, httpListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+  addBank(b, 'n1', 1);
+  const started = b.start().then(() => 'started', (err) => 'start failed: ' + err.message);
+  await b.stop();
+  console.log(await started);
+  console.log('stopped');
+  setTimeout(() => console.log('still open: ' + JSON.stringify(process.getActiveResourcesInfo())), 3000).unref();
+})().catch((err) => {
+  console.log('failed: ' + (err && err.stack));
+  process.exitCode = 1;
+});
+`;
+
 describe('a stopped broker', () => {
   const nats = natsForSuite();
 
@@ -106,6 +126,18 @@ describe('a stopped broker', () => {
       expect(exited!.code).toBe(0);
       expect(outputOf(child)).toMatch(/^forwarded \{.*"servedBy":"n2"/m);
       expect(outputOf(child)).toMatch(/^session object$/m);
+    } finally {
+      await killTracked(child, 'SIGKILL');
+    }
+  });
+
+  it('starts nothing more when stop() comes while start() runs: start() rejects, and the process exits by itself', async () => {
+    const child = spawnTracked(process.execPath, ['-e', overtakenStartScript(nats().url)], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
+    try {
+      await waitForLine(child, /^stopped$/, 30_000);
+      const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      expect(exited, `still running after stop():\n${outputOf(child)}`).not.toBeNull();
+      expect(outputOf(child)).toMatch(/^start failed: broker 'n1' was stopped while it started$/m);
     } finally {
       await killTracked(child, 'SIGKILL');
     }

@@ -55,6 +55,23 @@ describe('PeriodicTimer', () => {
     vi.advanceTimersByTime(30);
     expect(ticks).toBe(3);
   });
+
+  it('keeps one chain of ticks when its own tick reschedules it, and none after stop', () => {
+    let ticks = 0;
+    const t = new PeriodicTimer(
+      () => 10,
+      () => {
+        ticks++;
+        t.reschedule();
+      },
+    );
+    t.start();
+    vi.advanceTimersByTime(50);
+    expect(ticks).toBe(5);
+    t.stop();
+    vi.advanceTimersByTime(50);
+    expect(ticks).toBe(5);
+  });
 });
 
 describe('PeerSweep', () => {

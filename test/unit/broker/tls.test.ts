@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { isLoopbackHost, loadTls, plaintextWarning } from '../../../src/broker/tls';
 import { ConfigError } from '../../../src/errors';
@@ -20,6 +21,13 @@ describe('loadTls', () => {
   const pki = makeTestPki('unit-tls');
   const a = pki.issue('a', { ips: ['127.0.0.1'] });
   const b = pki.issue('b', { ips: ['127.0.0.2'] });
+
+  it('keeps the key out of JSON and console output (resolved options hold it)', () => {
+    const t = loadTls({ certFile: a.cert, keyFile: a.key });
+    expect(t.key.toString()).toContain('PRIVATE KEY');
+    expect(JSON.stringify({ tls: t })).toBe('{"tls":"[TLS files: certificate and key]"}');
+    expect(inspect({ tls: t })).toBe('{ tls: [TLS files: certificate and key] }');
+  });
 
   it('reads a certificate, its key and a CA', () => {
     const t = loadTls({ certFile: a.cert, keyFile: a.key, caFile: pki.ca });

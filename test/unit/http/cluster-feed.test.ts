@@ -119,4 +119,29 @@ describe('the cluster feed behind the page', () => {
     peers.apply(report('n2', 4, counted(5020)), 122_000);
     expect(feed.tick(122_000).flows).toMatchObject([{ from: 'n2', to: 'n1', reason: 'load', lastMinute: 20, perSec: 20 }]);
   });
+
+  it('does not show the redirects of a gap in watching as redirects of now when a page opens again', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { peers, feed } = setup();
+      const counted = (n: number) => ({ redirects: [{ toNode: 'n1', reason: 'load', count: n }] });
+      peers.apply(report('n2', 1, counted(1000)), performance.now());
+      const leave = feed.subscribe(() => undefined);
+      vi.advanceTimersByTime(1_000);
+      leave();
+      // 40 s unwatched, 4 000 redirects meanwhile (100 a second), then a page opens.
+      vi.advanceTimersByTime(40_000);
+      peers.apply(report('n2', 2, counted(5000)), performance.now());
+      let last: ReturnType<ClusterFeed['snapshot']> | undefined;
+      feed.subscribe((s) => (last = s));
+      vi.advanceTimersByTime(1_000);
+      expect(last?.flows.reduce((sum, f) => sum + f.perSec, 0) ?? 0).toBe(0);
+      // Redirects counted from then on show.
+      peers.apply(report('n2', 3, counted(5100)), performance.now());
+      vi.advanceTimersByTime(1_000);
+      expect(last?.flows).toMatchObject([{ from: 'n2', to: 'n1', lastMinute: 100 }]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

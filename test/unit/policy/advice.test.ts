@@ -64,6 +64,11 @@ describe('adviseSpread', () => {
     expect(a).toEqual({ n2: 1 });
   });
 
+  it('does not name itself for a service it does not host: the client would come back for another redirect', () => {
+    const a = spread(self(0, { hosts: (s) => s !== SERVICE }), [peer('n2', 0.5), peer('n3', 0.5)]);
+    expect(a).toEqual({ n2: 0.5, n3: 0.5 });
+  });
+
   it(`names at most ${MAX_ADVICE_ENTRIES} nodes, those with the most room`, () => {
     const peers = Array.from({ length: 12 }, (_, i) => peer(`n${i + 2}`, i / 12));
     const a = adviseSpread(self(0.99), '127.0.0.1:7000', peers, SERVICE, NOW, cfg, leastLoadedAccounted);

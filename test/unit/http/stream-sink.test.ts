@@ -1,0 +1,67 @@
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { MethodCodec } from '../../../src/http/json-codec';
+import { SLOW_READER_MS } from '../../../src/http/limits';
+import { streamSink } from '../../../src/http/stream-sink';
+
+/** The parts of a ServerResponse a sink uses, for a client that reads nothing: every write stays buffered. */
+class UnreadResponse extends EventEmitter {
+  headersSent = false;
+  destroyed = false;
+  writableNeedDrain = false;
+  writeHead(): this {
+    this.headersSent = true;
+    return this;
+  }
+  flushHeaders(): void {}
+  write(): boolean {
+    this.writableNeedDrain = true;
+    return false;
+  }
+  end(): void {}
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+function sinkOn(res: UnreadResponse) {
+  return streamSink(res as unknown as ServerResponse, {
+    format: 'ndjson',
+    codec: { responseToJson: () => '{}' } as unknown as MethodCodec,
+    baseHeaders: {},
+    failEarly: () => {},
+    onStalled: () => {},
+  });
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('a streamed HTTP answer', () => {
+  it('closes the connection of a reader that takes nothing of an answer that has ended, after SLOW_READER_MS', () => {
+    vi.useFakeTimers();
+    const res = new UnreadResponse();
+    const sink = sinkOn(res);
+    sink.message({});
+    sink.end(undefined);
+    vi.advanceTimersByTime(SLOW_READER_MS - 1);
+    expect(res.destroyed).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(res.destroyed).toBe(true);
+  });
+
+  it('keeps the connection when the reader takes the end in time', () => {
+    vi.useFakeTimers();
+    const res = new UnreadResponse();
+    const sink = sinkOn(res);
+    sink.message({});
+    sink.end(undefined);
+    res.writableNeedDrain = false;
+    res.emit('finish');
+    vi.advanceTimersByTime(2 * SLOW_READER_MS);
+    expect(res.destroyed).toBe(false);
+  });
+});
