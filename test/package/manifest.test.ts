@@ -28,6 +28,9 @@ describe('the package manifest and what npm pack ships', () => {
     expect(files).toContain('proto/peerbroker/v1/options.proto');
     // README links to the design: it ships with it.
     expect(files).toContain('docs/design.md');
+    // Nothing built from a source that is gone (prepack builds into an empty dist/).
+    const orphans = files.filter((f) => /^dist\/src\/.*\.js$/.test(f) && !f.startsWith('dist/src/generated/') && !fs.existsSync(path.join(REPO_ROOT, f.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
+    expect(orphans).toEqual([]);
   });
 
   it('ships every file main, types, bin and exports name', () => {
@@ -39,7 +42,7 @@ describe('the package manifest and what npm pack ships', () => {
   });
 
   it('builds before packing, not on install, and takes grpc-js, proto-loader and the OpenTelemetry API from the application', () => {
-    expect(manifest.scripts.prepack).toBe('npm run build');
+    expect(manifest.scripts.prepack).toMatch(/rmSync\('dist'.* && npm run build$/);
     for (const hook of ['prepare', 'preinstall', 'install', 'postinstall']) expect(manifest.scripts[hook], hook).toBeUndefined();
     // @opentelemetry/api too: its globals (the tracer provider) are read only by a copy of a compatible
     // version, so peerbroker's spans go where the application's SDK sends its own only with one copy.
