@@ -112,48 +112,42 @@ const { createLogger } = require(${JSON.stringify(LIB.replace(/index\.js$/, 'log
 });
 `;
 
+/**
+ * Runs `source` in a Node process of its own until it prints `done`, then waits for the process
+ * to exit by itself; resolves with its output. Anything still referenced keeps it up: a
+ * generous bound, this asserts that it exits, not how fast.
+ */
+async function exitsByItself(source: string, done: RegExp): Promise<{ code: number | null; output: string }> {
+  const child = spawnTracked(process.execPath, ['-e', source], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
+  try {
+    await waitForLine(child, done, 30_000);
+    const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+    expect(exited, `still running:\n${outputOf(child)}`).not.toBeNull();
+    return { code: exited!.code, output: outputOf(child) };
+  } finally {
+    await killTracked(child, 'SIGKILL');
+  }
+}
+
 describe('a stopped broker', () => {
   const nats = natsForSuite();
 
   it('leaves no handle open: the process that ran two of them exits by itself after stop()', async () => {
-    const child = spawnTracked(process.execPath, ['-e', script(nats().url)], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
-    try {
-      await waitForLine(child, /^stopped$/, 30_000);
-      // Stop has returned; anything still referenced keeps the process up. A generous bound:
-      // this asserts that it exits, not how fast.
-      const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
-      expect(exited, `still running after stop():\n${outputOf(child)}`).not.toBeNull();
-      expect(exited!.code).toBe(0);
-      expect(outputOf(child)).toMatch(/^forwarded \{.*"servedBy":"n2"/m);
-      expect(outputOf(child)).toMatch(/^session object$/m);
-    } finally {
-      await killTracked(child, 'SIGKILL');
-    }
+    const { code, output } = await exitsByItself(script(nats().url), /^stopped$/);
+    expect(code).toBe(0);
+    expect(output).toMatch(/^forwarded \{.*"servedBy":"n2"/m);
+    expect(output).toMatch(/^session object$/m);
   });
 
   it('starts nothing more when stop() comes while start() runs: start() rejects, and the process exits by itself', async () => {
-    const child = spawnTracked(process.execPath, ['-e', overtakenStartScript(nats().url)], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
-    try {
-      await waitForLine(child, /^stopped$/, 30_000);
-      const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
-      expect(exited, `still running after stop():\n${outputOf(child)}`).not.toBeNull();
-      expect(outputOf(child)).toMatch(/^start failed: broker 'n1' was stopped while it started$/m);
-    } finally {
-      await killTracked(child, 'SIGKILL');
-    }
+    const { output } = await exitsByItself(overtakenStartScript(nats().url), /^stopped$/);
+    expect(output).toMatch(/^start failed: broker 'n1' was stopped while it started$/m);
   });
 
   it('leaves nothing open when start() fails after binding: ports free again, and the process exits by itself', async () => {
-    const child = spawnTracked(process.execPath, ['-e', failedStartScript()], { cwd: LIB.replace(/dist[/\\]src[/\\]index\.js$/, '') });
-    try {
-      await waitForLine(child, /^checked$/, 30_000);
-      const exited = await Promise.race([exitOf(child), new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
-      expect(exited, `still running after the failed start:\n${outputOf(child)}`).not.toBeNull();
-      expect(outputOf(child)).toMatch(/^start failed: control plane: /m);
-      expect(outputOf(child)).toMatch(/^grpc port closed: true$/m);
-      expect(outputOf(child)).toMatch(/^http port closed: true$/m);
-    } finally {
-      await killTracked(child, 'SIGKILL');
-    }
+    const { output } = await exitsByItself(failedStartScript(), /^checked$/);
+    expect(output).toMatch(/^start failed: control plane: /m);
+    expect(output).toMatch(/^grpc port closed: true$/m);
+    expect(output).toMatch(/^http port closed: true$/m);
   });
 });
