@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ChannelPool } from '../transport';
 import { callArgs } from './call-metadata';
-import { DEFAULT_MEMBERS_REFRESH_MS, Membership, grpcMembersAsk } from './membership';
+import { DEFAULT_MEMBERS_REFRESH_MS, MEMBERS_RECHECK_MS, Membership, grpcMembersAsk } from './membership';
 import { AdvisedRouting } from './routing';
 import { StubChannel } from './stub-channel';
 import { DEFAULT_MAX_FAILOVERS, DEFAULT_MAX_HELD_MESSAGES, DEFAULT_MAX_REDIRECTS, type StubContext } from './stub-context';
@@ -82,7 +82,11 @@ export function createClient<C extends grpc.Client>(Client: ClientConstructor<C>
   const shared: Omit<StubContext, 'session'> = {
     pool,
     members,
-    routing: new AdvisedRouting(origin, (e) => members.has(e)),
+    routing: new AdvisedRouting(
+      origin,
+      (e) => members.has(e),
+      () => members.refreshIfOlder(MEMBERS_RECHECK_MS),
+    ),
     maxRedirects: options.maxRedirects ?? DEFAULT_MAX_REDIRECTS,
     maxHeldMessages: options.maxHeldMessages ?? DEFAULT_MAX_HELD_MESSAGES,
     stats: { redirectsFollowed: 0, redirectsRefused: 0, failovers: 0 },

@@ -5,6 +5,7 @@ import { traceOutgoing, tracingOn } from '../tracing';
 import type { PooledChannel } from '../transport';
 import { MD_LOCATION, MD_REASON } from '../wire';
 import { followingMetadata, takeSession, withHops, type MetadataLike } from './call-metadata';
+import { MEMBERS_RECHECK_MS } from './membership';
 import { deadlineWhile, failoverTarget, nextStep, refusedRedirect } from './outcome';
 import type { StubContext } from './stub-context';
 
@@ -47,8 +48,6 @@ interface Outgoing {
 
 /** The context of a message given without a callback: shared, as grpc-js only reads it. */
 export const NO_CONTEXT: MessageContext = Object.freeze({});
-/** A node named by a redirect and not yet known: the member list is asked again at most this often. */
-const MEMBERS_RECHECK_MS = 200;
 
 /**
  * The stub's one attempt loop, for every call kind. It is a grpc-js `Call` (what a channel's

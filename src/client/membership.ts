@@ -26,6 +26,9 @@ export interface MembershipOptions {
   maxLearned?: number;
 }
 
+/** A node named by a redirect or an advice and not yet known: the member list is asked again at most this often (ms). */
+export const MEMBERS_RECHECK_MS = 200;
+
 /**
  * The endpoints a stub may follow a redirect to: the configured ones, plus those learned
  * from `peerbroker.v1.Broker/Members` on a configured or known endpoint.

@@ -13,10 +13,14 @@ import { RoutePlan } from './route-plan';
  */
 export class AdvisedRouting {
   private readonly plan: RoutePlan;
+  /** Counts the advices taken: one that waited for the member list is dropped if a newer one came meanwhile. */
+  private taken = 0;
 
   constructor(
     origin: string,
     private readonly isMember: (endpoint: string) => boolean,
+    /** Brings the member list up to date (throttled); an advice naming a node not yet known waits for it. */
+    private readonly learnMembers: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.plan = new RoutePlan(origin);
   }
@@ -59,6 +63,13 @@ export class AdvisedRouting {
     const v = md.get(MD_ADVICE);
     if (v.length === 0) return;
     const advice = parseAdvice(v[0]);
-    if (advice) this.plan.apply(advice, performance.now(), this.isMember);
+    if (!advice) return;
+    const seq = ++this.taken;
+    if (advice.shares.every((s) => this.isMember(s.endpoint))) return this.plan.apply(advice, performance.now(), this.isMember);
+    // A node the stub does not know yet, typically while its first member list is still on the
+    // way: taken without it, the first advice would send every call to the nodes known so far.
+    void this.learnMembers().then(() => {
+      if (seq === this.taken) this.plan.apply(advice, performance.now(), this.isMember);
+    });
   }
 }

@@ -84,7 +84,8 @@ export class LocalControlPlane implements ControlPlane {
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
     this.exchange.onError = (d) => h.onError?.(d);
     await this.exchange.start((nodeId, data) => filter.offer(nodeId, data, Date.now()));
-    if (this.stopped) return;
+    // stop() came while the connection was being made: it found nothing to close then.
+    if (this.stopped) return this.exchange.close();
     // One hand-over per tick: the main thread's cost does not grow with the traffic. A tick
     // over half a period late means this thread could not read for that long (starved of
     // CPU, or the process was stopped): the batch says so, and the broker judges nobody

@@ -113,6 +113,8 @@ export class WorkerControlPlane implements ControlPlane {
         error = err.message;
       });
       worker.once('exit', (code) => {
+        // stop() came before the first start ended: that start fails (else it would never end).
+        if (first && !started && this.stopping) return reject(new Error('control plane: stopped while it started'));
         if (worker !== this.worker || this.stopping) return;
         this.worker = undefined;
         const why = error ?? `exited with code ${code}`;

@@ -149,6 +149,7 @@ export class ClusterFeed {
       // rates and redirect counts start from here (else the gap's calls would read as "now").
       for (const t of this.nodes.values()) {
         t.samples = [];
+        t.lastReportAt = -1; // the next tick takes the last report as the first sample
         t.baseline = true;
       }
       this.timer = setInterval(() => this.tick(), this.tickMs);
@@ -261,7 +262,7 @@ export class ClusterFeed {
     }
     const first = t.samples[0];
     const last = t.samples[t.samples.length - 1];
-    const dt = (last.t - first.t) / 1000;
+    const dt = first === undefined ? 0 : (last.t - first.t) / 1000;
     const live = row.status !== 'OFFLINE' && row.status !== 'UNKNOWN';
     t.last = {
       ...row,

@@ -91,7 +91,7 @@ export function streamSink(res: ServerResponse, o: SinkOptions): StreamSink {
     else res.end(endStreamFrame(error, trailers));
     // What is still buffered waits for the reader as long as any write does, then the
     // connection goes (Node's server has no timeout on sending an answer).
-    if (res.writableNeedDrain) {
+    if (!res.writableFinished) {
       stall = setTimeout(() => res.destroy(), SLOW_READER_MS);
       stall.unref();
       res.once('finish', () => clearTimeout(stall));

@@ -50,7 +50,7 @@ export function decide(
     return full ? overloaded(self) : LOCAL;
   }
 
-  // 3. Content: a service not hosted here goes to the least-loaded host.
+  // 3. Content: a service not hosted here goes to a host picked by the peer-choice rule.
   if (!hosted) {
     collect(peers, call.service, now, cfg, choice, Infinity, null, false);
     if (scratch.length === 0) {

@@ -94,7 +94,7 @@ const refused = (host, port) => new Promise((resolve) => {
 
 // stop() called while start() still runs (an application that does not await start(), or a
 // fatal error during it): start() rejects, and nothing it would have started runs.
-const overtakenStartScript = (natsUrl: string) => `
+const overtakenStartScript = (natsUrl: string, whenBound = false) => `
 const { Broker } = require(${JSON.stringify(LIB)});
 const { addBank } = require(${JSON.stringify(BANK_MODULE_PATH)});
 const { createLogger } = require(${JSON.stringify(LIB.replace(/index\.js$/, 'log.js'))});
@@ -102,6 +102,9 @@ const { createLogger } = require(${JSON.stringify(LIB.replace(/index\.js$/, 'log
   const b = new Broker({ nodeId: 'n1', cluster: 'overtaken-' + process.pid, nats: [${JSON.stringify(natsUrl)}], periodMs: 200, httpListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
   addBank(b, 'n1', 1);
   const started = b.start().then(() => 'started', (err) => 'start failed: ' + err.message);
+  // At once (start() waits to bind), or once bound (start() waits for the reporter thread and NATS).
+  const bound = () => { try { return Boolean(b.endpoint); } catch { return false; } };
+  if (${whenBound}) while (!bound()) await new Promise((r) => setImmediate(r));
   await b.stop();
   console.log(await started);
   console.log('stopped');
@@ -142,6 +145,9 @@ describe('a stopped broker', () => {
   it('starts nothing more when stop() comes while start() runs: start() rejects, and the process exits by itself', async () => {
     const { output } = await exitsByItself(overtakenStartScript(nats().url), /^stopped$/);
     expect(output).toMatch(/^start failed: broker 'n1' was stopped while it started$/m);
+    // Later in start(), while the reporter thread connects to NATS.
+    const bound = await exitsByItself(overtakenStartScript(nats().url, true), /^stopped$/);
+    expect(bound.output).toMatch(/^start failed: .*stopped while it started$/m);
   });
 
   it('leaves nothing open when start() fails after binding: ports free again, and the process exits by itself', async () => {

@@ -39,6 +39,15 @@ describe('membership', () => {
     expect(asks).toBe(1);
   });
 
+  it('counts a slow refresh from when it ended: a redirect right after it asks nobody again', async () => {
+    let asks = 0;
+    const slow: MembersAsk = () => (asks++, new Promise((_, reject) => setTimeout(() => reject(new Error('down')), 300)));
+    const m = new Membership(['a:1'], slow, { refreshMs: 0 });
+    await m.refreshIfOlder(200);
+    await m.refreshIfOlder(200);
+    expect(asks).toBe(1);
+  });
+
   it('makes a caller that comes while a refresh is under way wait for its answer', async () => {
     let answerNow!: () => void;
     const ask: MembersAsk = () => new Promise((resolve) => (answerNow = () => resolve(answer(member('n2:1')))));

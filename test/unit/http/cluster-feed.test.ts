@@ -120,6 +120,21 @@ describe('the cluster feed behind the page', () => {
     expect(feed.tick(122_000).flows).toMatchObject([{ from: 'n2', to: 'n1', reason: 'load', lastMinute: 20, perSec: 20 }]);
   });
 
+  it('keeps sampling when a page opens after a snapshot, with no new report meanwhile', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
+    try {
+      const { peers, feed } = setup();
+      peers.apply(report('n2', 1), performance.now());
+      feed.snapshot();
+      let last: ReturnType<ClusterFeed['snapshot']> | undefined;
+      feed.subscribe((s) => (last = s));
+      vi.advanceTimersByTime(1_000);
+      expect(last?.nodes.map((n) => n.id).sort()).toEqual(['n1', 'n2']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('does not show the redirects of a gap in watching as redirects of now when a page opens again', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] });
     try {

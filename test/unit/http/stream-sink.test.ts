@@ -10,6 +10,8 @@ class UnreadResponse extends EventEmitter {
   headersSent = false;
   destroyed = false;
   writableNeedDrain = false;
+  /** As in Node: false until everything written, the end included, went to the socket. */
+  writableFinished = false;
   writeHead(): this {
     this.headersSent = true;
     return this;
@@ -19,7 +21,10 @@ class UnreadResponse extends EventEmitter {
     this.writableNeedDrain = true;
     return false;
   }
-  end(): void {}
+  end(): void {
+    // As Node's OutgoingMessage: after end() it no longer "needs drain", whatever is buffered.
+    this.writableNeedDrain = false;
+  }
   destroy(): void {
     this.destroyed = true;
     this.emit('close');
@@ -59,7 +64,7 @@ describe('a streamed HTTP answer', () => {
     const sink = sinkOn(res);
     sink.message({});
     sink.end(undefined);
-    res.writableNeedDrain = false;
+    res.writableFinished = true;
     res.emit('finish');
     vi.advanceTimersByTime(2 * SLOW_READER_MS);
     expect(res.destroyed).toBe(false);
