@@ -27,8 +27,14 @@ const ADOPT_RETRY_MS = 5_000;
 const HOOK_TIMEOUT_MS = 10_000;
 /** The last characters a hook wrote (stdout and stderr) that are logged. */
 const HOOK_OUTPUT_CHARS = 500;
-/** Most endpoints one node adopts (and claims) at once; with its own, its reports stay far below MAX_REPORT_ENDPOINTS. */
+/** Most endpoints one node adopts at once; with its own, its reports stay far below MAX_REPORT_ENDPOINTS. */
 export const MAX_ADOPTED = 16;
+/**
+ * Endpoints at most that wait for a survivor ranked above this node to claim them (one timer
+ * each). They are not in this node's reports, so they do not count against MAX_ADOPTED: those
+ * that another survivor serves must not keep this node from adopting its own.
+ */
+const MAX_CLAIMS = 4 * MAX_ADOPTED;
 /**
  * A peer is adopted from only after this many reports, spread over this many periods less
  * one (the longer of its and this node's period): a ghost that said a few words is not.
@@ -82,7 +88,7 @@ export class IdentityTakeover {
   /** Endpoints adopted (bound) since start. */
   adopted = 0;
   private stopped = false;
-  /** Pending fallback claims by endpoint (at most MAX_ADOPTED with the adoptions). */
+  /** Pending fallback claims by endpoint (at most MAX_CLAIMS). */
   private readonly claims = new Map<string, NodeJS.Timeout>();
   private limitLogged = false;
 
@@ -121,7 +127,7 @@ export class IdentityTakeover {
       if (this.adoptions.has(endpoint) || this.claims.has(endpoint) || !this.mayAdopt(endpoint, p.nodeId)) continue;
       const rank = rendezvousRanking(endpoint, candidates).indexOf(this.selfId);
       if (rank === 0) void this.adopt(endpoint, p.nodeId);
-      else this.claimLater(endpoint, p.nodeId, rank * this.hooks.claimGraceMs());
+      else if (this.claims.size < MAX_CLAIMS) this.claimLater(endpoint, p.nodeId, rank * this.hooks.claimGraceMs());
     }
   }
 
@@ -139,7 +145,7 @@ export class IdentityTakeover {
       return false;
     }
     if (endpoint === this.hooks.selfEndpoint() || this.servedByOthers(endpoint, owner).length > 0) return false;
-    if (this.adoptions.size + this.claims.size >= MAX_ADOPTED) {
+    if (this.adoptions.size >= MAX_ADOPTED) {
       if (!this.limitLogged) this.log.warn({ endpoint, owner, max: MAX_ADOPTED }, 'not adopting: this node adopts at most MAX_ADOPTED endpoints');
       this.limitLogged = true;
       return false;

@@ -212,6 +212,23 @@ describe('IdentityTakeover', () => {
     expect(t.takeover.endpoints()).toHaveLength(MAX_ADOPTED);
   });
 
+  it('adopts its own endpoints while it waits on many that a survivor ranked above it serves', async () => {
+    // The lost node had MAX_ADOPTED endpoints for which the other survivor ranks first (it
+    // serves them), then 8 for which this node does. Waiting on the first must not use up
+    // this node's adoptions.
+    const ports = (await Promise.all(Array.from({ length: 6 * (MAX_ADOPTED + 8) }, () => freePort()))).map((p) => `127.0.0.1:${p}`);
+    const other = peerId(ports[0], true);
+    const above = ports.filter((e) => rendezvousRanking(e, [SELF, other])[0] === other).slice(0, MAX_ADOPTED);
+    const own = ports.filter((e) => rendezvousRanking(e, [SELF, other])[0] === SELF).slice(0, 8);
+    expect([above.length, own.length]).toEqual([MAX_ADOPTED, 8]);
+    const t = await setup(true, { lostOver: { endpoint: above[0], endpoints: [...above, ...own] } });
+    expect(t.other).toBe(other);
+    t.loseIt();
+    t.feed(t.other, t.otherEndpoint, { endpoints: [t.otherEndpoint, ...above] });
+    await waitFor(() => t.takeover.endpoints().length === own.length, 5_000, 10, 'its own endpoints adopted');
+    expect([...t.takeover.endpoints()].sort()).toEqual([...own].sort());
+  });
+
   it('claims the endpoint in its reports while its on-adopt hook runs, and a release waits for the hook before on-release', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-hooks-'));
     const log = path.join(dir, 'hooks.log');
