@@ -148,9 +148,10 @@ describe('limits on connections and calls, with real sockets', () => {
 
   it('is UNHEALTHY while its open files near the process limit, whatever else it holds', async () => {
     const n5 = procs.n5;
-    // Each connection is a file: open them until the node has 90 % of 256 open (231), at most 240.
+    // Each connection is a file: open them until the node has 92 % of 256 open (236; it turns
+    // UNHEALTHY from 90 %, and a few more keep it there if one closes meanwhile), at most 245.
     const sockets: RawSocket[] = [];
-    for (let i = 0; i < 240 && openFiles(n5.pid) < 0.9 * 256; i++) sockets.push(await rawSocket(n5.endpoint));
+    for (let i = 0; i < 245 && openFiles(n5.pid) < 0.92 * 256; i++) sockets.push(await rawSocket(n5.endpoint));
     await waitFor(() => statusOf('n5') === 'UNHEALTHY', 5_000, 20, 'n5 UNHEALTHY');
     expect(n5.output()).toMatch(/open files \d+ of 256 \(ulimit -n\)/);
     for (const s of sockets) s.socket.destroy();
