@@ -1,6 +1,6 @@
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall } from '@grpc/grpc-js';
 import type { PeerRecord, PeerView } from '../cluster';
-import { decide, redirectDetail, type CallInfo, type CompiledRules, type Decision, type PeerChoice, type PolicyConfig, type SelfState, type SessionRole } from '../policy';
+import { decide, redirectDetail, type CallInfo, type Decision, type PeerChoice, type PolicyConfig, type SelfState } from '../policy';
 import { HOPS_FORWARDED, MD_ADVICE, MD_ADVISE_ME, MD_FOLLOW, MD_HOPS, MD_LOCATION, MD_LOCATION_NODE, MD_NODE, MD_REASON, MD_SESSION, parseFollow, parseHops } from '../wire';
 import type { Context } from '@opentelemetry/api';
 import { tracingOn } from '../tracing';
@@ -52,24 +52,11 @@ type Redirect = Extract<Decision, { kind: 'redirect' }>;
 
 /** A method the gate wraps, and what is looked up once for it. */
 class GatedMethod implements CallTarget {
-  /** The rules `role` was looked up in; `config set` replaces them, and the role is looked up again. */
-  private rules: CompiledRules | undefined;
-  private role: SessionRole | null = null;
-
   constructor(
     readonly path: string,
     readonly service: string,
     readonly counts: MethodCounts,
   ) {}
-
-  /** This method's session role under `rules`: a pointer comparison per call, a look-up per change of rules. */
-  roleIn(rules: CompiledRules | undefined): SessionRole | null {
-    if (rules !== this.rules) {
-      this.rules = rules;
-      this.role = rules !== undefined && rules.hasSessions ? rules.sessionRole(this.path) : null;
-    }
-    return this.role;
-  }
 }
 
 /** The answer to a call whose session token is malformed. */
@@ -189,7 +176,9 @@ export class CallGate implements LocalCallHost {
     traced: Context | undefined,
   ): void {
     const c = this.call;
-    const role = m.roleIn(this.d.config.rules);
+    // CompiledRules keeps each method's role, and skips the look-up when no rule names sessions.
+    const rules = this.d.config.rules;
+    const role = rules !== undefined && rules.hasSessions ? rules.sessionRole(m.path) : null;
     let mode = (c.follows ? FOLLOWS : 0) | atAnswer;
     // A stub that spreads its calls by advice (follow 2) asks now and then for the current one.
     if (c.advised && call.metadata.get(MD_ADVISE_ME)[0] === '1') mode |= ADVISE;

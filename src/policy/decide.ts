@@ -109,7 +109,7 @@ export function decide(
   // 6. Overload: full, and no peer with room.
   if (scratch.length === 0) return full ? overloaded(self) : LOCAL;
   const peer = pick(choice);
-  return { kind: 'redirect', peer, reason: 'load', home: false, selfLoad: self.load, peerLoad: choice.loadOf(peer) };
+  return redirect(peer, 'load', false, self.load, choice.loadOf(peer));
 }
 
 /**
@@ -163,8 +163,8 @@ function pick(choice: PeerChoice): PeerEntry {
   return peer;
 }
 
-function redirect(peer: PeerEntry, reason: RedirectReason, home = false): Decision {
-  return { kind: 'redirect', peer, reason, home, selfLoad: 0, peerLoad: 0 };
+function redirect(peer: PeerEntry, reason: RedirectReason, home = false, selfLoad = 0, peerLoad = 0): Decision {
+  return { kind: 'redirect', peer, reason, home, selfLoad, peerLoad };
 }
 
 function sessionDecision(call: CallInfo, self: SelfState, peers: readonly PeerEntry[], canMove: boolean, full: boolean): Decision {
