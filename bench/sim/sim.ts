@@ -87,8 +87,12 @@ export interface SimOptions {
   crossingReports: boolean;
   /** Also report when occupancy moved this many slots since the last report (0: never), same rate limit. */
   changeSlots: number;
-  /** Minimum gap between two urgent reports, ms (default period/20, at least 10). */
+  /** Minimum gap between two urgent reports, ms (default as the broker's: period/50, at least 10). */
   urgentGapMs: number;
+  /** Peers' reports reach the decision at the receiver's next tick of this many ms (the reporter thread's hand-over, src/cluster/report-filter.ts); 0: at once. */
+  tickMs: number;
+  /** Accounting forgets the redirects sent between a report's reading and its hand-over (the rule before 2026-11-29). */
+  appliedAtRead: boolean;
 }
 
 export const DEFAULTS: SimOptions = {
@@ -112,6 +116,8 @@ export const DEFAULTS: SimOptions = {
   crossingReports: true,
   changeSlots: 1,
   urgentGapMs: 0,
+  tickMs: 5,
+  appliedAtRead: false,
   stubs: 1,
   reportAverage: false,
   trace: false,
@@ -146,6 +152,8 @@ class SimNode {
   pendingReport = false;
   lastUrgent = -Infinity;
   lastOcc = 0;
+  /** Where this node's reporter ticks fall, ms. */
+  tickPhase = 0;
   /** Integral of occupancy since the last report, and when it was last updated. */
   area = 0;
   areaAt = 0;
@@ -226,7 +234,13 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
       callsRedirected: 0,
       maxQueue: o.maxQueue,
     };
-    for (const p of nodes) if (p !== n) heap.push(now + 0.5, () => p.view.apply({ ...r }, now));
+    for (const p of nodes) {
+      if (p === n) continue;
+      const at = now + 0.5;
+      // The reporter thread hands reports to the main thread once per tick (its phase is the node's own).
+      const t = o.tickMs > 0 ? p.tickPhase + Math.ceil((at - p.tickPhase) / o.tickMs) * o.tickMs : at;
+      heap.push(t, () => p.view.apply({ ...r }, now, o.appliedAtRead ? now : at));
+    }
   };
   const crossing = (n: SimNode) => {
     const above = n.load() >= o.threshold;
@@ -236,7 +250,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     if (!crossed && !moved) return;
     if (n.pendingReport) return;
     n.pendingReport = true;
-    const gap = o.urgentGapMs || Math.max(10, o.periodMs / 20);
+    const gap = o.urgentGapMs || Math.max(10, o.periodMs / 50);
     heap.push(Math.max(now, n.lastUrgent + gap), () => {
       n.pendingReport = false;
       n.lastUrgent = now;
@@ -247,7 +261,10 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     report(n);
     heap.push(now + o.periodMs * (0.9 + 0.2 * random()), () => periodic(n));
   };
-  for (const n of nodes) heap.push(o.periodMs * random(), () => periodic(n));
+  for (const n of nodes) {
+    n.tickPhase = o.tickMs * random();
+    heap.push(o.periodMs * random(), () => periodic(n));
+  }
   if (o.trace) {
     const trace = () => {
       const n1 = nodes[0];

@@ -14,7 +14,7 @@ import { BrokerMetrics } from './broker-metrics';
 import { CallGate } from './call-gate';
 import { ConnectionLimits } from './connection-limits';
 import { controlPlaneHandlers, createControlPlane } from './control-plane-factory';
-import { PeerSweep, UrgentReport } from './control-timers';
+import { PeerSweep, UrgentReport, urgentGapMs } from './control-timers';
 import { Forwarder } from './forwarder';
 import { createHttpGateway } from './http-factory';
 import { IdentityTakeover } from './identity-takeover';
@@ -86,7 +86,7 @@ export class Broker {
     this.peers = new PeerView({ offlineAfterPeriods: o.offlineAfterPeriods, forgetAfterMs: FORGET_AFTER_MS });
     const meters: LoadMeter[] = (o.meters ?? []).map((m) => (typeof m === 'string' ? loadMeterByName(m) : m));
     this.urgent = new UrgentReport(
-      () => Math.max(10, this.options.periodMs / 20, this.peers.peers.length),
+      () => urgentGapMs(this.options.periodMs, this.peers.peers.length),
       () => this.control?.reportNow(),
     );
     this.admission = new Admission(o.capacity, o.maxQueue, o.threshold, () => this.state === 'started' && this.urgent.request(), this.counters);

@@ -66,10 +66,18 @@ export class PeerSweep {
 }
 
 /**
+ * The least time between two urgent reports, ms: a fiftieth of the period, 10 ms at least,
+ * and 1 ms per peer (every peer decodes every report, so each node receives at most about a
+ * thousand urgent reports a second whatever the cluster's size). At the default period,
+ * 10 ms: bench/sim and the saturation bench chose it over 25 (docs/design.md).
+ */
+export function urgentGapMs(periodMs: number, peers: number): number {
+  return Math.max(10, periodMs / 50, peers);
+}
+
+/**
  * A report sent at once: on a threshold crossing, or a load that moved a step, coalesced
- * within one turn of the loop. At most one every `gapMs()` (the broker: a twentieth of a
- * period, 10 ms at least, and 1 ms per peer: every peer decodes every report, so each node
- * receives at most about a thousand urgent reports a second whatever the cluster's size).
+ * within one turn of the loop. At most one every `gapMs()` (the broker: `urgentGapMs`).
  * A change inside the gap is reported when the gap ends.
  */
 export class UrgentReport {

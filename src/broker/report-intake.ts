@@ -23,8 +23,12 @@ export class ReportIntake {
       this.logDrop(reason, t.node, now, t.count, t.detail);
     }
     for (const id of batch.flooded) this.peers.flooded(id, now);
-    for (const r of batch.reports) {
-      const reason = this.peers.apply(r, now);
+    const wallNow = Date.now();
+    for (let i = 0; i < batch.reports.length; i++) {
+      const r = batch.reports[i];
+      // Read on the reporter thread up to a tick ago (a wall clock that stepped back reads as now).
+      const age = batch.readAt === undefined ? 0 : Math.min(Math.max(0, wallNow - batch.readAt[i]), r.periodMs);
+      const reason = this.peers.apply(r, now, now - age);
       if (reason) this.logDrop(reason, r.nodeId, now, 1);
     }
   }

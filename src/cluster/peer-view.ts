@@ -10,6 +10,13 @@ const FLOW_GONE = 1e-4;
 /** `fadeExtras` skips a pass that comes within this share of tau of the last one: the flows moved by under 1 %. */
 const FADE_STEP = 0.01;
 
+/**
+ * Redirects remembered per peer (their local times): a report read some time before it is
+ * applied counted none sent since, which are found here. Past this many in that time, the
+ * oldest of them count as in the report (the peer's load is underestimated by them).
+ */
+export const RECENT_REDIRECTS = 32;
+
 /** A peer with everything its last report said. */
 export interface PeerRecord extends PeerEntry {
   /** Load from the last report, 0..1 (for people: a full node reads 1); decisions compare `occupancy`. */
@@ -45,6 +52,10 @@ export interface PeerRecord extends PeerEntry {
   flowAtReport: number;
   /** In the view's list of peers whose flow still fades. */
   flowing: boolean;
+  /** Local times of the last `RECENT_REDIRECTS` redirects sent there (a ring; made at the first). */
+  recent?: Float64Array;
+  /** Redirects sent there so far: the next goes to `recent[sent % RECENT_REDIRECTS]`. */
+  sent?: number;
 }
 
 /** Options of the peer view; all durations in ms. */
@@ -116,10 +127,10 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
   }
 
   /**
-   * Applies a report the reporter thread read and checked, at local time `now` (monotonic
-   * ms). Returns the reason when it was dropped.
+   * Applies a report the reporter thread read (at local time `readAt`) and checked, at local
+   * time `now` (monotonic ms). Returns the reason when it was dropped.
    */
-  apply(r: LoadReport, now: number): DropReason | undefined {
+  apply(r: LoadReport, now: number, readAt = now): DropReason | undefined {
     const reason = this.check(r);
     if (reason) {
       this.drop(reason, r.nodeId);
@@ -160,12 +171,15 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
         p.reportsSinceOnline = 0;
       }
       this.offline.delete(p.nodeId);
-      // The report counts the calls this node sent there so far: accounting starts again from
-      // here, from the flow as it is now (faded since the last redirect), not as it was then.
+      // The report counts the calls this node sent there before it was read: accounting starts
+      // again from here, from the flow as it is now (faded since the last redirect), less the
+      // calls sent after the reporter thread read it (up to a tick ago), which stay extra.
       if (p.flowing) this.fadeTo(p, now);
-      p.flowAtReport = p.flow;
+      const since = readAt < now ? this.sentSince(p, readAt, now) : 0;
+      p.flowAtReport = p.flow - since;
       if (!sameMembers(p.services, r.services)) p.services = new Set(r.services);
       Object.assign(p, reportedFields(r, now));
+      p.extra = since;
     }
     p.reportsSinceOnline++;
     if (!wasOnline) this.emit('online', p);
@@ -246,6 +260,21 @@ export class PeerView extends EventEmitter<PeerViewEvents> {
       this.flows.push(p);
     }
     p.extra = p.flow - p.flowAtReport;
+    const ring = (p.recent ??= new Float64Array(RECENT_REDIRECTS));
+    const n = p.sent ?? 0;
+    ring[n % RECENT_REDIRECTS] = now;
+    p.sent = n + 1;
+  }
+
+  /** What the redirects sent to `p` after `readAt` add to its flow at `now` (they are not in a report read at `readAt`). */
+  private sentSince(p: PeerRecord, readAt: number, now: number): number {
+    const ring = p.recent;
+    if (ring === undefined || !p.flowing) return 0;
+    const one = 1 / Math.max(1, p.capacity);
+    let sum = 0;
+    const n = Math.min(p.sent ?? 0, RECENT_REDIRECTS);
+    for (let i = 0; i < n; i++) if (ring[i] > readAt) sum += fade(one, now - ring[i], this.tauMs);
+    return Math.min(sum, p.flow);
   }
 
   /**

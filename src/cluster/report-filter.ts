@@ -41,6 +41,11 @@ export interface DropTally {
  */
 export interface ReportBatch {
   reports: LoadReport[];
+  /**
+   * Wall time (ms) each report was read at, in the order of `reports`: what it says is as
+   * old as that, and redirects sent since are not in it. Absent: read just now.
+   */
+  readAt?: number[];
   drops: Partial<Record<DropReason, DropTally>>;
   flooded: string[];
   /** Set when the reporter's tick came this late (ms, over half a period): it could not read meanwhile. */
@@ -79,7 +84,7 @@ export class ReportFilter {
   private readonly clock: () => number;
   private tickMs: number;
   private tickStartedAt: number;
-  private readonly pending = new Map<string, LoadReport>();
+  private readonly pending = new Map<string, { report: LoadReport; readAt: number }>();
   private drops: Partial<Record<DropReason, DropTally>> = {};
   private readonly flooded = new Set<string>();
   private lastPurge = 0;
@@ -120,7 +125,7 @@ export class ReportFilter {
     const last = this.known.get(token);
     if (last && r.incarnation < last.incarnation) return this.drop('old-incarnation', token);
     if (last && r.incarnation === last.incarnation && r.seq <= last.seq) return this.drop('replay', token);
-    this.pending.set(token, r);
+    this.pending.set(token, { report: r, readAt: wallNow });
     if (last || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, { at: wallNow, incarnation: r.incarnation, seq: r.seq });
   }
 
@@ -137,7 +142,13 @@ export class ReportFilter {
       for (const [id, k] of this.known) if (wallNow - k.at > this.opts.maxAgeMs) this.known.delete(id);
     }
     if (this.pending.size === 0 && this.flooded.size === 0 && Object.keys(this.drops).length === 0) return undefined;
-    const batch: ReportBatch = { reports: [...this.pending.values()], drops: this.drops, flooded: [...this.flooded] };
+    const reports: LoadReport[] = [];
+    const readAt: number[] = [];
+    for (const p of this.pending.values()) {
+      reports.push(p.report);
+      readAt.push(p.readAt);
+    }
+    const batch: ReportBatch = { reports, readAt, drops: this.drops, flooded: [...this.flooded] };
     this.pending.clear();
     this.flooded.clear();
     this.drops = {};
@@ -159,7 +170,12 @@ export class ReportFilter {
   }
 }
 
-/** The tick of the reporter: a twentieth of a period (the gap between urgent reports), 10 to 50 ms. */
+/**
+ * The tick of the reporter, when it hands what it read to the main thread: a hundredth of a
+ * period, 5 to 50 ms. A report waits for it, and decisions meanwhile go by the one before:
+ * at the default period's 5 ms, a tenth of a 50 ms call (bench/sim: 25 ms cost the per-call
+ * follower 5-10 % of p99 at 70 % load).
+ */
 export function tickMs(periodMs: number): number {
-  return Math.min(50, Math.max(10, Math.round(periodMs / 20)));
+  return Math.min(50, Math.max(5, Math.round(periodMs / 100)));
 }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PeerSweep } from '../../../src/broker/control-timers';
+import { PeerSweep, urgentGapMs } from '../../../src/broker/control-timers';
 import { PeriodicTimer } from '../../../src/timers';
 import { PeerView } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
@@ -109,5 +109,12 @@ describe('PeerSweep', () => {
     expect(view.get('p')?.status).toBe('ONLINE');
     vi.advanceTimersByTime(PERIOD);
     expect(view.get('p')?.status).toBe('OFFLINE');
+  });
+});
+
+describe('urgentGapMs', () => {
+  it('is a fiftieth of the period, 10 ms at least, and 1 ms per peer', () => {
+    expect([100, 500, 2_000, 60_000].map((p) => urgentGapMs(p, 2))).toEqual([10, 10, 40, 1_200]);
+    expect(urgentGapMs(500, 300)).toBe(300);
   });
 });

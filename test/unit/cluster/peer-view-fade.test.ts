@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PeerView } from '../../../src/cluster/peer-view';
+import { PeerView, RECENT_REDIRECTS } from '../../../src/cluster/peer-view';
 import type { LoadReport } from '../../../src/cluster/report-codec';
 import { fakeReport } from '../../helpers/reports';
 
@@ -71,6 +71,36 @@ describe('PeerView.fadeExtras', () => {
     view.fadeExtras(1000 + TAU, TAU);
     expect(p.extra).toBeCloseTo(0.2 * Math.exp(-1) - 0.2, 12);
     expect(p.extra).toBeLessThan(0);
+  });
+
+  it('keeps counting the calls sent after the report was read, while it waited for the hand-over', () => {
+    const { view, p } = setup();
+    view.account(p, 1000, TAU); // before the report was read: the report counted it
+    view.account(p, 1020, TAU); // after: not in it
+    view.account(p, 1022, TAU);
+    // Read on the reporter thread at 1010, handed to the main thread at 1025.
+    view.apply(report(2), 1025, 1010);
+    expect(p.extra).toBeCloseTo(0.1 * Math.exp(-5 / TAU) + 0.1 * Math.exp(-3 / TAU), 12);
+    expect(p.occupancy + p.extra).toBeGreaterThan(0.49);
+    // They fade as any other: the accounting goes on from there.
+    view.fadeExtras(1025 + TAU, TAU);
+    expect(p.extra).toBeCloseTo(p.flow - p.flowAtReport, 12);
+    expect(p.flowAtReport).toBeCloseTo(0.1 * Math.exp(-25 / TAU), 12);
+  });
+
+  it('counts a report read and applied at once as seeing every call sent before it', () => {
+    const { view, p } = setup();
+    view.account(p, 1020, TAU);
+    view.apply(report(2), 1025, 1025);
+    expect(p.extra).toBe(0);
+  });
+
+  it(`remembers the last ${RECENT_REDIRECTS} redirects per peer, no more`, () => {
+    const { view, p } = setup();
+    for (let i = 0; i < RECENT_REDIRECTS + 8; i++) view.account(p, 1020, Infinity);
+    view.apply(report(2), 1025, 1010);
+    expect(p.extra).toBeCloseTo(RECENT_REDIRECTS * 0.1, 9);
+    expect(p.recent).toHaveLength(RECENT_REDIRECTS);
   });
 
   it('leaves peers nothing was redirected to alone', () => {

@@ -46,6 +46,20 @@ describe('ReportFilter', () => {
     expect(Object.fromEntries(Object.entries(take()!.drops).map(([k, t]) => [k, t.count]))).toEqual({ replay: 1, 'old-incarnation': 1 });
   });
 
+  it("says when each report it hands over was read (the newest one's time, a peer's older reports replaced)", () => {
+    const { filter } = setup();
+    const wall = Date.now();
+    filter.offer('n2', encodeReport(report({ seq: 1 })), wall);
+    filter.offer('n3', encodeReport(report({ nodeId: 'n3', seq: 1 })), wall + 3);
+    filter.offer('n2', encodeReport(report({ seq: 2 })), wall + 7);
+    const batch = filter.take(wall + 9, TICK)!;
+    expect(batch.reports.map((r) => [r.nodeId, r.seq])).toEqual([
+      ['n2', 2],
+      ['n3', 1],
+    ]);
+    expect(batch.readAt).toEqual([wall + 7, wall + 3]);
+  });
+
   it('drops, counts by reason and names the last subject of what does not read as a report of its subject', () => {
     const { offer, take } = setup();
     offer('n2', new Uint8Array([0xff, 0xff]));
@@ -160,7 +174,7 @@ describe('isWireFormat', () => {
 });
 
 describe('tickMs', () => {
-  it('is a twentieth of the period, between 10 and 50 ms', () => {
-    expect([10, 200, 500, 2_000, 60_000].map(tickMs)).toEqual([10, 10, 25, 50, 50]);
+  it('is a hundredth of the period, between 5 and 50 ms', () => {
+    expect([10, 200, 500, 2_000, 60_000].map(tickMs)).toEqual([5, 5, 5, 20, 50]);
   });
 });
