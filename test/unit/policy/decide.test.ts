@@ -85,11 +85,13 @@ describe('decide', () => {
       expect(run(self(1), [peer('n2', 0)], call({ hops: 7 }))).toBe(LOCAL);
     });
 
-    it('moves a call that already followed a redirect again only when it would queue here past the margin', () => {
+    it('runs a call that already followed a redirect where it lands while this node has queue room, even with an idle peer', () => {
       // 9 of 10 busy: a free slot here, so the hop already paid for is not repeated.
       expect(run(self(0.9), [peer('n2', 0)], call({ hops: 1 }))).toBe(LOCAL);
-      // 10 running and 3 waiting (1.3 > 1 + margin): it would wait, and n2 is idle.
-      expectRedirect(run(self(1.3, { running: 10, queued: 3 }), [peer('n2', 0)], call({ hops: 1 })));
+      // 10 running and 30 waiting: it waits here rather than pay a second hop.
+      expect(run(self(4, { running: 10, queued: 30, maxQueue: 40 }), [peer('n2', 0)], call({ hops: 1 }))).toBe(LOCAL);
+      // Full (no queue room left): it moves to a peer with room rather than be refused.
+      expectRedirect(run(self(5, { running: 10, queued: 40, maxQueue: 40 }), [peer('n2', 0)], call({ hops: 1 })));
     });
 
     it('moves the call of a client that spreads by advice only when it would queue here past the margin', () => {
