@@ -215,7 +215,7 @@ describe('the redirect-following stub', () => {
     });
   });
 
-  describe('hop limit (both nodes with a queue past the margin, each told the other is idle)', () => {
+  describe('hop limit (n1 with a queue, n2 full, each told the other is idle)', () => {
     let n1: Broker;
     let n2: Broker;
     let holds: SlotHold[] = [];
@@ -224,9 +224,10 @@ describe('the redirect-following stub', () => {
 
     beforeAll(async () => {
       // Reported load only (no local accounting), so every decision is the same.
-      [n1, n2] = await pair(nats(), 'stub-hops', { n1: { peerChoice: 'least-loaded' }, n2: { peerChoice: 'least-loaded' } });
-      // 4 running and 1 waiting (1.25 > 1 + margin): even a call that already followed a
-      // redirect would wait here, so a node moves it on while the hop limit allows.
+      [n1, n2] = await pair(nats(), 'stub-hops', { n1: { peerChoice: 'least-loaded' }, n2: { peerChoice: 'least-loaded', maxQueue: 1 } });
+      // Both at 4 running and 1 waiting: n1 sends new calls on (load 1.25), and n2, whose
+      // queue is full, moves on even a call that already followed a redirect while the hop
+      // limit allows (a node with queue room keeps a moved call).
       holds = [holdSlots(n1.endpoint, 5), holdSlots(n2.endpoint, 5)];
       const inFlight = (b: Broker) => b.members()[0].inFlight + b.members()[0].queued;
       await waitFor(() => inFlight(n1) === 5 && inFlight(n2) === 5, 10_000, 20, 'both nodes at 4 running and 1 waiting');
@@ -260,15 +261,23 @@ describe('the redirect-following stub', () => {
       await Promise.all([n1?.stop(), n2?.stop()]);
     });
 
-    it('a node bounces a following call with fewer hops than the limit, and keeps one at the limit', async () => {
+    it('a full node bounces a following call with fewer hops than the limit, and refuses one at the limit', async () => {
       const raw = plainBankClient(n2.endpoint);
       const bounced = await callError(unary(raw, 'GetBalance', { accountId: 'h1' }, { metadata: followMetadata(1) }));
       expect(bounced.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(bounced.metadata.get('peerbroker-location-node')).toEqual(['n1']);
-      // At the limit it is not bounced: it waits here for a slot, until its deadline.
-      const atLimit = await callError(unary(raw, 'GetBalance', { accountId: 'h2' }, { metadata: followMetadata(2), timeoutMs: 300 }));
-      expect(atLimit.code).toBe(status.DEADLINE_EXCEEDED);
+      // At the limit it is not bounced: with no queue room it is refused here, naming no peer.
+      const atLimit = await callError(unary(raw, 'GetBalance', { accountId: 'h2' }, { metadata: followMetadata(2) }));
+      expect(atLimit.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(atLimit.details).toContain("node 'n2' is at capacity");
       expect(atLimit.metadata.get('peerbroker-location')).toEqual([]);
+    });
+
+    it('a node with queue room keeps a call that already moved, however loaded, and waits with it for a slot', async () => {
+      const raw = plainBankClient(n1.endpoint);
+      const kept = await callError(unary(raw, 'GetBalance', { accountId: 'h3' }, { metadata: followMetadata(1), timeoutMs: 300 }));
+      expect(kept.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(kept.metadata.get('peerbroker-location')).toEqual([]);
     });
 
     it('gives up with a clear error when a call needs more redirects than maxRedirects allows', async () => {
