@@ -10,6 +10,8 @@ import type { LoadReport } from '../../src/cluster/report-codec';
 import { RoutePlan } from '../../src/client/route-plan';
 import { adviseSpread } from '../../src/policy/advice';
 import { decide, peerChoiceByName, type CallInfo, type PolicyConfig, type SelfState } from '../../src/policy';
+import { urgentGapMs } from '../../src/broker/control-timers';
+import { tickMs } from '../../src/cluster/report-filter';
 import { seededRandom } from '../lib/random';
 
 // ---- a tiny event heap -----------------------------------------------------------
@@ -83,14 +85,14 @@ export interface SimOptions {
   /** Which systems the command line runs, comma-separated. */
   modes: string;
   seed: number;
-  /** Report on threshold crossings (rate-limited to one per period/20). */
+  /** Report on threshold crossings (rate-limited as the broker: `urgentGapMs`). */
   crossingReports: boolean;
   /** Also report when occupancy moved this many slots since the last report (0: never), same rate limit. */
   changeSlots: number;
-  /** Minimum gap between two urgent reports, ms (default as the broker's: period/50, at least 10). */
-  urgentGapMs: number;
-  /** Peers' reports reach the decision at the receiver's next tick of this many ms (the reporter thread's hand-over, src/cluster/report-filter.ts); 0: at once. */
-  tickMs: number;
+  /** Minimum gap between two urgent reports, ms (default: the broker's, `urgentGapMs`). */
+  urgentGapMs?: number;
+  /** Peers' reports reach the decision at the receiver's next tick of this many ms (default: the reporter thread's hand-over, `tickMs`); 0: at once. */
+  tickMs?: number;
   /** Accounting forgets the redirects sent between a report's reading and its hand-over (the rule before 2026-11-29). */
   appliedAtRead: boolean;
 }
@@ -115,8 +117,6 @@ export const DEFAULTS: SimOptions = {
   seed: 1,
   crossingReports: true,
   changeSlots: 1,
-  urgentGapMs: 0,
-  tickMs: 5,
   appliedAtRead: false,
   stubs: 1,
   reportAverage: false,
@@ -191,6 +191,7 @@ export interface SimResult {
 /** Runs one simulation and returns its figures (measured after the warm-up). */
 export function simulate(opts: Partial<SimOptions> = {}): SimResult {
   const o = { ...DEFAULTS, ...opts };
+  const tick = o.tickMs ?? tickMs(o.periodMs);
   const heap = new Heap();
   const random = seededRandom(o.seed);
   const nodes = Array.from({ length: o.nodes }, (_, i) => new SimNode(`n${i + 1}`, o));
@@ -238,7 +239,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
       if (p === n) continue;
       const at = now + 0.5;
       // The reporter thread hands reports to the main thread once per tick (its phase is the node's own).
-      const t = o.tickMs > 0 ? p.tickPhase + Math.ceil((at - p.tickPhase) / o.tickMs) * o.tickMs : at;
+      const t = tick > 0 ? p.tickPhase + Math.ceil((at - p.tickPhase) / tick) * tick : at;
       heap.push(t, () => p.view.apply({ ...r }, now, o.appliedAtRead ? now : at));
     }
   };
@@ -250,7 +251,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     if (!crossed && !moved) return;
     if (n.pendingReport) return;
     n.pendingReport = true;
-    const gap = o.urgentGapMs || Math.max(10, o.periodMs / 50);
+    const gap = o.urgentGapMs ?? urgentGapMs(o.periodMs, o.nodes - 1);
     heap.push(Math.max(now, n.lastUrgent + gap), () => {
       n.pendingReport = false;
       n.lastUrgent = now;
@@ -262,7 +263,7 @@ export function simulate(opts: Partial<SimOptions> = {}): SimResult {
     heap.push(now + o.periodMs * (0.9 + 0.2 * random()), () => periodic(n));
   };
   for (const n of nodes) {
-    n.tickPhase = o.tickMs * random();
+    n.tickPhase = tick * random();
     heap.push(o.periodMs * random(), () => periodic(n));
   }
   if (o.trace) {

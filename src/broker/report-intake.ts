@@ -1,4 +1,4 @@
-import { loadSubject, type DropReason, type PeerView, type ReportBatch } from '../cluster';
+import { loadSubject, readClock, type DropReason, type PeerView, type ReportBatch } from '../cluster';
 import type { Logger, RateLimitedLog } from '../log';
 
 /**
@@ -23,11 +23,11 @@ export class ReportIntake {
       this.logDrop(reason, t.node, now, t.count, t.detail);
     }
     for (const id of batch.flooded) this.peers.flooded(id, now);
-    const wallNow = Date.now();
+    const readNow = readClock();
     for (let i = 0; i < batch.reports.length; i++) {
       const r = batch.reports[i];
-      // Read on the reporter thread up to a tick ago (a wall clock that stepped back reads as now).
-      const age = batch.readAt === undefined ? 0 : Math.min(Math.max(0, wallNow - batch.readAt[i]), r.periodMs);
+      // Read on the reporter thread about a tick ago; never taken as older than a period.
+      const age = batch.readAt === undefined ? 0 : Math.min(Math.max(0, readNow - batch.readAt[i]), r.periodMs);
       const reason = this.peers.apply(r, now, now - age);
       if (reason) this.logDrop(reason, r.nodeId, now, 1);
     }

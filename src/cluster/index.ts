@@ -4,7 +4,7 @@ export { NatsExchange, type NatsExchangeOptions } from './nats-exchange';
 export { InProcessBus } from './in-process-exchange';
 export { loadSubject, type Exchange, type ExchangeStatus } from './exchange';
 export { encodeReport, decodeReport, isRejected, isValidNodeId, MAX_PERIOD_MS, MIN_PERIOD_MS, MAX_REPORT_BYTES, MAX_REPORT_ENDPOINTS, MAX_REPORT_REDIRECTS, type LoadReport, type DropReason, type RedirectCount } from './report-codec';
-export { type ReportBatch } from './report-filter';
+export { readClock, type ReportBatch } from './report-filter';
 export { eventLoopMeter, loadMeterByName, loadMeterNames, registerLoadMeter, LoopDelay, type LoadMeter } from './load-meter';
 export { LoadCounters, type NodeStatusName } from './load-counters';
 export { HEARTBEAT_MS, type NodeInfo } from './report-builder';

@@ -48,7 +48,7 @@ export interface PeerRecord extends PeerEntry {
   flow: number;
   /** When `flow` was last faded, local monotonic ms. */
   flowAt: number;
-  /** `flow` when the last report arrived: the report counted those calls already. */
+  /** `flow` when the last report was applied, less the redirects sent after it was read: the report counted the rest. */
   flowAtReport: number;
   /** In the view's list of peers whose flow still fades. */
   flowing: boolean;

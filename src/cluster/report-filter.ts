@@ -42,8 +42,8 @@ export interface DropTally {
 export interface ReportBatch {
   reports: LoadReport[];
   /**
-   * Wall time (ms) each report was read at, in the order of `reports`: what it says is as
-   * old as that, and redirects sent since are not in it. Absent: read just now.
+   * When each report was read (`readClock()` ms), in the order of `reports`: what it says is
+   * as old as that, and redirects sent since are not in it. Absent: read just now.
    */
   readAt?: number[];
   drops: Partial<Record<DropReason, DropTally>>;
@@ -62,6 +62,16 @@ export interface ReportFilterOptions extends ReportExpectations {
   known?: readonly string[];
   /** Monotonic clock, ms, that reading is timed with. Default `performance.now`. */
   clock?: () => number;
+  /** When a report was read, ms on a clock every thread of the process shares. Default `readClock`. */
+  stamp?: () => number;
+}
+
+/**
+ * A clock in ms that the main thread and the reporter thread read alike and that no wall
+ * clock step moves (each thread's own start plus its monotonic time since).
+ */
+export function readClock(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /**
@@ -82,6 +92,7 @@ export class ReportFilter {
   private newcomersSpent = 0;
   private totalSpent = 0;
   private readonly clock: () => number;
+  private readonly stamp: () => number;
   private tickMs: number;
   private tickStartedAt: number;
   private readonly pending = new Map<string, { report: LoadReport; readAt: number }>();
@@ -92,6 +103,7 @@ export class ReportFilter {
   constructor(private readonly opts: ReportFilterOptions) {
     this.tickMs = opts.tickMs;
     this.clock = opts.clock ?? (() => performance.now());
+    this.stamp = opts.stamp ?? readClock;
     this.tickStartedAt = this.clock();
     const now = Date.now();
     for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, { at: now, incarnation: -1, seq: -1 });
@@ -125,7 +137,7 @@ export class ReportFilter {
     const last = this.known.get(token);
     if (last && r.incarnation < last.incarnation) return this.drop('old-incarnation', token);
     if (last && r.incarnation === last.incarnation && r.seq <= last.seq) return this.drop('replay', token);
-    this.pending.set(token, { report: r, readAt: wallNow });
+    this.pending.set(token, { report: r, readAt: this.stamp() });
     if (last || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, { at: wallNow, incarnation: r.incarnation, seq: r.seq });
   }
 

@@ -92,17 +92,16 @@ export function decide(
   // 5. Load: below threshold, run here.
   if (self.load < cfg.threshold && !full) return LOCAL;
 
-  // A call moved once runs where it lands while this node has room for it, queue included:
-  // every hop costs a round trip and CPU on both ends, and the node that sent it judged this
-  // one the better place; when every node queues, a second hop only moves the wait and pays
-  // for it (bench/README "Saturation": on the cpu workload, calls bounced 1.1-1.2 times each
-  // and 7-13 % were refused). The call of a client that spreads its calls as nodes advise
-  // moves only when it would wait here behind more than the margin's worth of queue: the
-  // spread keeps the balance, redirects only take what would queue. A full node keeps
-  // nothing: with no queue space (maxQueue below margin × capacity, even 0) the call would be
-  // refused here while a peer may have room.
-  if (call.hops > 0 && !full) return LOCAL;
-  if (call.advised && !full && self.load <= 1 + cfg.margin + 1e-9) return LOCAL;
+  // A call moved once runs where it lands unless this node is full: every hop costs a round
+  // trip and CPU on both ends, and the node that sent it judged this one the better place;
+  // when every node queues, a second hop only moves the wait and pays for it (bench/README
+  // "Saturation": on the cpu workload calls bounced 1.1-1.2 times each and 7-13 % were
+  // refused). The call of a client that spreads its calls as nodes advise moves only when it
+  // would wait here behind more than the margin's worth of queue: the spread keeps the
+  // balance, redirects only take what would queue. Neither stays on a full node: with no
+  // queue space (maxQueue below margin × capacity, even 0) it would be refused here while a
+  // peer may have room.
+  if (!full && (call.hops > 0 || (call.advised && self.load <= 1 + cfg.margin + 1e-9))) return LOCAL;
 
   // Join the shortest queue, as far as this node can tell: the call goes to a peer whose load
   // with it (reported, plus this node's redirects since the report) stays at least the margin

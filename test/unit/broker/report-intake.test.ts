@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ReportIntake } from '../../../src/broker/report-intake';
 import { PeerView } from '../../../src/cluster/peer-view';
+import { readClock } from '../../../src/cluster/report-filter';
 import { createLogger, RateLimitedLog } from '../../../src/log';
 import { fakeReport } from '../../helpers/reports';
 
@@ -20,9 +21,8 @@ function setup() {
 describe('ReportIntake', () => {
   it('keeps counting a redirect sent after the report was read, before its batch came', () => {
     const { intake, peers, p } = setup();
-    const readAt = Date.now() - 50;
     peers.account(p, performance.now() - 10, Infinity);
-    intake.receive({ reports: [report(2)], readAt: [readAt], drops: {}, flooded: [] });
+    intake.receive({ reports: [report(2)], readAt: [readClock() - 50], drops: {}, flooded: [] });
     expect(p.seq).toBe(2);
     expect(p.extra).toBeCloseTo(0.25, 9);
   });
@@ -30,14 +30,15 @@ describe('ReportIntake', () => {
   it('counts a redirect sent before the report was read as in it', () => {
     const { intake, peers, p } = setup();
     peers.account(p, performance.now() - 100, Infinity);
-    intake.receive({ reports: [report(2)], readAt: [Date.now() - 50], drops: {}, flooded: [] });
+    intake.receive({ reports: [report(2)], readAt: [readClock() - 50], drops: {}, flooded: [] });
     expect(p.extra).toBe(0);
   });
 
-  it('reads a time ahead of its own clock as now (a wall clock that stepped back)', () => {
+  it('takes a report as read a period ago at most, however old its stamp (a reporter held up, a clock that stepped)', () => {
     const { intake, peers, p } = setup();
-    peers.account(p, performance.now() - 10, Infinity);
-    intake.receive({ reports: [report(2)], readAt: [Date.now() + 60_000], drops: {}, flooded: [] });
+    // Sent 5 s ago, long before a report handed over now can have been read (its period is 200 ms).
+    peers.account(p, performance.now() - 5_000, Infinity);
+    intake.receive({ reports: [report(2)], readAt: [readClock() - 60_000], drops: {}, flooded: [] });
     expect(p.extra).toBe(0);
   });
 });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ClusterKey } from '../../../src/cluster/cluster-key';
 import { encodeReport, type LoadReport } from '../../../src/cluster/report-codec';
-import { MAX_KNOWN_SUBJECTS, NEWCOMER_BUDGET_MS_PER_SEC, ReportFilter, SUBJECT_BUDGET_MS_PER_SEC, tickMs } from '../../../src/cluster/report-filter';
+import { MAX_KNOWN_SUBJECTS, NEWCOMER_BUDGET_MS_PER_SEC, readClock, ReportFilter, SUBJECT_BUDGET_MS_PER_SEC, tickMs } from '../../../src/cluster/report-filter';
 import { sealReport } from '../../../src/cluster/report-signing';
 import { isWireFormat } from '../../../src/cluster/wire-scan';
 import { mutationsOf } from '../../helpers/bytes';
@@ -47,17 +47,26 @@ describe('ReportFilter', () => {
   });
 
   it("says when each report it hands over was read (the newest one's time, a peer's older reports replaced)", () => {
-    const { filter } = setup();
-    const wall = Date.now();
-    filter.offer('n2', encodeReport(report({ seq: 1 })), wall);
-    filter.offer('n3', encodeReport(report({ nodeId: 'n3', seq: 1 })), wall + 3);
-    filter.offer('n2', encodeReport(report({ seq: 2 })), wall + 7);
-    const batch = filter.take(wall + 9, TICK)!;
+    let t = 100;
+    const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: TICK, stamp: () => (t += 3) });
+    filter.offer('n2', encodeReport(report({ seq: 1 })), Date.now());
+    filter.offer('n3', encodeReport(report({ nodeId: 'n3', seq: 1 })), Date.now());
+    filter.offer('n2', encodeReport(report({ seq: 2 })), Date.now());
+    const batch = filter.take(Date.now(), TICK)!;
     expect(batch.reports.map((r) => [r.nodeId, r.seq])).toEqual([
       ['n2', 2],
       ['n3', 1],
     ]);
-    expect(batch.readAt).toEqual([wall + 7, wall + 3]);
+    expect(batch.readAt).toEqual([109, 106]);
+  });
+
+  it('stamps reads on a clock the main thread reads alike', () => {
+    const { filter } = setup();
+    const before = readClock();
+    filter.offer('n2', encodeReport(report({ seq: 1 })), Date.now());
+    const [at] = filter.take(Date.now(), TICK)!.readAt!;
+    expect(at).toBeGreaterThanOrEqual(before);
+    expect(at).toBeLessThanOrEqual(readClock());
   });
 
   it('drops, counts by reason and names the last subject of what does not read as a report of its subject', () => {
