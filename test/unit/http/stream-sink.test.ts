@@ -45,13 +45,19 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** An answer (on fake timers) whose reader took nothing: one message written, then its end. */
+function endedUnread(): UnreadResponse {
+  vi.useFakeTimers();
+  const res = new UnreadResponse();
+  const sink = sinkOn(res);
+  sink.message({});
+  sink.end(undefined);
+  return res;
+}
+
 describe('a streamed HTTP answer', () => {
   it('closes the connection of a reader that takes nothing of an answer that has ended, after SLOW_READER_MS', () => {
-    vi.useFakeTimers();
-    const res = new UnreadResponse();
-    const sink = sinkOn(res);
-    sink.message({});
-    sink.end(undefined);
+    const res = endedUnread();
     vi.advanceTimersByTime(SLOW_READER_MS - 1);
     expect(res.destroyed).toBe(false);
     vi.advanceTimersByTime(1);
@@ -59,11 +65,7 @@ describe('a streamed HTTP answer', () => {
   });
 
   it('keeps the connection when the reader takes the end in time', () => {
-    vi.useFakeTimers();
-    const res = new UnreadResponse();
-    const sink = sinkOn(res);
-    sink.message({});
-    sink.end(undefined);
+    const res = endedUnread();
     res.writableFinished = true;
     res.emit('finish');
     vi.advanceTimersByTime(2 * SLOW_READER_MS);
