@@ -3,7 +3,7 @@ import type { LoadCounters } from './load-counters';
 import type { NodeInfo } from './report-builder';
 import type { ClusterKey } from './cluster-key';
 import { PeriodicTimer } from '../timers';
-import { ReportFilter, tickMs, type ReportBatch } from './report-filter';
+import { budgetWindowMs, ReportFilter, tickMs, type ReportBatch } from './report-filter';
 import { ReportLoop } from './report-loop';
 import { ConfigWatcher, type ConfigDropReason, type ConfigMessage } from './runtime-config';
 
@@ -78,7 +78,7 @@ export class LocalControlPlane implements ControlPlane {
       key: this.clusterKey,
       maxClockSkewMs: MAX_CLOCK_SKEW_MS,
       maxAgeMs: FORGET_AFTER_MS,
-      tickMs: tickMs(info.periodMs),
+      tickMs: budgetWindowMs(info.periodMs),
       known: h.knownPeers?.(),
     });
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);
@@ -91,7 +91,7 @@ export class LocalControlPlane implements ControlPlane {
     // CPU, or the process was stopped): the batch says so, and the broker judges nobody
     // until what arrived meanwhile is read.
     const deliver = (lateMs: number) => {
-      let batch = filter.take(Date.now(), tickMs(this.periodMs));
+      let batch = filter.take(Date.now(), budgetWindowMs(this.periodMs));
       if (lateMs > this.periodMs / 2) (batch ??= { reports: [], drops: {}, flooded: [] }).lateMs = Math.round(lateMs);
       if (batch) h.onReports(batch);
     };

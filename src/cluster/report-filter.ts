@@ -54,7 +54,7 @@ export interface ReportBatch {
 
 /** Options of the filter. */
 export interface ReportFilterOptions extends ReportExpectations {
-  /** Length of the first tick, ms (budgets are per tick). */
+  /** Length of the first budget window, ms (see `budgetWindowMs`). */
   tickMs: number;
   /** With a key, only reports whose signature verifies are read. */
   key?: ClusterKey;
@@ -93,18 +93,19 @@ export class ReportFilter {
   private totalSpent = 0;
   private readonly clock: () => number;
   private readonly stamp: () => number;
-  private tickMs: number;
-  private tickStartedAt: number;
+  /** The budgets' window, ms, and when the current one began (clock ms). */
+  private windowMs: number;
+  private windowStartedAt: number;
   private readonly pending = new Map<string, { report: LoadReport; readAt: number }>();
   private drops: Partial<Record<DropReason, DropTally>> = {};
   private readonly flooded = new Set<string>();
   private lastPurge = 0;
 
   constructor(private readonly opts: ReportFilterOptions) {
-    this.tickMs = opts.tickMs;
+    this.windowMs = opts.tickMs;
     this.clock = opts.clock ?? (() => performance.now());
     this.stamp = opts.stamp ?? readClock;
-    this.tickStartedAt = this.clock();
+    this.windowStartedAt = this.clock();
     const now = Date.now();
     for (const id of opts.known ?? []) if (this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(id, { at: now, incarnation: -1, seq: -1 });
   }
@@ -141,13 +142,20 @@ export class ReportFilter {
     if (last || this.known.size < MAX_KNOWN_SUBJECTS) this.known.set(token, { at: wallNow, incarnation: r.incarnation, seq: r.seq });
   }
 
-  /** What arrived since the last call (undefined when nothing did); starts a new tick of `tickMs`. */
-  take(wallNow: number, tickMs: number): ReportBatch | undefined {
-    this.tickMs = tickMs;
-    this.tickStartedAt = this.clock();
-    this.spent.clear();
-    this.newcomersSpent = 0;
-    this.totalSpent = 0;
+  /**
+   * What arrived since the last call (undefined when nothing did). The reading budgets start
+   * again once `windowMs` has passed since they last did: hand-overs may come more often than
+   * that without letting a burst through in bigger pieces.
+   */
+  take(wallNow: number, windowMs: number): ReportBatch | undefined {
+    const now = this.clock();
+    this.windowMs = windowMs;
+    if (now - this.windowStartedAt >= windowMs) {
+      this.windowStartedAt = now;
+      this.spent.clear();
+      this.newcomersSpent = 0;
+      this.totalSpent = 0;
+    }
     // Ids silent for longer than a report may be old are forgotten, once a second at most.
     if (wallNow - this.lastPurge > 1_000) {
       this.lastPurge = wallNow;
@@ -167,10 +175,10 @@ export class ReportFilter {
     return batch;
   }
 
-  // What `perSec` allows in this tick so far, ms: a tick that runs late (the thread was busy)
-  // allows for the time it really lasted, so a peer's reports are not lost to a slow tick.
+  // What `perSec` allows in this window so far, ms: a window that runs long (the thread was
+  // busy) allows for the time it really lasted, so a peer's reports are not lost to a slow tick.
   private budget(perSec: number, now: number): number {
-    return (perSec * Math.max(this.tickMs, now - this.tickStartedAt)) / 1000;
+    return (perSec * Math.max(this.windowMs, now - this.windowStartedAt)) / 1000;
   }
 
   private drop(reason: DropReason, token: string, detail?: string): void {
@@ -190,4 +198,12 @@ export class ReportFilter {
  */
 export function tickMs(periodMs: number): number {
   return Math.min(50, Math.max(5, Math.round(periodMs / 100)));
+}
+
+/**
+ * The window of the reading budgets: a twentieth of a period, 10 to 50 ms (what the tick was
+ * before it became a hundredth). A burst is read up to a window's budget, whatever the tick.
+ */
+export function budgetWindowMs(periodMs: number): number {
+  return Math.min(50, Math.max(10, Math.round(periodMs / 20)));
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ClusterKey } from '../../../src/cluster/cluster-key';
 import { encodeReport, type LoadReport } from '../../../src/cluster/report-codec';
-import { MAX_KNOWN_SUBJECTS, NEWCOMER_BUDGET_MS_PER_SEC, readClock, ReportFilter, SUBJECT_BUDGET_MS_PER_SEC, tickMs } from '../../../src/cluster/report-filter';
+import { budgetWindowMs, MAX_KNOWN_SUBJECTS, NEWCOMER_BUDGET_MS_PER_SEC, readClock, ReportFilter, SUBJECT_BUDGET_MS_PER_SEC, tickMs } from '../../../src/cluster/report-filter';
 import { sealReport } from '../../../src/cluster/report-signing';
 import { isWireFormat } from '../../../src/cluster/wire-scan';
 import { mutationsOf } from '../../helpers/bytes';
@@ -24,7 +24,11 @@ function setup(opts: { key?: ClusterKey; known?: string[]; costMs?: number } = {
   let now = 0;
   const clock = () => (now += opts.costMs ?? 0.001);
   const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: TICK, clock, ...opts });
-  const take = () => filter.take(Date.now(), TICK);
+  // A tick later: the budgets' window has passed.
+  const take = () => {
+    now += TICK;
+    return filter.take(Date.now(), TICK);
+  };
   return { filter, take, offer: (token: string, data: Uint8Array) => filter.offer(token, data, Date.now()) };
 }
 
@@ -131,6 +135,25 @@ describe('ReportFilter', () => {
     expect(batch.reports.map((r) => r.nodeId)).toEqual(['n2']);
   });
 
+  it('keeps one budget across hand-overs that come more often than its window: a burst gets no more for it', () => {
+    const costMs = 0.01;
+    let now = 0;
+    const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: TICK, clock: () => (now += costMs) });
+    const perWindow = Math.round((NEWCOMER_BUDGET_MS_PER_SEC * TICK) / 1000 / costMs);
+    for (let i = 0; i < perWindow / 2; i++) filter.offer(`ghost${i}`, new Uint8Array([0xff]), Date.now());
+    now += TICK / 4;
+    expect(filter.take(Date.now(), TICK)!.drops['rate-limited']).toBeUndefined();
+    // A quarter window later, a hand-over: the rest of the window's budget is what is left.
+    for (let i = 0; i < perWindow; i++) filter.offer(`spook${i}`, new Uint8Array([0xff]), Date.now());
+    const dropped = filter.take(Date.now(), TICK)!.drops['rate-limited']?.count ?? 0;
+    expect(dropped).toBeGreaterThanOrEqual(perWindow / 2 - 2);
+    // Once the window has passed, the budget is whole again.
+    now += TICK;
+    filter.take(Date.now(), TICK);
+    for (let i = 0; i < perWindow / 2; i++) filter.offer(`wraith${i}`, new Uint8Array([0xff]), Date.now());
+    expect(filter.take(Date.now(), TICK)!.drops['rate-limited']).toBeUndefined();
+  });
+
   it(`remembers at most ${MAX_KNOWN_SUBJECTS} ids as known`, () => {
     const { filter, offer, take } = setup();
     for (let i = 0; i < MAX_KNOWN_SUBJECTS + 10; i++) {
@@ -185,5 +208,11 @@ describe('isWireFormat', () => {
 describe('tickMs', () => {
   it('is a hundredth of the period, between 5 and 50 ms', () => {
     expect([10, 200, 500, 2_000, 60_000].map(tickMs)).toEqual([5, 5, 5, 20, 50]);
+  });
+});
+
+describe('budgetWindowMs', () => {
+  it('is a twentieth of the period, between 10 and 50 ms', () => {
+    expect([10, 200, 500, 2_000, 60_000].map(budgetWindowMs)).toEqual([10, 10, 25, 50, 50]);
   });
 });
