@@ -28,11 +28,19 @@ interface Workload {
 
 /**
  * io: 50 ms of waiting (a timer), little CPU: slots, not cores, run out. cpu: 2 ms of CPU per
- * call in 1 ms slices (examples/bank BANK_WORK_CPU=1): the two cores run out.
+ * call in 1 ms slices (examples/bank BANK_WORK_CPU=1): the two cores run out. hold (opt-in,
+ * `--workload hold`): 5 ms per call holding the node's event loop in 1 ms slices while asleep
+ * (BANK_WORK_CPU=hold): each node's event loop runs out, as if it had a core of its own, and
+ * a redirect costs the CPU it costs without taking it from the other nodes' work.
  */
 export const WORKLOADS: Record<string, Workload> = {
   io: { workMs: 50, env: {}, label: '50 ms of waiting per call (BANK_WORK_MS=50)' },
   cpu: { workMs: 2, env: { BANK_WORK_CPU: '1' }, label: '2 ms of CPU per call in 1 ms slices (BANK_WORK_MS=2, BANK_WORK_CPU=1)' },
+  hold: {
+    workMs: 5,
+    env: { BANK_WORK_CPU: 'hold' },
+    label: '5 ms holding the event loop per call in 1 ms slices, asleep (BANK_WORK_MS=5, BANK_WORK_CPU=hold)',
+  },
 };
 
 /** The settings of one invocation, from the scenario's options. */

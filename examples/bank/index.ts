@@ -36,7 +36,24 @@ async function burn(ms: number): Promise<void> {
   }
 }
 
-const sleep = process.env.BANK_WORK_CPU === '1' ? (ms: number) => (ms > 0 ? burn(ms) : nextTurn()) : wait;
+/** What `hold` sleeps on: a value nobody changes, so each wait runs to its timeout. */
+const HELD = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * With BANK_WORK_CPU=hold the work holds the event loop as `burn` does, in slices of at most
+ * 1 ms, but sleeps instead of spending CPU (`Atomics.wait`): the node is busy as if it had a
+ * core of its own, and the processes of a cluster on one machine do not compete for cores.
+ */
+export async function hold(ms: number): Promise<void> {
+  for (let left = ms; left > 0; left -= 1) {
+    Atomics.wait(HELD, 0, 0, Math.min(1, left));
+    await nextTurn();
+  }
+}
+
+const WORK_MODES: Record<string, (ms: number) => Promise<void>> = { '1': burn, hold };
+const work = WORK_MODES[process.env.BANK_WORK_CPU ?? ''];
+const sleep = work ? (ms: number) => (ms > 0 ? work(ms) : nextTurn()) : wait;
 
 interface AccountState {
   owner: string;
