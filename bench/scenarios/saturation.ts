@@ -210,7 +210,7 @@ export const saturation: Scenario = {
   defaultRuns: { quick: 3, full: 3 },
   options: [
     { name: 'points', help: 'percent of measured capacity, comma-separated (default 50,70,85,95; quick 85)' },
-    { name: 'workload', help: 'io, cpu or io,cpu (default io,cpu)' },
+    { name: 'workload', help: 'io, cpu, hold, comma-separated (default io,cpu; hold: a core per node, see bench/README)' },
     { name: 'generators', help: 'generator threads, comma-separated (default 1,3; quick 1)' },
     { name: 'systems', help: `systems, comma-separated (default ${SYSTEMS.join(',')})` },
     { name: 'broker-args', help: "extra 'peerbroker start' flags, e.g. \"--threshold 0.6 --margin 0.1\" (or $BENCH_BROKER_ARGS)" },
