@@ -14,15 +14,16 @@ describe("the bank's held work (BANK_WORK_CPU=hold, the saturation bench's `hold
       longestMs = Math.max(longestMs, now - last);
       last = now;
     }, 0);
-    await hold(40);
+    await hold(100);
     clearInterval(probe);
     const wallMs = performance.now() - start;
     const used = process.cpuUsage(cpu);
     const cpuMs = (used.user + used.system) / 1000;
-    expect(wallMs).toBeGreaterThanOrEqual(39);
-    // A busy loop would spend about the whole 40 ms on the CPU.
+    expect(wallMs).toBeGreaterThanOrEqual(99);
+    // A busy loop would spend about the whole 100 ms on the CPU.
     expect(cpuMs).toBeLessThan(wallMs / 2);
-    // It yields between slices of at most 1 ms: other work is not held for the whole 40 ms.
-    expect(longestMs).toBeLessThan(20);
+    // It yields between slices of at most 1 ms: other work is not held for the whole 100 ms
+    // (the bound leaves room for the machine stalling this process now and then).
+    expect(longestMs).toBeLessThan(60);
   });
 });
