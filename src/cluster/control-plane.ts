@@ -78,7 +78,7 @@ export class LocalControlPlane implements ControlPlane {
       key: this.clusterKey,
       maxClockSkewMs: MAX_CLOCK_SKEW_MS,
       maxAgeMs: FORGET_AFTER_MS,
-      tickMs: budgetWindowMs(info.periodMs),
+      windowMs: budgetWindowMs(info.periodMs),
       known: h.knownPeers?.(),
     });
     this.exchange.onStatus = (s, d) => h.onStatus(s, d);

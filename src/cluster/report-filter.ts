@@ -54,8 +54,8 @@ export interface ReportBatch {
 
 /** Options of the filter. */
 export interface ReportFilterOptions extends ReportExpectations {
-  /** Length of the first budget window, ms (see `budgetWindowMs`). */
-  tickMs: number;
+  /** Length of the first budget window, ms (see `budgetWindowMs`); `take` may change it. */
+  windowMs: number;
   /** With a key, only reports whose signature verifies are read. */
   key?: ClusterKey;
   /** Node ids known before this filter started (a restarted reporter keeps its peers). */
@@ -102,7 +102,7 @@ export class ReportFilter {
   private lastPurge = 0;
 
   constructor(private readonly opts: ReportFilterOptions) {
-    this.windowMs = opts.tickMs;
+    this.windowMs = opts.windowMs;
     this.clock = opts.clock ?? (() => performance.now());
     this.stamp = opts.stamp ?? readClock;
     this.windowStartedAt = this.clock();

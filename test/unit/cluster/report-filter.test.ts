@@ -23,7 +23,7 @@ function report(over: Partial<LoadReport> = {}): LoadReport {
 function setup(opts: { key?: ClusterKey; known?: string[]; costMs?: number } = {}) {
   let now = 0;
   const clock = () => (now += opts.costMs ?? 0.001);
-  const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: TICK, clock, ...opts });
+  const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, windowMs: TICK, clock, ...opts });
   // A tick later: the budgets' window has passed.
   const take = () => {
     now += TICK;
@@ -52,7 +52,7 @@ describe('ReportFilter', () => {
 
   it("says when each report it hands over was read (the newest one's time, a peer's older reports replaced)", () => {
     let t = 100;
-    const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: TICK, stamp: () => (t += 3) });
+    const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, windowMs: TICK, stamp: () => (t += 3) });
     filter.offer('n2', encodeReport(report({ seq: 1 })), Date.now());
     filter.offer('n3', encodeReport(report({ nodeId: 'n3', seq: 1 })), Date.now());
     filter.offer('n2', encodeReport(report({ seq: 2 })), Date.now());
@@ -138,7 +138,7 @@ describe('ReportFilter', () => {
   it('keeps one budget across hand-overs that come more often than its window: a burst gets no more for it', () => {
     const costMs = 0.01;
     let now = 0;
-    const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: TICK, clock: () => (now += costMs) });
+    const filter = new ReportFilter({ cluster: 'c', selfId: 'n1', maxClockSkewMs: 30_000, maxAgeMs: 60_000, windowMs: TICK, clock: () => (now += costMs) });
     const perWindow = Math.round((NEWCOMER_BUDGET_MS_PER_SEC * TICK) / 1000 / costMs);
     for (let i = 0; i < perWindow / 2; i++) filter.offer(`ghost${i}`, new Uint8Array([0xff]), Date.now());
     now += TICK / 4;

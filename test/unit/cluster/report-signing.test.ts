@@ -38,7 +38,7 @@ function reportPath(logger: Logger = createLogger({ level: 'silent' })) {
   const view = new PeerView({ offlineAfterPeriods: 3, forgetAfterMs: 60_000 });
   // A clock that moves a whole budget window between messages (reading itself takes no time on it).
   let now = 0;
-  const filter = new ReportFilter({ cluster: 'sig', selfId: 'n1', key, maxClockSkewMs: 30_000, maxAgeMs: 60_000, tickMs: 50, clock: () => now });
+  const filter = new ReportFilter({ cluster: 'sig', selfId: 'n1', key, maxClockSkewMs: 30_000, maxAgeMs: 60_000, windowMs: 50, clock: () => now });
   const intake = new ReportIntake('sig', view, logger, new RateLimitedLog(10_000));
   const receive = (token: string, data: Uint8Array) => {
     filter.offer(token, data, Date.now());
